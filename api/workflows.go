@@ -1,0 +1,270 @@
+package api
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/workflow"
+)
+
+var (
+	actWorkflowRead    = forge.Action{Perm: forge.PermWorkflowRead}
+	actWorkflowTrigger = forge.Action{Perm: forge.PermWorkflowTrigger}
+)
+
+func (s *Server) workflowRoutes() {
+	s.handle(http.MethodPost, "/repos/{name}/workflows", actWorkflowTrigger, s.triggerWorkflow)
+	s.handle(http.MethodGet, "/repos/{name}/workflows", actWorkflowRead, s.listRuns)
+	s.handle(http.MethodGet, "/repos/{name}/workflows/{id}", actWorkflowRead, s.getRun)
+	s.handle(http.MethodGet, "/repos/{name}/workflows/{id}/logs", actWorkflowRead, s.runLogs)
+	s.handle(http.MethodPost, "/repos/{name}/workflows/{id}/cancel", actWorkflowTrigger, s.cancelRun)
+	s.handle(http.MethodGet, "/workflows/status", actWorkflowRead, s.workflowStatus)
+}
+
+// triggerWorkflow is Kod API POST /repos/:name/workflows {branch?, commit?,
+// files?} -> 202 {id, status:"queued", message}. branch defaults to "main";
+// commit defaults to the branch's head; files must stay inside
+// .kod/workflows/.
+func (s *Server) triggerWorkflow(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req struct {
+		Branch string   `json:"branch"`
+		Commit string   `json:"commit"`
+		Files  []string `json:"files"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Branch == "" {
+		req.Branch = "main"
+	}
+	if !forge.ValidBranchName(req.Branch) {
+		return forge.Invalid("Invalid branch name")
+	}
+	files, err := cleanWorkflowFiles(req.Files)
+	if err != nil {
+		return err
+	}
+	repo, err := c.repo(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	dir := s.repoDir(repo)
+	rev := "refs/heads/" + req.Branch
+	if req.Commit != "" {
+		if !isHex(req.Commit, 4, 64) {
+			return forge.Invalid("Invalid commit")
+		}
+		rev = req.Commit
+	}
+	commit, ok, err := s.Git.ResolveCommit(r.Context(), dir, rev)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if req.Commit != "" {
+			return forge.Invalid("Invalid commit")
+		}
+		return forge.Invalid("Branch '%s' does not exist", req.Branch)
+	}
+	run, err := s.Runner.Enqueue(r.Context(), runner.Request{
+		Repo: repo.Name, Branch: req.Branch, Commit: commit, Trigger: forge.TriggerManual, Files: files, TokenID: c.p.TokenID,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"id": run.ID, "status": string(run.Status), "message": "Workflow run queued"})
+	return nil
+}
+
+// cleanWorkflowFiles checks that every path names a file inside
+// .kod/workflows/ (Kod: 400 otherwise) and returns them cleaned.
+func cleanWorkflowFiles(files []string) ([]string, error) {
+	var out []string
+	for _, f := range files {
+		clean := path.Clean(strings.TrimPrefix(f, "./"))
+		if f == "" || path.IsAbs(f) || strings.Contains(f, "\\") || path.Dir(clean) != workflow.Dir {
+			return nil, forge.Invalid("Workflow files must be inside %s/", workflow.Dir)
+		}
+		out = append(out, clean)
+	}
+	return out, nil
+}
+
+func isHex(s string, min, max int) bool {
+	if len(s) < min || len(s) > max {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// listRuns is Kod API GET /repos/:name/workflows: newest first, queued runs
+// with their position in the global queue.
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, c *call) error {
+	repo, err := c.repo(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	runs, err := s.Store.ListRuns(r.Context(), repo.Name, 0)
+	if err != nil {
+		return err
+	}
+	if err := s.fillQueuePositions(r, runs); err != nil {
+		return err
+	}
+	if runs == nil {
+		runs = []*forge.Run{}
+	}
+	writeJSON(w, http.StatusOK, runs)
+	return nil
+}
+
+func (s *Server) fillQueuePositions(r *http.Request, runs []*forge.Run) error {
+	queue, err := s.Store.QueuedRuns(r.Context())
+	if err != nil {
+		return err
+	}
+	pos := make(map[string]int, len(queue))
+	for i, q := range queue {
+		pos[q.ID] = i + 1
+	}
+	for _, run := range runs {
+		run.QueuePosition = pos[run.ID]
+	}
+	return nil
+}
+
+// runOf loads the {id} run of the {name} repository; a run of another
+// repository is "Workflow run not found" too.
+func (s *Server) runOf(r *http.Request, c *call) (*forge.Run, error) {
+	repo, err := c.repo(r.Context(), r)
+	if err != nil {
+		return nil, err
+	}
+	run, err := s.Store.GetRun(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return nil, err
+	}
+	if run.RepoName != repo.Name {
+		return nil, forge.NotFound("Workflow run not found")
+	}
+	return run, nil
+}
+
+// getRun is Kod API GET /repos/:name/workflows/:id.
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request, c *call) error {
+	run, err := s.runOf(r, c)
+	if err != nil {
+		return err
+	}
+	if err := s.fillQueuePositions(r, []*forge.Run{run}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, run)
+	return nil
+}
+
+// runLogs is GET /repos/:name/workflows/:id/logs: the full log of every
+// step as text/plain, each step introduced by a "==> <name>" line.
+func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error {
+	run, err := s.runOf(r, c)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	var steps []forge.StepResult
+	if run.Result != nil {
+		steps = run.Result.Steps
+	}
+	for i := 0; ; i++ {
+		name := "(running)"
+		if i < len(steps) {
+			name = steps[i].Name
+		}
+		f, err := os.Open(runner.StepLogPath(s.LogsDir, run.ID, i))
+		if errors.Is(err, os.ErrNotExist) {
+			if i < len(steps) {
+				if steps[i].Skipped {
+					fmt.Fprintf(w, "==> %s (skipped)\n", name)
+				}
+				continue
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "==> %s\n", name)
+		_, err = io.Copy(w, f)
+		f.Close()
+		if err != nil {
+			return nil // client gone
+		}
+	}
+}
+
+// cancelRun is POST /repos/:name/workflows/:id/cancel -> 202.
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request, c *call) error {
+	run, err := s.runOf(r, c)
+	if err != nil {
+		return err
+	}
+	if err := s.Runner.Cancel(r.Context(), run.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"id": run.ID, "message": "Workflow run cancellation requested"})
+	return nil
+}
+
+// workflowStatus is Kod API GET /workflows/status: counts by status and the
+// 10 most recent runs, over the repositories the token can read.
+func (s *Server) workflowStatus(w http.ResponseWriter, r *http.Request, c *call) error {
+	repos, err := s.Store.ListRepos(r.Context())
+	if err != nil {
+		return err
+	}
+	summary := map[forge.RunStatus]int{forge.RunQueued: 0, forge.RunRunning: 0, forge.RunCompleted: 0, forge.RunFailed: 0}
+	var recent []*forge.Run
+	for _, repo := range repos {
+		if !c.p.CanAccess(repo) {
+			continue
+		}
+		runs, err := s.Store.ListRuns(r.Context(), repo.Name, 0)
+		if err != nil {
+			return err
+		}
+		for _, run := range runs {
+			summary[run.Status]++
+		}
+		recent = append(recent, runs...)
+	}
+	sortRunsNewestFirst(recent)
+	if len(recent) > 10 {
+		recent = recent[:10]
+	}
+	if recent == nil {
+		recent = []*forge.Run{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"summary": summary, "recent": recent})
+	return nil
+}
+
+func sortRunsNewestFirst(runs []*forge.Run) {
+	slices.SortFunc(runs, func(a, b *forge.Run) int { return cmp.Compare(b.Seq, a.Seq) })
+}

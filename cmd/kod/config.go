@@ -1,0 +1,245 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// ServeConfig is every setting of `kod serve`. Each is set, in rising
+// precedence, by its default, the config file (JSON, camelCase keys), its
+// KOD_* environment variable, and its flag (Kod's names and order).
+type ServeConfig struct {
+	Port              int
+	Host              string
+	DataDir           string
+	ReposDir          string
+	AdminToken        string
+	EncryptionKey     string
+	DefaultImage      string
+	MaxConcurrentRuns int
+	StopGrace         time.Duration
+	SSHEnabled        bool
+	SSHHost           string
+	SSHPort           int
+	SSHHostKeyPath    string
+	SSHAnonymousRead  bool
+}
+
+// DefaultImage is the step image built by scripts/build-images from
+// Debian's busybox-static; it needs no registry.
+const DefaultImage = "kod/busybox:local"
+
+func defaultServeConfig(home string) ServeConfig {
+	return ServeConfig{
+		Port:              3000,
+		Host:              "0.0.0.0",
+		DataDir:           filepath.Join(home, "data"),
+		ReposDir:          filepath.Join(home, "repos"),
+		DefaultImage:      DefaultImage,
+		MaxConcurrentRuns: 2,
+		StopGrace:         10 * time.Second,
+		SSHEnabled:        true,
+		SSHHost:           "0.0.0.0",
+		SSHPort:           2222,
+		SSHHostKeyPath:    filepath.Join(home, "ssh_host_ed25519_key"),
+	}
+}
+
+// kodHome is ~/.kod, where the defaults live.
+func kodHome() string {
+	if h := os.Getenv("KOD_HOME"); h != "" {
+		return h
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".kod"
+	}
+	return filepath.Join(home, ".kod")
+}
+
+// setting describes one configurable value and every way to set it.
+type setting struct {
+	key   string   // config file key
+	env   []string // environment variables, first wins
+	flag  string   // long flag name; "" if none
+	short string   // one-letter flag
+	usage string
+	ptr   any // *int, *string, *bool or *time.Duration in the config
+}
+
+func serveSettings(c *ServeConfig) []setting {
+	return []setting{
+		{"port", []string{"KOD_PORT"}, "port", "p", "HTTP port", &c.Port},
+		{"host", []string{"KOD_HOST"}, "host", "", "HTTP listen address", &c.Host},
+		{"dataDir", []string{"KOD_DATA_DIR"}, "data-dir", "", "data directory (database, logs, hook socket)", &c.DataDir},
+		{"reposDir", []string{"KOD_REPOS_DIR"}, "repos-dir", "", "directory of the bare repositories", &c.ReposDir},
+		{"adminToken", []string{"KOD_ADMIN_TOKEN", "KOD_API_TOKEN"}, "admin-token", "", "admin token created when no token exists", &c.AdminToken},
+		{"encryptionKey", []string{"KOD_ENCRYPTION_KEY"}, "encryption-key", "", "key for secrets at rest", &c.EncryptionKey},
+		{"defaultImage", []string{"KOD_DEFAULT_IMAGE"}, "default-image", "", "image of steps whose workflow names none", &c.DefaultImage},
+		{"maxConcurrentRuns", []string{"KOD_MAX_CONCURRENT_RUNS"}, "max-concurrent-runs", "", "workflow runs executing at once", &c.MaxConcurrentRuns},
+		{"stopGrace", []string{"KOD_STOP_GRACE"}, "stop-grace", "", "grace between SIGTERM and SIGKILL when a step is stopped", &c.StopGrace},
+		{"sshEnabled", []string{"KOD_SSH_ENABLED"}, "ssh", "", "serve git over SSH", &c.SSHEnabled},
+		{"sshHost", []string{"KOD_SSH_HOST"}, "ssh-host", "", "SSH listen address", &c.SSHHost},
+		{"sshPort", []string{"KOD_SSH_PORT"}, "ssh-port", "", "SSH port", &c.SSHPort},
+		{"sshHostKeyPath", []string{"KOD_SSH_HOST_KEY_PATH"}, "ssh-host-key", "", "SSH host key file (created if missing)", &c.SSHHostKeyPath},
+		{"sshAnonymousRead", []string{"KOD_SSH_ANONYMOUS_READ"}, "ssh-anonymous-read", "", "allow anonymous read over SSH", &c.SSHAnonymousRead},
+	}
+}
+
+// registerFlags adds a flag per setting to fs. Flag values are kept apart
+// from the config and applied last by loadServeConfig.
+func registerFlags(fs *pflag.FlagSet, settings []setting) {
+	for _, s := range settings {
+		if s.flag == "" {
+			continue
+		}
+		switch p := s.ptr.(type) {
+		case *int:
+			fs.IntP(s.flag, s.short, *p, s.usage)
+		case *string:
+			fs.StringP(s.flag, s.short, *p, s.usage)
+		case *bool:
+			fs.BoolP(s.flag, s.short, *p, s.usage)
+		case *time.Duration:
+			fs.DurationP(s.flag, s.short, *p, s.usage)
+		}
+	}
+}
+
+// loadServeConfig applies file < env < flags onto the defaults in c.
+// configPath "" means <home>/config.json if it exists.
+func loadServeConfig(c *ServeConfig, configPath string, fs *pflag.FlagSet, getenv func(string) string) error {
+	settings := serveSettings(c)
+	if err := applyFile(settings, configPath); err != nil {
+		return err
+	}
+	for _, s := range settings {
+		for _, name := range s.env {
+			if v := getenv(name); v != "" {
+				if err := setFromString(s.ptr, v); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				break
+			}
+		}
+	}
+	if fs != nil {
+		for _, s := range settings {
+			if s.flag != "" && fs.Changed(s.flag) {
+				if err := setFromString(s.ptr, fs.Lookup(s.flag).Value.String()); err != nil {
+					return fmt.Errorf("--%s: %w", s.flag, err)
+				}
+			}
+		}
+		if fs.Changed("no-ssh") {
+			c.SSHEnabled = false
+		}
+	}
+	return c.Validate()
+}
+
+func applyFile(settings []setting, path string) error {
+	explicit := path != ""
+	if !explicit {
+		path = filepath.Join(kodHome(), "config.json")
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading config file: %w", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	for _, s := range settings {
+		v, ok := raw[s.key]
+		if !ok {
+			continue
+		}
+		var str string
+		if json.Unmarshal(v, &str) != nil {
+			str = string(v) // numbers and booleans
+		}
+		if err := setFromString(s.ptr, str); err != nil {
+			return fmt.Errorf("config file %s: %s: %w", path, s.key, err)
+		}
+	}
+	return nil
+}
+
+// setFromString parses v into ptr. Booleans accept 1/true/yes/on and
+// 0/false/no/off (Kod); durations accept Go syntax ("10s") or seconds.
+func setFromString(ptr any, v string) error {
+	v = strings.TrimSpace(v)
+	switch p := ptr.(type) {
+	case *string:
+		*p = v
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*p = n
+	case *bool:
+		switch strings.ToLower(v) {
+		case "1", "true", "yes", "on":
+			*p = true
+		case "0", "false", "no", "off":
+			*p = false
+		default:
+			return fmt.Errorf("%q is not a boolean (use true/false, yes/no, on/off, 1/0)", v)
+		}
+	case *time.Duration:
+		if n, err := strconv.Atoi(v); err == nil {
+			*p = time.Duration(n) * time.Second
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 10s)", v)
+		}
+		*p = d
+	default:
+		return fmt.Errorf("unsupported setting type %T", ptr)
+	}
+	return nil
+}
+
+// Validate checks the settings, naming the one at fault.
+func (c *ServeConfig) Validate() error {
+	var errs []error
+	checkPort := func(name string, p int) {
+		if p < 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%s must be between 0 and 65535, got %d", name, p))
+		}
+	}
+	checkPort("port (KOD_PORT, --port)", c.Port)
+	checkPort("SSH port (KOD_SSH_PORT, --ssh-port)", c.SSHPort)
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir (KOD_DATA_DIR, --data-dir) must not be empty"))
+	}
+	if c.ReposDir == "" {
+		errs = append(errs, errors.New("repos dir (KOD_REPOS_DIR, --repos-dir) must not be empty"))
+	}
+	if c.DefaultImage == "" {
+		errs = append(errs, errors.New("default image (KOD_DEFAULT_IMAGE, --default-image) must not be empty"))
+	}
+	if c.MaxConcurrentRuns < 1 {
+		errs = append(errs, fmt.Errorf("max concurrent runs (KOD_MAX_CONCURRENT_RUNS) must be at least 1, got %d", c.MaxConcurrentRuns))
+	}
+	if c.StopGrace < 0 {
+		errs = append(errs, errors.New("stop grace (KOD_STOP_GRACE) must not be negative"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/workflow"
+)
+
+// pushHandler is the server side of the git hooks: pre-receive applies the
+// forge ref policy, post-receive queues runs.
+type pushHandler struct {
+	store    forge.RepoStore
+	git      *gitsvc.Git
+	runner   *runner.Runner
+	reposDir string
+	log      *slog.Logger
+}
+
+// PreReceive implements gitsvc.HookHandler.
+func (h *pushHandler) PreReceive(ctx context.Context, push *gitsvc.Push, updates []forge.RefUpdate) error {
+	repo, err := h.store.GetRepo(ctx, push.Repo)
+	if err != nil {
+		return err
+	}
+	return forge.CheckRefUpdates(push.Principal, repo, updates)
+}
+
+// PostReceive implements gitsvc.HookHandler: it queues runs and, when HEAD
+// names a branch that does not exist, points it at the first pushed branch
+// so clones check something out.
+func (h *pushHandler) PostReceive(ctx context.Context, push *gitsvc.Push, updates []forge.RefUpdate) []string {
+	h.fixHead(ctx, push.Repo, updates)
+	_, msgs := h.runner.OnPush(ctx, push.Repo, push.Principal.TokenID, updates)
+	return msgs
+}
+
+func (h *pushHandler) fixHead(ctx context.Context, repo string, updates []forge.RefUpdate) {
+	dir, err := gitsvc.RepoPath(h.reposDir, repo)
+	if err != nil {
+		return
+	}
+	branches, err := h.git.Branches(ctx, dir)
+	if err != nil {
+		return
+	}
+	head, err := h.git.HeadBranch(ctx, dir)
+	if err != nil || slices.Contains(branches, head) {
+		return
+	}
+	for _, u := range updates {
+		if b, ok := u.Branch(); ok && !u.IsDelete() {
+			if err := h.git.SetHead(ctx, dir, b); err != nil {
+				h.log.Warn("pointing HEAD at the pushed branch", "repo", repo, "branch", b, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// gitSource implements runner.Source over the bare repositories.
+type gitSource struct {
+	git      *gitsvc.Git
+	reposDir string
+}
+
+func (s *gitSource) WorkflowFiles(ctx context.Context, repo, commit string) ([]runner.File, error) {
+	dir, err := gitsvc.RepoPath(s.reposDir, repo)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := s.git.ListFiles(ctx, dir, commit, workflow.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var files []runner.File
+	for _, p := range paths {
+		if path.Ext(p) != ".toml" || strings.HasPrefix(path.Base(p), ".") {
+			continue
+		}
+		data, err := s.git.ReadFile(ctx, dir, commit, p, gitsvc.MaxWorkflowFileSize)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, runner.File{Path: p, Data: data})
+	}
+	return files, nil
+}
+
+func (s *gitSource) Archive(ctx context.Context, repo, commit string, w io.Writer) error {
+	dir, err := gitsvc.RepoPath(s.reposDir, repo)
+	if err != nil {
+		return err
+	}
+	return s.git.Archive(ctx, dir, commit, w)
+}

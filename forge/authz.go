@@ -1,0 +1,77 @@
+package forge
+
+import "slices"
+
+// Principal is who is acting: the holder of an API token (HTTP API, git over
+// HTTP), or a user resolved from an SSH key. Only the fields below take part
+// in decisions.
+type Principal struct {
+	TokenID     string       // the token used; "" for SSH users and anonymous
+	Username    string       // linked username; "" for system tokens
+	Permissions []Permission // what the principal may do at all
+	Anonymous   bool         // unauthenticated read (SSH anonymous read)
+}
+
+// PrincipalFromToken returns the principal acting with token t.
+func PrincipalFromToken(t *Token) *Principal {
+	return &Principal{TokenID: t.ID, Username: t.Username, Permissions: slices.Clone(t.Permissions)}
+}
+
+// Has reports whether p holds perm (admin implies every permission).
+func (p *Principal) Has(perm Permission) bool {
+	return slices.Contains(p.Permissions, PermAdmin) || slices.Contains(p.Permissions, perm)
+}
+
+// IsAdmin reports whether p holds the admin permission.
+func (p *Principal) IsAdmin() bool { return slices.Contains(p.Permissions, PermAdmin) }
+
+// IsOwner reports whether p created r (Kod: ownerTokenId).
+func (p *Principal) IsOwner(r *Repo) bool { return p.TokenID != "" && p.TokenID == r.OwnerTokenID }
+
+// CanAccess reports whether r is visible to p at all. Kod's rule: admins, the
+// owner, username-linked principals whose username is a collaborator, and
+// tokens with no username ("system tokens", global within their
+// permissions).
+func (p *Principal) CanAccess(r *Repo) bool {
+	switch {
+	case p.IsAdmin(), p.IsOwner(r):
+		return true
+	case p.Anonymous:
+		return true // anonymous read is switched on by the transport, read-only by permissions
+	case p.Username == "":
+		return true
+	default:
+		return r.HasCollaborator(p.Username)
+	}
+}
+
+// Action is something a principal asks to do: the permission it needs and,
+// for owner-only operations, the verb of Kod's refusal message ("Only the
+// repository owner can <OwnerVerb>").
+type Action struct {
+	Perm      Permission
+	OwnerVerb string
+}
+
+// Authorize is the single decision "may p do a on r", called by every
+// transport (REST, git over HTTP, SSH, hooks). The checks run in Kod's order:
+//  1. the permission (403 "Permission denied", before the repository is even
+//     looked up: callers pass r == nil for this first check),
+//  2. access to r (ErrNotFound "Repository not found", so existence does not
+//     leak to principals who cannot see it),
+//  3. ownership for owner-only actions (403 "Only the repository owner can ...").
+func Authorize(p *Principal, a Action, r *Repo) error {
+	if p == nil || !p.Has(a.Perm) {
+		return Forbidden("Permission denied")
+	}
+	if r == nil {
+		return nil
+	}
+	if !p.CanAccess(r) {
+		return NotFound("Repository not found")
+	}
+	if a.OwnerVerb != "" && !p.IsAdmin() && !p.IsOwner(r) {
+		return Forbidden("Only the repository owner can %s", a.OwnerVerb)
+	}
+	return nil
+}

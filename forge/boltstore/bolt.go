@@ -1,0 +1,114 @@
+// Package boltstore implements forge.Store on one bbolt file: one bucket per
+// entity with JSON values, index buckets updated in the same transaction, and
+// big-endian sequence keys where order matters.
+package boltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kod-forge/kod/forge"
+)
+
+var (
+	bucketMeta       = []byte("meta")
+	bucketRepos      = []byte("repos")        // name -> Repo
+	bucketTokens     = []byte("tokens")       // id -> Token
+	bucketTokenHash  = []byte("token_hashes") // sha256 hex -> id
+	bucketRuns       = []byte("runs")         // id -> Run
+	bucketRunsByRepo = []byte("runs_by_repo") // repo \x00 seq(8) -> id
+	bucketQueue      = []byte("run_queue")    // seq(8) -> id
+)
+
+var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue}
+
+// Store is the bbolt implementation of forge.Store. It is safe for
+// concurrent use; bbolt serialises writers.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens (creating if needed) the bbolt file at path with mode 0600. It
+// fails after 5 s if another process holds the file (bbolt's exclusive
+// lock), with an error saying so.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("opening %s: the database is locked by another kod server: %w", path, err)
+		}
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the bbolt handle for consistent snapshots (backup).
+func (s *Store) DB() *bolt.DB { return s.db }
+
+// InstanceID implements forge.MetaStore.
+func (s *Store) InstanceID(ctx context.Context) (string, error) {
+	var id string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if v := b.Get([]byte("instance")); v != nil {
+			id = string(v)
+			return nil
+		}
+		id = forge.NewID()
+		return b.Put([]byte("instance"), []byte(id))
+	})
+	return id, err
+}
+
+func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	data := b.Get(key)
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return true, fmt.Errorf("decoding record %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+func u64(n uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], n)
+	return k[:]
+}
+
+var _ forge.Store = (*Store)(nil)

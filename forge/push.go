@@ -1,0 +1,41 @@
+package forge
+
+import "strings"
+
+// zeroOID marks a missing side of a ref update (creation or deletion).
+const zeroOID = "0000000000000000000000000000000000000000"
+
+// RefUpdate is one line of a push as git's pre-receive hook sees it:
+// "<old> <new> <ref>". Old is all zeros for a creation, New for a deletion.
+type RefUpdate struct {
+	Old string `json:"old"`
+	New string `json:"new"`
+	Ref string `json:"ref"`
+}
+
+// IsDelete reports whether the update deletes the ref.
+func (u RefUpdate) IsDelete() bool { return strings.Trim(u.New, "0") == "" }
+
+// IsCreate reports whether the update creates the ref.
+func (u RefUpdate) IsCreate() bool { return strings.Trim(u.Old, "0") == "" }
+
+// Branch returns the short branch name of refs/heads/<b> and true, or false
+// for other refs.
+func (u RefUpdate) Branch() (string, bool) { return strings.CutPrefix(u.Ref, "refs/heads/") }
+
+// CheckRefUpdates is the policy every way of changing refs goes through
+// (git push over HTTP or SSH, and any API that moves refs): it refuses the
+// whole set when one update touches a protected branch (create, update,
+// force-push or delete) and p is neither the owner nor an admin.
+// Kod: "branch '<b>' is protected".
+func CheckRefUpdates(p *Principal, r *Repo, updates []RefUpdate) error {
+	if p != nil && (p.IsAdmin() || p.IsOwner(r)) {
+		return nil
+	}
+	for _, u := range updates {
+		if b, ok := u.Branch(); ok && r.IsProtected(b) {
+			return Forbidden("branch '%s' is protected: only the repository owner or an admin can change it", b)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package forge
+
+import "context"
+
+// RepoStore keeps repository records. Errors wrap ErrNotFound / ErrConflict.
+type RepoStore interface {
+	// CreateRepo stores a new record; ErrConflict if the name is taken.
+	CreateRepo(ctx context.Context, r *Repo) error
+	// GetRepo returns the record named name; ErrNotFound if none.
+	GetRepo(ctx context.Context, name string) (*Repo, error)
+	// ListRepos returns every record, sorted by name.
+	ListRepos(ctx context.Context) ([]*Repo, error)
+	// UpdateRepo applies fn to the record inside one transaction and stores
+	// the result. fn's error aborts the update and is returned. fn must not
+	// change the name (renames are a separate operation).
+	UpdateRepo(ctx context.Context, name string, fn func(*Repo) error) (*Repo, error)
+	// DeleteRepo removes the record and every record attached to it (runs,
+	// queue entries). ErrNotFound if none.
+	DeleteRepo(ctx context.Context, name string) error
+}
+
+// TokenStore keeps API tokens (hashed).
+type TokenStore interface {
+	// CreateToken stores t; ErrConflict if its id or hash exists.
+	CreateToken(ctx context.Context, t *Token) error
+	// TokenByHash finds a token by the SHA-256 of its secret; ErrNotFound.
+	TokenByHash(ctx context.Context, hash string) (*Token, error)
+	// GetToken finds a token by id; ErrNotFound.
+	GetToken(ctx context.Context, id string) (*Token, error)
+	// ListTokens returns every token, oldest first.
+	ListTokens(ctx context.Context) ([]*Token, error)
+	// DeleteToken removes a token; ErrNotFound.
+	DeleteToken(ctx context.Context, id string) error
+	// CountTokens returns the number of stored tokens.
+	CountTokens(ctx context.Context) (int, error)
+	// TouchToken sets lastUsedAt (ms); a missing token is not an error.
+	TouchToken(ctx context.Context, id string, at Millis) error
+}
+
+// RunStore keeps run records and the durable FIFO queue of queued runs.
+type RunStore interface {
+	// CreateRun assigns r.Seq, stores r and, if r is queued, appends it to
+	// the queue. ErrConflict if the id exists.
+	CreateRun(ctx context.Context, r *Run) error
+	// GetRun returns a run by id; ErrNotFound.
+	GetRun(ctx context.Context, id string) (*Run, error)
+	// UpdateRun applies fn inside one transaction. A run leaving the queued
+	// state leaves the queue in the same transaction.
+	UpdateRun(ctx context.Context, id string, fn func(*Run) error) (*Run, error)
+	// ListRuns returns the runs of one repository, newest first, at most
+	// limit (0 = all).
+	ListRuns(ctx context.Context, repo string, limit int) ([]*Run, error)
+	// RunsWithStatus returns every run in one of the states, oldest first.
+	RunsWithStatus(ctx context.Context, states ...RunStatus) ([]*Run, error)
+	// QueuedRuns returns the queue in FIFO order.
+	QueuedRuns(ctx context.Context) ([]*Run, error)
+	// DeleteRun removes one run record (and its queue entry).
+	DeleteRun(ctx context.Context, id string) error
+}
+
+// MetaStore keeps server-wide values.
+type MetaStore interface {
+	// InstanceID returns this data dir's stable id, created on first use. It
+	// labels every container so a server only sweeps its own.
+	InstanceID(ctx context.Context) (string, error)
+}
+
+// Store is every store kod needs, composed from the per-entity interfaces.
+type Store interface {
+	RepoStore
+	TokenStore
+	RunStore
+	MetaStore
+	Close() error
+}

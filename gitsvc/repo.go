@@ -1,0 +1,166 @@
+package gitsvc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ZeroOID is the all-zero object id git uses for "no object" in ref updates.
+const ZeroOID = "0000000000000000000000000000000000000000"
+
+// DefaultBranch is the branch HEAD points at in a new repository.
+const DefaultBranch = "main"
+
+// RepoPath returns <reposDir>/<name>.git after checking, with filepath.Rel,
+// that the result stays inside reposDir. name must already be a valid
+// repository name; the check is a second line of defence.
+func RepoPath(reposDir, name string) (string, error) {
+	root, err := filepath.Abs(reposDir)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(root, name+".git")
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") || strings.ContainsRune(rel, filepath.Separator) {
+		return "", fmt.Errorf("repository path for %q escapes the repos dir", name)
+	}
+	return p, nil
+}
+
+// InitBare creates a bare repository at dir with HEAD on DefaultBranch.
+func (g *Git) InitBare(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	return g.Run(ctx, &Cmd{Args: []string{"init", "--bare", "--quiet", "--initial-branch=" + DefaultBranch, "--", dir}})
+}
+
+// Branches returns the short names of refs/heads/*, sorted by git.
+func (g *Git) Branches(ctx context.Context, dir string) ([]string, error) {
+	out, err := g.Output(ctx, &Cmd{Dir: dir, Args: []string{"for-each-ref", "--format=%(refname)", "refs/heads/"}})
+	if err != nil {
+		return nil, err
+	}
+	var branches []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if b, ok := strings.CutPrefix(line, "refs/heads/"); ok {
+			branches = append(branches, b)
+		}
+	}
+	return branches, nil
+}
+
+// HeadBranch returns the branch HEAD points at, or "" if HEAD is detached.
+func (g *Git) HeadBranch(ctx context.Context, dir string) (string, error) {
+	out, err := g.Output(ctx, &Cmd{Dir: dir, Args: []string{"symbolic-ref", "--quiet", "HEAD"}})
+	if err != nil {
+		return "", err
+	}
+	b, _ := strings.CutPrefix(strings.TrimSpace(string(out)), "refs/heads/")
+	return b, nil
+}
+
+// SetHead points HEAD at refs/heads/<branch>.
+func (g *Git) SetHead(ctx context.Context, dir, branch string) error {
+	ref, err := UserArg("refs/heads/" + branch)
+	if err != nil {
+		return err
+	}
+	return g.Run(ctx, &Cmd{Dir: dir, Args: []string{"symbolic-ref", "HEAD", ref}})
+}
+
+var oidRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+
+// ResolveCommit returns the full commit id rev names in dir. rev may be a
+// branch name or a (possibly abbreviated) object id; anything else is refused
+// before git sees it. ok is false when rev names no commit.
+func (g *Git) ResolveCommit(ctx context.Context, dir, rev string) (oid string, ok bool, err error) {
+	if _, err := UserArg(rev); err != nil {
+		return "", false, nil
+	}
+	out, err := g.Output(ctx, &Cmd{Dir: dir, Args: []string{"rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}"}})
+	if err != nil {
+		if ge, isGit := err.(*Error); isGit && ge.Stderr == "" {
+			return "", false, nil // --quiet: exit 1 without output means "no such commit"
+		}
+		return "", false, err
+	}
+	oid = strings.TrimSpace(string(out))
+	if !oidRE.MatchString(oid) {
+		return "", false, fmt.Errorf("git rev-parse returned %q", oid)
+	}
+	return oid, true, nil
+}
+
+// MaxWorkflowFileSize caps one workflow file, bytes.
+const MaxWorkflowFileSize = 1 << 20
+
+// WorkflowFile is one file read from .kod/workflows at a commit.
+type WorkflowFile struct {
+	Path string // repo-relative, e.g. ".kod/workflows/ci.toml"
+	Data []byte
+}
+
+// ListFiles returns the paths of the regular files (blobs) directly inside
+// dir (repo-relative, e.g. ".kod/workflows") at commit, sorted by git.
+func (g *Git) ListFiles(ctx context.Context, repoDir, commit, dir string) ([]string, error) {
+	commit, err := UserArg(commit)
+	if err != nil {
+		return nil, err
+	}
+	out, err := g.Output(ctx, &Cmd{Dir: repoDir, Args: []string{"ls-tree", "-z", "--end-of-options", commit, "--", dir + "/"}})
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, entry := range bytes.Split(out, []byte{0}) {
+		// "<mode> SP <type> SP <object> TAB <path>"
+		meta, name, ok := bytes.Cut(entry, []byte{'\t'})
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(string(meta))
+		if len(fields) == 3 && fields[1] == "blob" && (fields[0] == "100644" || fields[0] == "100755") {
+			files = append(files, string(name))
+		}
+	}
+	return files, nil
+}
+
+// ReadFile returns the content of file at commit, refusing files larger
+// than max bytes.
+func (g *Git) ReadFile(ctx context.Context, repoDir, commit, file string, max int64) ([]byte, error) {
+	spec, err := UserArg(commit + ":" + path.Clean(file))
+	if err != nil {
+		return nil, err
+	}
+	out, err := g.Output(ctx, &Cmd{Dir: repoDir, Args: []string{"cat-file", "-s", spec}})
+	if err != nil {
+		return nil, err
+	}
+	var size int64
+	if _, err := fmt.Sscan(string(out), &size); err != nil {
+		return nil, fmt.Errorf("reading size of %s: %w", file, err)
+	}
+	if size > max {
+		return nil, fmt.Errorf("%s is %d bytes, more than the limit of %d", file, size, max)
+	}
+	return g.Output(ctx, &Cmd{Dir: repoDir, Args: []string{"cat-file", "blob", spec}})
+}
+
+// Archive streams the tree of commit as a tar archive to w.
+func (g *Git) Archive(ctx context.Context, repoDir, commit string, w io.Writer) error {
+	commit, err := UserArg(commit)
+	if err != nil {
+		return err
+	}
+	return g.Run(ctx, &Cmd{Dir: repoDir, Args: []string{"archive", "--format=tar", "--end-of-options", commit}, Stdout: w, Timeout: 30 * time.Minute})
+}

@@ -1,0 +1,164 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner/workflow"
+)
+
+// Request asks for one run.
+type Request struct {
+	Repo    string
+	Branch  string
+	Commit  string        // full commit id
+	Trigger forge.Trigger // push, manual or schedule
+	Files   []string      // workflow files to run; empty = every file
+	TokenID string        // who asked; "" for schedules
+}
+
+// Enqueue stores a queued run and wakes the dispatcher. The run record is
+// durable before Enqueue returns, so it survives a restart.
+func (r *Runner) Enqueue(ctx context.Context, req Request) (*forge.Run, error) {
+	run := &forge.Run{
+		ID:        forge.NewID(),
+		RepoName:  req.Repo,
+		Branch:    req.Branch,
+		Commit:    req.Commit,
+		Trigger:   req.Trigger,
+		Status:    forge.RunQueued,
+		CreatedAt: forge.NowMillis(),
+		Files:     req.Files,
+		TokenID:   req.TokenID,
+	}
+	if err := r.store.CreateRun(ctx, run); err != nil {
+		return nil, fmt.Errorf("storing run: %w", err)
+	}
+	r.log.Info("run queued", "run", run.ID, "repo", run.RepoName, "branch", run.Branch, "commit", short(run.Commit), "trigger", run.Trigger)
+	r.Wake()
+	return run, nil
+}
+
+// OnPush queues one run per updated branch (deletions and non-branch refs
+// are ignored) whose commit has workflow files that accept a push of that
+// branch. Files that do not parse still queue the run, which then fails with
+// the parse error, so the author sees it. It returns lines for the pusher.
+func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []forge.RefUpdate) ([]*forge.Run, []string) {
+	var runs []*forge.Run
+	var msgs []string
+	for _, u := range updates {
+		branch, ok := u.Branch()
+		if !ok || u.IsDelete() {
+			continue
+		}
+		files, err := r.src.WorkflowFiles(ctx, repo, u.New)
+		if err != nil {
+			r.log.Error("reading workflow files", "repo", repo, "commit", u.New, "err", err)
+			msgs = append(msgs, fmt.Sprintf("kod: could not read workflow files of %s: no run queued", branch))
+			continue
+		}
+		selected := pushWorkflows(files, branch)
+		if len(selected) == 0 {
+			continue
+		}
+		run, err := r.Enqueue(ctx, Request{Repo: repo, Branch: branch, Commit: u.New, Trigger: forge.TriggerPush, Files: selected, TokenID: tokenID})
+		if err != nil {
+			r.log.Error("queueing run", "repo", repo, "branch", branch, "err", err)
+			msgs = append(msgs, fmt.Sprintf("kod: could not queue a run for %s", branch))
+			continue
+		}
+		runs = append(runs, run)
+		msgs = append(msgs, fmt.Sprintf("kod: queued workflow run %s for %s (%s)", run.ID, branch, strings.Join(selected, ", ")))
+	}
+	return runs, msgs
+}
+
+// pushWorkflows returns the paths of files whose triggers accept a push of
+// branch; a file that does not parse is kept so that its run reports why.
+func pushWorkflows(files []File, branch string) []string {
+	var out []string
+	for _, f := range files {
+		wf, err := workflow.Parse(f.Path, f.Data)
+		if err == nil && !acceptsPush(wf, branch) {
+			continue
+		}
+		out = append(out, f.Path)
+	}
+	return out
+}
+
+func acceptsPush(wf *workflow.Workflow, branch string) bool {
+	if !wf.On.Set {
+		return true // Kod: every push
+	}
+	for _, p := range wf.On.Push {
+		if workflow.MatchBranch(p, branch) {
+			return true
+		}
+	}
+	return false
+}
+
+// Cancel stops a run: a queued run is cancelled at once; an executing one
+// has its current step stopped (SIGTERM, then SIGKILL after the grace) and
+// ends cancelled once its containers are removed. Cancelling a finished run
+// is ErrConflict.
+func (r *Runner) Cancel(ctx context.Context, id string) error {
+	r.mu.Lock()
+	cancel, running := r.active[id]
+	r.mu.Unlock()
+	if running {
+		cancel(errCancelled)
+		return nil
+	}
+	var final *forge.Run
+	_, err := r.store.UpdateRun(ctx, id, func(x *forge.Run) error {
+		switch {
+		case x.Status == forge.RunQueued:
+			finish(x, forge.RunCancelled, errCancelled.Error())
+			final = x
+			return nil
+		case x.Status.Done():
+			return forge.Conflict("Workflow run already finished")
+		}
+		return errNotQueued
+	})
+	if err == errNotQueued {
+		// Claimed between our look at active and the update: cancel it there.
+		r.mu.Lock()
+		cancel, running = r.active[id]
+		r.mu.Unlock()
+		if running {
+			cancel(errCancelled)
+		}
+		return nil
+	}
+	if err == nil {
+		r.notifyDone(ctx, final)
+	}
+	return err
+}
+
+// CancelRepo cancels every executing run of repo (used before the
+// repository is deleted or renamed).
+func (r *Runner) CancelRepo(ctx context.Context, repo string) {
+	runs, err := r.store.RunsWithStatus(ctx, forge.RunRunning, forge.RunQueued)
+	if err != nil {
+		r.log.Error("listing runs to cancel", "repo", repo, "err", err)
+		return
+	}
+	for _, run := range runs {
+		if run.RepoName == repo {
+			_ = r.Cancel(ctx, run.ID)
+		}
+	}
+}
+
+func short(oid string) string {
+	if len(oid) > 12 {
+		return oid[:12]
+	}
+	return oid
+}

@@ -1,0 +1,198 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner/workflow"
+	"github.com/kod-forge/kod/sandbox"
+)
+
+// cleanupTimeout bounds the removal of a run's containers, volume and
+// network; it runs on a context of its own so cancelled runs still clean up.
+const cleanupTimeout = 2 * time.Minute
+
+// execution is the state of one executing run.
+type execution struct {
+	r       *Runner
+	run     *forge.Run
+	spec    *sandbox.RunSpec
+	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps
+	nextIdx int               // index of the next step container
+	failed  bool              // a step failed without continue_on_error
+	// pending step removals, awaited before the run's objects go.
+	removals sync.WaitGroup
+}
+
+// execute runs every workflow of run and stores the outcome. It never
+// returns before the run's containers, volume and network are removed.
+func (r *Runner) execute(ctx context.Context, run *forge.Run) {
+	x := &execution{r: r, run: run}
+	status, reason := x.do(ctx)
+	final, err := r.store.UpdateRun(context.WithoutCancel(ctx), run.ID, func(s *forge.Run) error {
+		finish(s, status, reason)
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, forge.ErrNotFound) { // deleted with its repository
+			r.log.Error("storing the end of a run", "run", run.ID, "err", err)
+		}
+		return
+	}
+	r.log.Info("run finished", "run", run.ID, "repo", run.RepoName, "status", final.Status, "ms", final.Result.Duration)
+	r.notifyDone(context.WithoutCancel(ctx), final)
+}
+
+// do returns the final status and, for failures of the run as a whole, why.
+func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
+	wfs, err := x.loadWorkflows(ctx)
+	if err != nil {
+		return forge.RunFailed, err.Error()
+	}
+	network := sandbox.NetworkNone
+	for _, wf := range wfs {
+		if wf.Network != sandbox.NetworkNone {
+			network = sandbox.NetworkBridge
+		}
+	}
+	x.spec = &sandbox.RunSpec{ID: x.run.ID, Instance: x.r.cfg.Instance, Network: network}
+	defer x.cleanup(ctx)
+	if err := x.prepare(ctx, wfs); err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return statusFor(cause), cause.Error()
+		}
+		return forge.RunFailed, err.Error()
+	}
+	for _, wf := range wfs {
+		if err := x.runWorkflow(ctx, wf); err != nil {
+			return statusFor(err), err.Error()
+		}
+	}
+	if x.failed {
+		return forge.RunFailed, ""
+	}
+	return forge.RunCompleted, ""
+}
+
+func statusFor(cause error) forge.RunStatus {
+	if errors.Is(cause, errCancelled) {
+		return forge.RunCancelled
+	}
+	return forge.RunFailed
+}
+
+// loadWorkflows reads and parses the run's workflow files at its commit.
+func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, error) {
+	files, err := x.r.src.WorkflowFiles(ctx, x.run.RepoName, x.run.Commit)
+	if err != nil {
+		return nil, fmt.Errorf("reading workflow files at %s: %w", short(x.run.Commit), err)
+	}
+	if len(x.run.Files) > 0 {
+		var picked []File
+		for _, want := range x.run.Files {
+			i := slices.IndexFunc(files, func(f File) bool { return f.Path == want })
+			if i < 0 {
+				return nil, fmt.Errorf("workflow file %s not found at commit %s", want, short(x.run.Commit))
+			}
+			picked = append(picked, files[i])
+		}
+		files = picked
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no workflow files in %s at commit %s", workflow.Dir, short(x.run.Commit))
+	}
+	var wfs []*workflow.Workflow
+	var errs []string
+	for _, f := range files {
+		wf, err := workflow.Parse(f.Path, f.Data)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		wfs = append(wfs, wf)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid workflow: %s", strings.Join(errs, "; "))
+	}
+	return wfs, nil
+}
+
+// prepare creates the workspace and network and fills the workspace with
+// the tree at the run's commit, streamed from git archive.
+func (x *execution) prepare(ctx context.Context, wfs []*workflow.Workflow) error {
+	if err := os.MkdirAll(x.logDir(), 0o700); err != nil {
+		return fmt.Errorf("creating the log directory: %w", err)
+	}
+	if err := x.r.backend.SetupRun(ctx, x.spec); err != nil {
+		return fmt.Errorf("preparing the workspace: %w", err)
+	}
+	carrier := x.r.imageFor(wfs[0], &wfs[0].Steps[0])
+	pr, pw := io.Pipe()
+	archived := make(chan error, 1)
+	go func() {
+		err := x.r.src.Archive(ctx, x.run.RepoName, x.run.Commit, pw)
+		pw.CloseWithError(err)
+		archived <- err
+	}()
+	err := x.r.backend.LoadWorkspace(ctx, x.spec, carrier, pr)
+	pr.CloseWithError(errors.New("workspace load ended"))
+	archiveErr := <-archived
+	if err != nil {
+		var se *sandbox.StepError
+		if errors.As(err, &se) {
+			return fmt.Errorf("preparing the workspace: %s", se.Error())
+		}
+		return fmt.Errorf("loading the workspace: %w", err)
+	}
+	if archiveErr != nil {
+		return fmt.Errorf("archiving commit %s: %w", short(x.run.Commit), archiveErr)
+	}
+	return nil
+}
+
+// cleanup removes every object of the run on a context of its own.
+func (x *execution) cleanup(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	x.removals.Wait()
+	if err := x.r.backend.DestroyRun(ctx, x.spec); err != nil {
+		x.r.log.Error("removing run objects", "run", x.run.ID, "err", err)
+	}
+}
+
+func (x *execution) logDir() string { return filepath.Join(x.r.cfg.LogsDir, x.run.ID) }
+
+// imageFor returns the image a step runs in: its own, its workflow's, or
+// the server's default.
+func (r *Runner) imageFor(wf *workflow.Workflow, st *workflow.Step) string {
+	switch {
+	case st.Image != "":
+		return st.Image
+	case wf.Image != "":
+		return wf.Image
+	}
+	return r.cfg.DefaultImage
+}
+
+// appendStep records a finished step in the run record.
+func (x *execution) appendStep(ctx context.Context, res forge.StepResult) {
+	_, err := x.r.store.UpdateRun(context.WithoutCancel(ctx), x.run.ID, func(s *forge.Run) error {
+		if s.Result == nil {
+			s.Result = &forge.Result{}
+		}
+		s.Result.Steps = append(s.Result.Steps, res)
+		return nil
+	})
+	if err != nil && !errors.Is(err, forge.ErrNotFound) {
+		x.r.log.Error("storing a step result", "run", x.run.ID, "step", res.Name, "err", err)
+	}
+}

@@ -1,0 +1,298 @@
+// Package runner turns pushes and triggers into workflow runs and executes
+// them: it parses .kod/workflows files into plans, keeps the durable FIFO
+// queue moving under a concurrency limit, runs every step in its own
+// container through a sandbox.Backend, and captures step output into log
+// files and run records.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/sandbox"
+)
+
+// Config tunes the runner. Zero values take the defaults noted.
+type Config struct {
+	Instance      string             // server instance id, labels every container (required)
+	DefaultImage  string             // image of steps whose workflow names none (required)
+	Pull          sandbox.PullPolicy // default sandbox.PullIfNotPresent
+	MaxConcurrent int                // runs executing at once; default 2
+	LogsDir       string             // step logs go to <LogsDir>/<run>/<step>.log (required)
+	StopGrace     time.Duration      // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
+	OutputCap     int                // bytes of a step's output kept in the run record; default 64 KiB
+	Limits        sandbox.Limits     // per step container
+	SweepEvery    time.Duration      // period of the leak sweep; default 1 min
+}
+
+func (c *Config) setDefaults() {
+	if c.Pull == "" {
+		c.Pull = sandbox.PullIfNotPresent
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = 2
+	}
+	if c.StopGrace <= 0 {
+		c.StopGrace = 10 * time.Second
+	}
+	if c.OutputCap <= 0 {
+		c.OutputCap = 64 << 10
+	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = time.Minute
+	}
+}
+
+// Store is what the runner needs from the forge store.
+type Store interface {
+	forge.RunStore
+	GetRepo(ctx context.Context, name string) (*forge.Repo, error)
+}
+
+// File is one workflow file read from a repository.
+type File struct {
+	Path string
+	Data []byte
+}
+
+// Source reads repository content at a commit. Implemented over git by the
+// server's wiring.
+type Source interface {
+	// WorkflowFiles returns .kod/workflows/*.toml at commit, sorted by path.
+	WorkflowFiles(ctx context.Context, repo, commit string) ([]File, error)
+	// Archive streams the tree at commit as a tar archive.
+	Archive(ctx context.Context, repo, commit string, w io.Writer) error
+}
+
+// Runner executes workflow runs. Create with New, then Start; Shutdown
+// stops it.
+type Runner struct {
+	cfg     Config
+	store   Store
+	backend sandbox.Backend
+	src     Source
+	log     *slog.Logger
+
+	// OnRunDone, if set, is called once for every run that reaches a final
+	// state (after it is stored). It must not block for long.
+	OnRunDone func(ctx context.Context, run *forge.Run)
+
+	wake chan struct{}
+	mu   sync.Mutex
+	// active maps the id of every executing run to its cancel function.
+	active map[string]context.CancelCauseFunc
+	// busy holds repo+"\x00"+branch of executing runs: one at a time each.
+	busy    map[string]bool
+	wg      sync.WaitGroup
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+// New returns a runner; it does nothing until Start.
+func New(cfg Config, store Store, backend sandbox.Backend, src Source, log *slog.Logger) *Runner {
+	cfg.setDefaults()
+	return &Runner{
+		cfg: cfg, store: store, backend: backend, src: src,
+		log:    log.With("component", "runner"),
+		wake:   make(chan struct{}, 1),
+		active: map[string]context.CancelCauseFunc{},
+		busy:   map[string]bool{},
+	}
+}
+
+// Errors used as cancellation causes; their text ends up in run records.
+var (
+	errCancelled = errors.New("the run was cancelled")
+	errShutdown  = errors.New("the server shut down while the run was running")
+	errRestarted = "the server restarted while the run was running"
+)
+
+// Start recovers from a previous process (runs left "running" become failed
+// with a restart reason, and their containers are removed), then starts
+// dispatching queued runs. It returns once recovery is done.
+func (r *Runner) Start(ctx context.Context) error {
+	if err := r.recover(ctx); err != nil {
+		return err
+	}
+	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stop = stop
+	r.stopped = make(chan struct{})
+	go r.loop(loopCtx)
+	r.Wake()
+	return nil
+}
+
+func (r *Runner) recover(ctx context.Context) error {
+	running, err := r.store.RunsWithStatus(ctx, forge.RunRunning)
+	if err != nil {
+		return fmt.Errorf("listing interrupted runs: %w", err)
+	}
+	for _, run := range running {
+		done, err := r.store.UpdateRun(ctx, run.ID, func(x *forge.Run) error {
+			finish(x, forge.RunFailed, errRestarted)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("marking run %s failed: %w", run.ID, err)
+		}
+		r.log.Warn("run interrupted by a restart", "run", run.ID, "repo", run.RepoName)
+		r.notifyDone(ctx, done)
+	}
+	removed, err := r.backend.Sweep(ctx, r.cfg.Instance, func(string) bool { return false })
+	if err != nil {
+		r.log.Error("sweeping leftover containers", "err", err)
+	} else if len(removed) > 0 {
+		r.log.Info("removed leftover containers", "runs", removed)
+	}
+	return nil
+}
+
+// Shutdown stops dispatching, cancels executing runs (they end failed with
+// a shutdown reason after their containers are removed) and waits for them
+// until ctx ends.
+func (r *Runner) Shutdown(ctx context.Context) error {
+	if r.stop == nil {
+		return nil
+	}
+	r.stop()
+	<-r.stopped
+	r.mu.Lock()
+	for _, cancel := range r.active {
+		cancel(errShutdown)
+	}
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("runs still stopping: %w", ctx.Err())
+	}
+}
+
+// Wake asks the dispatcher to look at the queue.
+func (r *Runner) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Runner) loop(ctx context.Context) {
+	defer close(r.stopped)
+	sweep := time.NewTicker(r.cfg.SweepEvery)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+			r.dispatch(ctx)
+		case <-sweep.C:
+			r.sweep(ctx)
+			r.dispatch(ctx)
+		}
+	}
+}
+
+// dispatch starts queued runs in FIFO order while the concurrency limit
+// allows, skipping runs whose repository and branch already have one
+// executing.
+func (r *Runner) dispatch(ctx context.Context) {
+	queued, err := r.store.QueuedRuns(ctx)
+	if err != nil {
+		r.log.Error("reading the run queue", "err", err)
+		return
+	}
+	for _, q := range queued {
+		r.mu.Lock()
+		full := len(r.active) >= r.cfg.MaxConcurrent
+		key := q.RepoName + "\x00" + q.Branch
+		busy := r.busy[key]
+		r.mu.Unlock()
+		if full {
+			return
+		}
+		if busy {
+			continue
+		}
+		run, err := r.store.UpdateRun(ctx, q.ID, func(x *forge.Run) error {
+			if x.Status != forge.RunQueued {
+				return errNotQueued
+			}
+			x.Status = forge.RunRunning
+			x.StartedAt = forge.NowMillis()
+			x.Result = &forge.Result{Steps: []forge.StepResult{}}
+			return nil
+		})
+		if err != nil {
+			if !errors.Is(err, errNotQueued) && !errors.Is(err, forge.ErrNotFound) {
+				r.log.Error("claiming a queued run", "run", q.ID, "err", err)
+			}
+			continue
+		}
+		runCtx, cancel := context.WithCancelCause(ctx)
+		r.mu.Lock()
+		r.active[run.ID] = cancel
+		r.busy[key] = true
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.execute(runCtx, run)
+			cancel(nil)
+			r.mu.Lock()
+			delete(r.active, run.ID)
+			delete(r.busy, key)
+			r.mu.Unlock()
+			r.Wake()
+		}()
+	}
+}
+
+var errNotQueued = errors.New("run is no longer queued")
+
+func (r *Runner) sweep(ctx context.Context) {
+	removed, err := r.backend.Sweep(ctx, r.cfg.Instance, func(id string) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_, ok := r.active[id]
+		return ok
+	})
+	if err != nil {
+		r.log.Error("sweeping containers", "err", err)
+	} else if len(removed) > 0 {
+		r.log.Warn("swept containers of runs that are not running", "runs", removed)
+	}
+}
+
+func (r *Runner) notifyDone(ctx context.Context, run *forge.Run) {
+	if r.OnRunDone != nil && run != nil {
+		r.OnRunDone(ctx, run)
+	}
+}
+
+// finish moves x to a final state at now; the duration covers the time it
+// was running (0 if it never started).
+func finish(x *forge.Run, status forge.RunStatus, reason string) {
+	now := forge.NowMillis()
+	x.Status = status
+	x.CompletedAt = now
+	if reason != "" {
+		x.Error = reason
+	}
+	if x.Result == nil {
+		x.Result = &forge.Result{Steps: []forge.StepResult{}}
+	}
+	x.Result.Success = status == forge.RunCompleted
+	if x.StartedAt != 0 {
+		x.Result.Duration = now - x.StartedAt
+	}
+}

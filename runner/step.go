@@ -1,0 +1,191 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"time"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner/workflow"
+	"github.com/kod-forge/kod/sandbox"
+)
+
+// timeoutError is the cause of a step or workflow deadline.
+type timeoutError struct {
+	what    string // "step" or "workflow"
+	seconds int
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("%s timed out after %d s", e.what, e.seconds)
+}
+
+// runWorkflow runs the steps of wf in order under its timeout. It returns a
+// non-nil error only when the whole run must stop (cancellation, shutdown).
+// A failing step stops the workflow's later steps.
+func (x *execution) runWorkflow(ctx context.Context, wf *workflow.Workflow) error {
+	wfCtx, cancel := context.WithTimeoutCause(ctx, wf.Timeout, &timeoutError{"workflow", int(wf.Timeout / time.Second)})
+	defer cancel()
+	x.exports = nil
+	for i := range wf.Steps {
+		st := &wf.Steps[i]
+		if err := context.Cause(ctx); err != nil {
+			return err // cancelled or shutting down: later steps do not run
+		}
+		res := x.runStep(wfCtx, wf, st)
+		x.appendStep(ctx, res)
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		if !res.Success && !st.ContinueOnError {
+			x.failed = true
+			return nil
+		}
+	}
+	return nil
+}
+
+// runStep runs one step in its own container and returns its result. The
+// container is removed in the background; cleanup waits for it.
+func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *workflow.Step) forge.StepResult {
+	res := forge.StepResult{Name: st.Name, Workflow: wf.File}
+	// Every step, skipped or not, takes the next index, so the index of a
+	// step's log file is its position in the run record's steps.
+	idx := x.nextIdx
+	x.nextIdx++
+	if !st.If.Eval(x.run.Branch, x.envMap(wf)) {
+		res.Success, res.Skipped = true, true
+		return res
+	}
+	started := time.Now()
+	spec := x.stepSpec(idx, wf, st)
+	log, err := newStepLog(StepLogPath(x.r.cfg.LogsDir, x.run.ID, idx), x.r.cfg.OutputCap)
+	if err != nil {
+		res.Error = fmt.Sprintf("opening the step log: %v", err)
+		return res
+	}
+	exit, runErr := x.runContainer(ctx, st, spec, log)
+	if err := log.Close(); err != nil {
+		x.r.log.Error("closing a step log", "run", x.run.ID, "err", err)
+	}
+	res.Output = log.Tail()
+	res.Duration = time.Since(started).Milliseconds()
+	switch {
+	case runErr != nil:
+		res.Error = runErr.Error()
+	case exit.OOMKilled:
+		res.Error = fmt.Sprintf("step was killed: out of memory (limit %d MiB)", spec.Limits.MemoryBytes>>20)
+	case exit.ExitCode != 0:
+		res.Error = fmt.Sprintf("step failed with exit code %d", exit.ExitCode)
+	default:
+		res.Success = true
+	}
+	if runErr == nil || exit.ExitCode != 0 {
+		code := exit.ExitCode
+		res.ExitCode = &code
+	}
+	x.exports = append(x.exports, st.Exports...)
+	return res
+}
+
+// runContainer starts the step, waits for it under ctx's deadline, and
+// stops it (SIGTERM, SIGKILL after the grace) when ctx ends first.
+func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *sandbox.StepSpec, out *stepLog) (sandbox.ExitState, error) {
+	stepCtx := ctx
+	if st.Timeout > 0 {
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithTimeoutCause(ctx, st.Timeout, &timeoutError{"step", int(st.Timeout / time.Second)})
+		defer cancel()
+	}
+	be := x.r.backend
+	defer func() {
+		x.removals.Add(1)
+		go func() {
+			defer x.removals.Done()
+			rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			if err := be.DestroyStep(rmCtx, x.spec, spec); err != nil {
+				x.r.log.Error("removing a step container", "run", x.run.ID, "step", spec.Name, "err", err)
+			}
+		}()
+	}()
+	if err := be.StartStep(stepCtx, x.spec, spec, out); err != nil {
+		if cause := context.Cause(stepCtx); cause != nil {
+			return sandbox.ExitState{}, cause
+		}
+		var se *sandbox.StepError
+		if errors.As(err, &se) {
+			return sandbox.ExitState{}, se
+		}
+		return sandbox.ExitState{}, fmt.Errorf("starting the step: %w", err)
+	}
+	exit, err := be.WaitStep(stepCtx, x.spec, spec)
+	if err == nil {
+		return exit, nil
+	}
+	cause := context.Cause(stepCtx)
+	if cause == nil {
+		return exit, fmt.Errorf("waiting for the step: %w", err)
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), x.r.cfg.StopGrace+time.Minute)
+	defer cancel()
+	if err := be.StopStep(stopCtx, x.spec, spec, x.r.cfg.StopGrace); err != nil {
+		x.r.log.Error("stopping a step", "run", x.run.ID, "step", spec.Name, "err", err)
+	}
+	exit, _ = be.WaitStep(stopCtx, x.spec, spec)
+	return exit, cause
+}
+
+// stepSpec builds the container spec of st.
+func (x *execution) stepSpec(idx int, wf *workflow.Workflow, st *workflow.Step) *sandbox.StepSpec {
+	vars := workflow.Vars{Branch: x.run.Branch, Repo: x.run.RepoName, Env: x.envMap(wf)}
+	return &sandbox.StepSpec{
+		Index:     idx,
+		Name:      st.Name,
+		Image:     x.r.imageFor(wf, st),
+		Pull:      x.r.cfg.Pull,
+		Command:   []string{"/bin/sh", "-e", "-c", st.Script(vars)},
+		Env:       x.env(wf, st, vars),
+		WorkDir:   path.Join(sandbox.WorkspacePath, st.WorkingDir),
+		Limits:    x.r.cfg.Limits,
+		NoNetwork: wf.Network == sandbox.NetworkNone,
+	}
+}
+
+// envMap is the environment `if` conditions and {env.X} see: the workflow's
+// env and the legacy exports of earlier steps.
+func (x *execution) envMap(wf *workflow.Workflow) map[string]string {
+	m := make(map[string]string, len(wf.Env)+len(x.exports))
+	for _, e := range wf.Env {
+		m[e.Name] = e.Value
+	}
+	vars := workflow.Vars{Branch: x.run.Branch, Repo: x.run.RepoName, Env: m}
+	for _, e := range x.exports {
+		m[e.Name] = workflow.Expand(e.Value, vars)
+	}
+	return m
+}
+
+// env is the container environment, later entries winning: workflow env,
+// earlier exports, step env, then kod's own variables.
+func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.Vars) []string {
+	var env []string
+	for _, name := range slices.Sorted(maps.Keys(vars.Env)) {
+		env = append(env, name+"="+vars.Env[name])
+	}
+	for _, e := range st.Env {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	return append(env,
+		"CI=true",
+		"KOD_REPO="+x.run.RepoName,
+		"KOD_BRANCH="+x.run.Branch,
+		"KOD_COMMIT="+x.run.Commit,
+		"KOD_RUN_ID="+x.run.ID,
+		"KOD_WORKFLOW="+wf.File,
+	)
+}

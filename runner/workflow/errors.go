@@ -1,0 +1,43 @@
+package workflow
+
+import (
+	"fmt"
+
+	"github.com/kod-forge/kod/forge"
+)
+
+// MaxFileSize is the largest workflow file Parse accepts, in bytes. A
+// workflow is a short text file; the limit keeps a hostile push from making
+// the server parse megabytes.
+const MaxFileSize = 1 << 20
+
+// MaxTimeout is the largest timeout a workflow or a step may ask for (24 h).
+const MaxTimeout = 24 * 60 * 60 // seconds
+
+// ParseError is the error Parse returns for a file it rejects: a syntax error,
+// an unknown key, or a value that breaks a rule. Line is 1-based; 0 means the
+// error concerns the whole file (Error then omits it). Msg is meant for the
+// user who wrote the file. It wraps forge.ErrInvalid so transports map it to
+// a 400 without matching text.
+type ParseError struct {
+	File string // repository-relative path, as given to Parse
+	Line int    // 1-based line, 0 if none applies
+	Msg  string
+}
+
+// Error formats the error as "<file>:<line>: <msg>", or "<file>: <msg>" when
+// Line is 0, the shape compilers use so editors can jump to the line.
+func (e *ParseError) Error() string {
+	if e.Line <= 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// Unwrap returns forge.ErrInvalid: every parse error is the user's input.
+func (e *ParseError) Unwrap() error { return forge.ErrInvalid }
+
+// errAt builds a *ParseError without its File; Parse fills that in.
+func errAt(line int, format string, args ...any) *ParseError {
+	return &ParseError{Line: line, Msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,239 @@
+package workflow
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// BurntSushi/toml keeps key positions private, so semantic errors find their
+// line with this small scanner. It runs only on files the TOML parser has
+// accepted, and records where each `key =` and each table header is; keys
+// inside inline tables are not recorded (a lookup falls back to the line of
+// the key holding the inline table).
+
+// keyPos is one key or table header: its full dotted path, the index of the
+// [[steps]] entry it belongs to (-1 outside steps) and its 1-based line.
+type keyPos struct {
+	path []string
+	step int
+	line int
+}
+
+type keyIndex []keyPos
+
+// line returns the line of path in step (-1 for keys outside steps). When the
+// exact key is not recorded it tries its parents, then the step's header, and
+// returns 0 only if nothing matches.
+func (ix keyIndex) line(step int, path ...string) int {
+	for n := len(path); n > 0; n-- {
+		for _, k := range ix {
+			if k.step == step && slices.Equal(k.path, path[:n]) {
+				return k.line
+			}
+		}
+	}
+	if step >= 0 { // steps written as an inline array: `steps = [{...}]`
+		return ix.line(-1, "steps")
+	}
+	return 0
+}
+
+type keyScanner struct {
+	src   string
+	i     int
+	line  int
+	table []string // path of the current [table] or [[array]]
+	steps int      // [[steps]] headers seen so far
+	out   keyIndex
+}
+
+func scanKeys(src string) keyIndex {
+	s := &keyScanner{src: src, line: 1}
+	for s.i < len(s.src) {
+		switch s.src[s.i] {
+		case ' ', '\t', '\r':
+			s.i++
+		case '\n':
+			s.newline()
+		case '#':
+			s.skipComment()
+		case '[':
+			s.header()
+		default:
+			s.keyValue()
+		}
+	}
+	return s.out
+}
+
+func (s *keyScanner) newline() { s.i++; s.line++ }
+
+func (s *keyScanner) skipComment() {
+	for s.i < len(s.src) && s.src[s.i] != '\n' {
+		s.i++
+	}
+}
+
+// step is the [[steps]] entry keys at the current position belong to.
+func (s *keyScanner) step() int {
+	if len(s.table) > 0 && s.table[0] == "steps" && s.steps > 0 {
+		return s.steps - 1
+	}
+	return -1
+}
+
+func (s *keyScanner) header() {
+	array := strings.HasPrefix(s.src[s.i:], "[[")
+	start := s.i + 1
+	if array {
+		start++
+	}
+	end := start
+	for end < len(s.src) && s.src[end] != ']' && s.src[end] != '\n' {
+		end++
+	}
+	s.table = splitKey(s.src[start:end])
+	if array && slices.Equal(s.table, []string{"steps"}) {
+		s.steps++
+	}
+	s.out = append(s.out, keyPos{path: s.table, step: s.step(), line: s.line})
+	s.i = end
+	s.skipComment() // the closing brackets and any comment
+}
+
+func (s *keyScanner) keyValue() {
+	start := s.i
+	var quote byte
+	for s.i < len(s.src) && s.src[s.i] != '\n' {
+		c := s.src[s.i]
+		if quote != 0 {
+			if c == '\\' && quote == '"' {
+				s.i++
+			} else if c == quote {
+				quote = 0
+			}
+		} else if c == '"' || c == '\'' {
+			quote = c
+		} else if c == '=' {
+			break
+		}
+		s.i++
+	}
+	if s.i >= len(s.src) || s.src[s.i] != '=' {
+		return // not a key line; the TOML parser would have refused it
+	}
+	path := append(slices.Clip(s.table), splitKey(s.src[start:s.i])...)
+	s.out = append(s.out, keyPos{path: path, step: s.step(), line: s.line})
+	s.i++
+	s.skipValue()
+}
+
+// skipValue moves past one value, which may span lines (multi-line strings,
+// arrays), and stops at the newline that ends it.
+func (s *keyScanner) skipValue() {
+	depth := 0
+	for s.i < len(s.src) {
+		switch c := s.src[s.i]; c {
+		case '\n':
+			if depth == 0 {
+				return
+			}
+			s.newline()
+		case '#':
+			s.skipComment()
+		case '"', '\'':
+			s.skipString(c)
+		case '[', '{':
+			depth++
+			s.i++
+		case ']', '}':
+			if depth > 0 {
+				depth--
+			}
+			s.i++
+		default:
+			s.i++
+		}
+	}
+}
+
+func (s *keyScanner) skipString(q byte) {
+	delim := string([]byte{q, q, q})
+	multi := strings.HasPrefix(s.src[s.i:], delim)
+	if multi {
+		s.i += 3
+	} else {
+		s.i++
+	}
+	for s.i < len(s.src) {
+		c := s.src[s.i]
+		switch {
+		case c == '\\' && q == '"':
+			s.i++
+			if s.i < len(s.src) && s.src[s.i] == '\n' {
+				s.line++
+			}
+			s.i++
+		case c == '\n':
+			if !multi {
+				return
+			}
+			s.newline()
+		case multi && strings.HasPrefix(s.src[s.i:], delim):
+			s.i += 3
+			for n := 0; n < 2 && s.i < len(s.src) && s.src[s.i] == q; n++ {
+				s.i++ // up to two quotes may end the content: """a""""
+			}
+			return
+		case !multi && c == q:
+			s.i++
+			return
+		default:
+			s.i++
+		}
+	}
+}
+
+// splitKey splits a dotted TOML key (`a.b`, `"a.b".c`, `'x' . y`) into parts.
+func splitKey(text string) []string {
+	var parts []string
+	t := strings.TrimSpace(text)
+	for t != "" {
+		var part string
+		switch t[0] {
+		case '"':
+			end := 1
+			for end < len(t) && t[end] != '"' {
+				if t[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			end = min(end, len(t)-1)
+			part = t[:end+1]
+			if u, err := strconv.Unquote(part); err == nil {
+				part = u
+			} else {
+				part = strings.Trim(part, `"`)
+			}
+			t = t[end+1:]
+		case '\'':
+			end := strings.IndexByte(t[1:], '\'')
+			if end < 0 {
+				end = len(t) - 1
+			}
+			part, t = t[1:end+1], t[min(end+2, len(t)):]
+		default:
+			end := strings.IndexAny(t, ". \t")
+			if end < 0 {
+				end = len(t)
+			}
+			part, t = t[:end], t[end:]
+		}
+		parts = append(parts, part)
+		t = strings.TrimLeft(strings.TrimSpace(t), ".")
+		t = strings.TrimSpace(t)
+	}
+	return parts
+}

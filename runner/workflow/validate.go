@@ -1,0 +1,107 @@
+package workflow
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Rules both formats share. Each returns a message for the user (no file or
+// line: the caller knows where the value was written).
+
+// validEnvName reports whether name is a valid environment variable name,
+// `^[A-Za-z_][A-Za-z0-9_]*$` (the same rule Kod applies to secret names).
+func validEnvName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// checkSeconds turns a timeout written as whole seconds into a duration:
+// 1 s up to MaxTimeout.
+func checkSeconds(n int64) (time.Duration, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("must be a positive number of seconds, got %d", n)
+	}
+	if n > MaxTimeout {
+		return 0, fmt.Errorf("must be at most %d seconds (24 h), got %d", MaxTimeout, n)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// cleanWorkingDir checks a step's working_dir and returns it cleaned with
+// forward slashes, "" for the workspace root. It must be relative and stay
+// inside the checkout once cleaned ("a/../b" is fine, "../x" is not). Whether
+// a symlink inside the checkout points outside it can only be checked by the
+// runner, on the real tree.
+func cleanWorkingDir(dir string) (string, error) {
+	switch {
+	case strings.TrimSpace(dir) == "":
+		return "", fmt.Errorf("must not be empty (leave it out for the workspace root)")
+	case strings.ContainsRune(dir, 0):
+		return "", fmt.Errorf("must not contain a NUL byte")
+	case strings.ContainsRune(dir, '\\'):
+		return "", fmt.Errorf("%q: use forward slashes", dir)
+	case path.IsAbs(dir):
+		return "", fmt.Errorf("%q must be relative to the workspace, not absolute", dir)
+	}
+	clean := path.Clean(dir)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("%q leaves the workspace", dir)
+	}
+	if clean == "." {
+		return "", nil
+	}
+	return clean, nil
+}
+
+// checkNetwork maps the `network` setting to Workflow.Network: "none" stays,
+// "bridge" and "" mean the default dedicated network ("").
+func checkNetwork(v string) (string, error) {
+	switch v {
+	case "none":
+		return "none", nil
+	case "", "bridge":
+		return "", nil
+	}
+	return "", fmt.Errorf("%q is not supported; use \"none\" (no network) or leave it out", v)
+}
+
+// checkCron does the loose check of a schedule entry: five space-separated
+// fields or an @descriptor (@daily, @every 1h). The scheduler parses it fully.
+func checkCron(expr string) error {
+	f := strings.Fields(expr)
+	switch {
+	case len(f) == 0:
+		return fmt.Errorf("empty cron expression")
+	case strings.HasPrefix(f[0], "@"):
+		return nil
+	case len(f) != 5:
+		return fmt.Errorf("cron expression %q has %d fields, want 5 (minute hour day-of-month month day-of-week)", expr, len(f))
+	}
+	return nil
+}
+
+// checkUniqueNames rejects two steps with the same name: names identify steps
+// in run results and logs.
+func checkUniqueNames(steps []Step, nameLine func(i int) int) *ParseError {
+	first := make(map[string]int, len(steps))
+	for i, s := range steps {
+		if j, ok := first[s.Name]; ok {
+			return errAt(nameLine(i), "duplicate step name %q (first used at line %d)", s.Name, nameLine(j))
+		}
+		first[s.Name] = i
+	}
+	return nil
+}

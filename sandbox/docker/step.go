@@ -1,0 +1,291 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/kod-forge/kod/sandbox"
+)
+
+// labelStepName carries StepSpec.Name, for people reading `docker ps`.
+const labelStepName = "dev.kod.step-name"
+
+// stepState follows one started step container: a goroutine copies its
+// output until the attach stream ends, another waits for its exit.
+type stepState struct {
+	id     string                 // container id
+	cancel context.CancelFunc     // ends the wait request
+	attach types.HijackedResponse // output stream, closed by the copier or stop
+
+	exited  chan struct{} // closed once res/waitErr are set
+	res     container.WaitResponse
+	waitErr error
+
+	outDone chan struct{} // closed once outErr is set
+	outErr  error
+
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// stop ends both goroutines (whether or not the container still runs) and
+// waits for them.
+func (st *stepState) stop() {
+	st.stopOnce.Do(func() {
+		st.cancel()
+		st.attach.Close()
+	})
+	st.wg.Wait()
+}
+
+// StartStep makes sure step.Image is present (per step.Pull), creates the
+// step container kod-<run>-<index> and starts it, attached, so out receives
+// the step's stdout and stderr, interleaved as the engine receives them,
+// until the step ends. The container runs under docker-init (so signals
+// reach the step's whole process group), with the run's workspace at
+// sandbox.WorkspacePath, the run's network (or none), no new privileges, the
+// configured capabilities dropped and step.Limits applied (memory without
+// extra swap). A container of the same name left by an earlier attempt is
+// replaced. Image, pull and spec problems are *sandbox.StepError; on any
+// error nothing is left running. out must not be used by the caller again
+// until WaitStep has returned or DestroyStep was called.
+func (d *Docker) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, out io.Writer) error {
+	if err := checkRun(run); err != nil {
+		return err
+	}
+	if step == nil || step.Index < 0 {
+		return errors.New("docker: StartStep needs a step with Index >= 0")
+	}
+	key := stepKey(run.ID, step.Index)
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return errors.New("docker: backend closed")
+	}
+	if _, ok := d.steps[key]; ok {
+		d.mu.Unlock()
+		return fmt.Errorf("docker: step %d of run %s already started", step.Index, run.ID)
+	}
+	d.steps[key] = nil // reserved while starting
+	d.mu.Unlock()
+
+	st, err := d.startStep(ctx, run, step, out)
+	d.mu.Lock()
+	reserved, ok := d.steps[key]
+	if err == nil && (!ok || reserved != nil || d.closed) {
+		err = fmt.Errorf("docker: step %d of run %s was destroyed while starting", step.Index, run.ID)
+	}
+	if err != nil {
+		if ok && reserved == nil {
+			delete(d.steps, key)
+		}
+		d.mu.Unlock()
+		if st != nil {
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			err = errors.Join(err, d.removeContainer(cctx, st.id))
+			st.stop()
+		}
+		return err
+	}
+	d.steps[key] = st
+	d.mu.Unlock()
+	return nil
+}
+
+// startStep does the work of StartStep. On error it has removed what it
+// created; on success it returns the state of the running step.
+func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, out io.Writer) (*stepState, error) {
+	if err := d.ensureImage(ctx, step.Image, step.Pull); err != nil {
+		return nil, err
+	}
+	id, err := d.createStep(ctx, run, step)
+	if err != nil {
+		return nil, err
+	}
+	// The step's goroutines outlive ctx: they end with the container or
+	// with DestroyStep.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	fail := func(err error) (*stepState, error) {
+		cancel()
+		cctx, ccancel := cleanupContext(ctx)
+		defer ccancel()
+		return nil, errors.Join(err, d.removeContainer(cctx, id))
+	}
+	// Attach and register the wait before starting, so neither the first
+	// byte of output nor a quick exit is missed.
+	attach, err := d.cli.ContainerAttach(sctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return fail(engineErr("attach to step "+stepName(run.ID, step.Index), err))
+	}
+	waitC, waitErrC := d.cli.ContainerWait(sctx, id, container.WaitConditionNextExit)
+	select {
+	case err := <-waitErrC: // the wait request itself was refused
+		attach.Close()
+		return fail(engineErr("wait for step "+stepName(run.ID, step.Index), err))
+	default:
+	}
+	st := &stepState{id: id, cancel: cancel, attach: attach, exited: make(chan struct{}), outDone: make(chan struct{})}
+	st.wg.Add(2)
+	go func() {
+		defer st.wg.Done()
+		defer close(st.outDone)
+		st.outErr = copyOutput(out, attach.Reader)
+		attach.Close()
+	}()
+	go func() {
+		defer st.wg.Done()
+		defer close(st.exited)
+		select {
+		case st.res = <-waitC:
+			if st.res.Error != nil && st.res.Error.Message != "" {
+				st.waitErr = errors.New(st.res.Error.Message)
+			}
+		case st.waitErr = <-waitErrC:
+		}
+	}()
+	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		st.stop()
+		if cerrdefs.IsInvalidArgument(err) {
+			err = &sandbox.StepError{Msg: "step container could not start", Err: err}
+		} else {
+			err = engineErr("start step "+stepName(run.ID, step.Index), err)
+		}
+		return fail(err)
+	}
+	return st, nil
+}
+
+// createStep creates the step container and returns its id, replacing a
+// leftover container of the same name once.
+func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (string, error) {
+	cfg, hc := d.stepConfig(run, step)
+	name := stepName(run.ID, step.Index)
+	for attempt := 0; ; attempt++ {
+		created, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, name)
+		if err == nil {
+			for _, w := range created.Warnings {
+				d.log.Debug("engine warning", "container", name, "warning", w)
+			}
+			return created.ID, nil
+		}
+		switch {
+		case cerrdefs.IsConflict(err) && attempt == 0:
+			d.log.Warn("replacing leftover step container", "container", name)
+			if err := d.removeContainer(ctx, name); err != nil {
+				return "", err
+			}
+		case cerrdefs.IsInvalidArgument(err):
+			return "", &sandbox.StepError{Msg: "invalid step", Err: err}
+		case cerrdefs.IsNotFound(err):
+			// The image went away after ensureImage (e.g. pruned meanwhile).
+			return "", &sandbox.StepError{Msg: fmt.Sprintf("image %q is not present", step.Image), Err: err}
+		default:
+			return "", engineErr("create step "+name, err)
+		}
+	}
+}
+
+// stepConfig builds the container and host configuration of a step.
+func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*container.Config, *container.HostConfig) {
+	labels := runLabels(run)
+	labels[sandbox.LabelStep] = strconv.Itoa(step.Index)
+	if step.Name != "" {
+		labels[labelStepName] = step.Name
+	}
+	env := make([]string, 0, len(step.Env)+1)
+	env = append(env, step.Env...)
+	// docker-init (tini) then signals the step's whole process group, so a
+	// shell's children get SIGTERM too and a `trap ... TERM` runs at once.
+	env = append(env, "TINI_KILL_PROCESS_GROUP=1")
+	workDir := step.WorkDir
+	if workDir == "" {
+		workDir = sandbox.WorkspacePath
+	}
+	networkMode := container.NetworkMode("none")
+	if run.Network != sandbox.NetworkNone {
+		networkMode = container.NetworkMode(networkName(run.ID))
+	}
+	var secOpt []string
+	if !d.cfg.Security.AllowNewPrivileges {
+		secOpt = []string{"no-new-privileges"}
+	}
+	res := container.Resources{NanoCPUs: step.Limits.NanoCPUs}
+	if m := step.Limits.MemoryBytes; m > 0 {
+		res.Memory = m
+		res.MemorySwap = m // total of memory and swap: no swap on top
+	}
+	if p := step.Limits.PIDs; p > 0 {
+		res.PidsLimit = &p
+	}
+	useInit := true
+	cfg := &container.Config{
+		Image:        step.Image,
+		Cmd:          step.Command,
+		Env:          env,
+		WorkingDir:   workDir,
+		Labels:       labels,
+		AttachStdout: true,
+		AttachStderr: true,
+	}
+	hc := &container.HostConfig{
+		Init:        &useInit,
+		Mounts:      []mount.Mount{workspaceMount(run)},
+		NetworkMode: networkMode,
+		SecurityOpt: secOpt,
+		CapDrop:     d.cfg.Security.CapDrop,
+		Runtime:     d.cfg.Security.Runtime,
+		Resources:   res,
+		// Output is captured through the attach stream; json logs on disk
+		// would be a second, unbounded copy.
+		LogConfig: container.LogConfig{Type: "none"},
+	}
+	return cfg, hc
+}
+
+// copyOutput demultiplexes the attach stream into out (stdout and stderr
+// alike) until it ends. If out fails, the stream is still drained, so a
+// broken log sink never blocks the step; the sink's first error is returned.
+func copyOutput(out io.Writer, stream io.Reader) error {
+	w := &sinkWriter{w: out}
+	_, err := stdcopy.StdCopy(w, w, stream)
+	if w.err != nil {
+		return fmt.Errorf("write step output: %w", w.err)
+	}
+	if err != nil && !isClosedConn(err) {
+		return fmt.Errorf("read step output: %w", err)
+	}
+	return nil
+}
+
+// isClosedConn reports the error of reading an attach stream that stop()
+// closed, which is how output copying is cut short on purpose.
+func isClosedConn(err error) bool {
+	return errors.Is(err, net.ErrClosed)
+}
+
+// sinkWriter forwards to w until w fails, then discards.
+type sinkWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sinkWriter) Write(p []byte) (int, error) {
+	if s.err == nil {
+		if _, err := s.w.Write(p); err != nil {
+			s.err = err
+		}
+	}
+	return len(p), nil
+}

@@ -1,0 +1,166 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/kod-forge/kod/sandbox"
+)
+
+// WaitStep blocks until the step's container has exited and every byte of
+// its output was written to the writer given to StartStep, then returns the
+// exit code and whether the kernel OOM-killed it. If ctx ends first it
+// returns ctx.Err() and the step keeps running. If writing output failed
+// (the writer returned an error; the rest of the output was discarded), the
+// exit state is still returned, with that error. For a step this backend
+// did not start (e.g. before a server restart) it waits for the container by
+// name, without output.
+func (d *Docker) WaitStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (sandbox.ExitState, error) {
+	if err := checkRun(run); err != nil {
+		return sandbox.ExitState{}, err
+	}
+	name := stepName(run.ID, step.Index)
+	d.mu.Lock()
+	st := d.steps[stepKey(run.ID, step.Index)]
+	d.mu.Unlock()
+	if st == nil {
+		return d.waitUntracked(ctx, name)
+	}
+	for _, ch := range []chan struct{}{st.exited, st.outDone} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return sandbox.ExitState{}, ctx.Err()
+		}
+	}
+	if st.waitErr != nil {
+		return sandbox.ExitState{}, engineErr("wait for step "+name, st.waitErr)
+	}
+	state := sandbox.ExitState{ExitCode: int(st.res.StatusCode)}
+	oom, err := d.oomKilled(ctx, st.id, state.ExitCode)
+	if err != nil {
+		return state, err
+	}
+	state.OOMKilled = oom
+	if st.outErr != nil {
+		return state, fmt.Errorf("docker: step %s: %w", name, st.outErr)
+	}
+	return state, nil
+}
+
+// waitUntracked waits for a step container known only by name.
+func (d *Docker) waitUntracked(ctx context.Context, name string) (sandbox.ExitState, error) {
+	waitC, errC := d.cli.ContainerWait(ctx, name, container.WaitConditionNotRunning)
+	var res container.WaitResponse
+	select {
+	case res = <-waitC:
+	case err := <-errC:
+		if cerrdefs.IsNotFound(err) {
+			return sandbox.ExitState{}, fmt.Errorf("docker: step %s does not exist", name)
+		}
+		if ctx.Err() != nil {
+			return sandbox.ExitState{}, ctx.Err()
+		}
+		return sandbox.ExitState{}, engineErr("wait for step "+name, err)
+	}
+	state := sandbox.ExitState{ExitCode: int(res.StatusCode)}
+	oom, err := d.oomKilled(ctx, name, state.ExitCode)
+	state.OOMKilled = oom
+	return state, err
+}
+
+// oomWait bounds how long oomKilled waits for the engine to record an OOM
+// kill that may be reported just after the exit.
+const oomWait = 500 * time.Millisecond
+
+// oomKilled inspects the exited container for an OOM kill. The engine learns
+// of exits and OOM events separately, so when the exit looks like a SIGKILL
+// (137) it looks again for a short while before answering false.
+func (d *Docker) oomKilled(ctx context.Context, id string, exitCode int) (bool, error) {
+	deadline := time.Now().Add(oomWait)
+	for {
+		info, err := d.cli.ContainerInspect(ctx, id)
+		if err != nil {
+			return false, engineErr(fmt.Sprintf("inspect step %.12s", id), err)
+		}
+		if info.State != nil && info.State.OOMKilled {
+			return true, nil
+		}
+		if exitCode != 128+9 || time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// StopStep sends SIGTERM to the step's processes (docker-init forwards it to
+// the whole process group) and SIGKILL once grace has passed; grace <= 0
+// means Config.StopGrace. The engine counts grace in whole seconds, so it is
+// rounded up (minimum 1 s). It returns once the container has exited, at most
+// about grace later. A step that already exited or was removed is not an
+// error.
+func (d *Docker) StopStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, grace time.Duration) error {
+	if err := checkRun(run); err != nil {
+		return err
+	}
+	if grace <= 0 {
+		grace = d.cfg.StopGrace
+	}
+	secs := max(1, int(math.Ceil(grace.Seconds())))
+	name := stepName(run.ID, step.Index)
+	err := d.cli.ContainerStop(ctx, name, container.StopOptions{Timeout: &secs})
+	if err == nil || cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return engineErr("stop step "+name, err)
+}
+
+// DestroyStep removes the step's container, killing it if still running, and
+// stops following it. It keeps the workspace volume. A step that does not
+// exist (never started, failed to start, already destroyed) is not an error.
+func (d *Docker) DestroyStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) error {
+	if err := checkRun(run); err != nil {
+		return err
+	}
+	key := stepKey(run.ID, step.Index)
+	d.mu.Lock()
+	// A nil entry is a StartStep in progress; it notices the missing entry
+	// once the engine answers and removes its container itself.
+	st := d.steps[key]
+	delete(d.steps, key)
+	d.mu.Unlock()
+	err := d.removeContainer(ctx, stepName(run.ID, step.Index))
+	if st != nil {
+		st.stop()
+	}
+	return err
+}
+
+// forgetRun stops following every step of the run.
+func (d *Docker) forgetRun(runID string) {
+	prefix := runID + "/"
+	var states []*stepState
+	d.mu.Lock()
+	for k, st := range d.steps {
+		if strings.HasPrefix(k, prefix) {
+			delete(d.steps, k)
+			if st != nil {
+				states = append(states, st)
+			}
+		}
+	}
+	d.mu.Unlock()
+	for _, st := range states {
+		st.stop()
+	}
+}
