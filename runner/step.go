@@ -148,7 +148,7 @@ func (x *execution) stepSpec(idx int, wf *workflow.Workflow, st *workflow.Step) 
 		Name:      st.Name,
 		Image:     x.r.imageFor(wf, st),
 		Pull:      x.r.cfg.Pull,
-		Command:   []string{"/bin/sh", "-e", "-c", st.Script(vars)},
+		Command:   shellCommand(st.Script(vars)),
 		Env:       x.env(wf, st, vars),
 		WorkDir:   path.Join(sandbox.WorkspacePath, st.WorkingDir),
 		Limits:    x.r.cfg.Limits,
@@ -188,4 +188,11 @@ func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.
 		"KOD_RUN_ID="+x.run.ID,
 		"KOD_WORKFLOW="+wf.File,
 	)
+}
+
+// shellCommand runs script with `sh -e -c` after pointing stderr at stdout,
+// so the step's output reaches the log in exactly the order it was written
+// (container engines copy two streams with no order between them).
+func shellCommand(script string) []string {
+	return []string{"/bin/sh", "-c", `exec 2>&1; exec /bin/sh -e -c "$1"`, "sh", script}
 }

@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
-	log.Info("kod is listening", "http", ln.Addr().String(), "data", dataDir, "repos", reposDir, "image", cfg.DefaultImage)
+	log.Info("kod is listening", "http", ln.Addr().String(), "instance", instance, "data", dataDir, "repos", reposDir, "image", cfg.DefaultImage)
 
 	select {
 	case err = <-served:

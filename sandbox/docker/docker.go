@@ -65,10 +65,11 @@ type Security struct {
 // DefaultCapDrop returns the capabilities removed from Docker's default set
 // unless Security.CapDrop says otherwise. What stays (CHOWN, DAC_OVERRIDE,
 // FOWNER, FSETID, KILL, SETGID, SETUID) is what package managers and build
-// tools running as root in ordinary images need. Binding ports below 1024 and
-// ICMP ping keep working without NET_BIND_SERVICE and NET_RAW because the
-// engine sets ip_unprivileged_port_start and ping_group_range in each
-// container's network namespace.
+// tools running as root in ordinary images need. Binding ports below 1024
+// keeps working without NET_BIND_SERVICE because the engine sets
+// ip_unprivileged_port_start=0 in each container's network namespace; without
+// NET_RAW, ping works only where it uses ICMP datagram sockets (iputils,
+// allowed by the engine's ping_group_range), not busybox's raw-socket ping.
 func DefaultCapDrop() []string {
 	return []string{"AUDIT_WRITE", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT"}
 }
