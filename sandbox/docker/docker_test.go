@@ -127,6 +127,32 @@ func TestStepOutputAndExitCode(t *testing.T) {
 	}
 }
 
+// failingWriter rejects every write, like a log sink whose disk is full.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestOutputSinkFailureDoesNotBlockStep(t *testing.T) {
+	t.Parallel()
+	d := dockertest.Require(t)
+	run := testRun(t, d, sandbox.NetworkNone)
+	ctx := t.Context()
+
+	// Far more output than the pipes buffer: the step would hang if nobody
+	// drained the stream after the sink failed.
+	step := shStep(0, "head -c 4000000 /dev/zero; exit 5")
+	if err := d.StartStep(ctx, run, step, failingWriter{}); err != nil {
+		t.Fatalf("StartStep: %v", err)
+	}
+	state, err := d.WaitStep(ctx, run, step)
+	if err == nil || !strings.Contains(err.Error(), "disk full") || state.ExitCode != 5 {
+		t.Errorf("WaitStep = %+v, %v; want exit 5 and the sink's error", state, err)
+	}
+	if err := d.DestroyStep(ctx, run, step); err != nil {
+		t.Errorf("DestroyStep: %v", err)
+	}
+}
+
 func TestWorkspace(t *testing.T) {
 	t.Parallel()
 	d := dockertest.Require(t)
