@@ -26,7 +26,7 @@ type execution struct {
 	r       *Runner
 	run     *forge.Run
 	spec    *sandbox.RunSpec
-	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps
+	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps, expanded
 	nextIdx int               // index of the next step container
 	failed  bool              // a step failed without continue_on_error
 	// pending step removals, awaited before the run's objects go.

@@ -88,7 +88,7 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 		code := exit.ExitCode
 		res.ExitCode = &code
 	}
-	x.exports = append(x.exports, st.Exports...)
+	x.exports = append(x.exports, st.ExportValues(workflow.Vars{Branch: x.run.Branch, Repo: x.run.RepoName, Env: x.envMap(wf)})...)
 	return res
 }
 
@@ -163,9 +163,8 @@ func (x *execution) envMap(wf *workflow.Workflow) map[string]string {
 	for _, e := range wf.Env {
 		m[e.Name] = e.Value
 	}
-	vars := workflow.Vars{Branch: x.run.Branch, Repo: x.run.RepoName, Env: m}
 	for _, e := range x.exports {
-		m[e.Name] = workflow.Expand(e.Value, vars)
+		m[e.Name] = e.Value // expanded when their step ran
 	}
 	return m
 }

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/kod-forge/kod/forge"
 )
@@ -11,8 +12,8 @@ import (
 // the server parse megabytes.
 const MaxFileSize = 1 << 20
 
-// MaxTimeout is the largest timeout a workflow or a step may ask for (24 h).
-const MaxTimeout = 24 * 60 * 60 // seconds
+// MaxTimeout is the largest timeout a workflow or a step may ask for.
+const MaxTimeout = 24 * time.Hour
 
 // ParseError is the error Parse returns for a file it rejects: a syntax error,
 // an unknown key, or a value that breaks a rule. Line is 1-based; 0 means the

@@ -52,7 +52,7 @@ type EnvVar struct {
 type Step struct {
 	Name            string
 	Line            int           // 1-based line of the step's header in the file, for error messages
-	Run             string        // shell script; for legacy steps, env directives already turned into exports
+	Run             string        // shell script; for legacy steps, env directives already turned into exports; run Script(vars), not Run
 	Image           string        // "" means the workflow's image
 	If              *Condition    // nil means always
 	WorkingDir      string        // relative to the workspace, cleaned, never escaping it; "" = workspace root

@@ -12,9 +12,25 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// The keys of the TOML format (see the package documentation). Keys are
-// matched exactly: BurntSushi/toml would match struct fields ignoring case,
-// so the file is decoded into plain maps and checked here instead.
+// The TOML format (parsed with BurntSushi/toml):
+//
+//	timeout = 600            # whole workflow, seconds, 1..86400 (default 300)
+//	image = "alpine:3.20"    # default image of every step
+//	network = "none"         # or "bridge" / absent: a dedicated network
+//	[env]                    # NAME = "value"; integers and booleans are turned into text
+//	GREETING = "hi"
+//	[on]                     # optional; absent = every push of every branch
+//	push = ["main", "release/*"]   # branch patterns, see MatchBranch
+//	schedule = ["0 3 * * *"]       # cron, 5 fields or @descriptor
+//	[[steps]]                # at least one
+//	name = "test"            # required, unique
+//	run = "make test"        # required, run as written (no interpolation)
+//	image, if, working_dir, continue_on_error, timeout, env   # optional
+//
+// Keys are matched exactly and an unknown key is an error (a typo must not
+// be ignored). BurntSushi/toml matches struct fields ignoring case and leaves
+// type errors without a position, so the file is decoded into plain maps and
+// checked here instead, with lines from scanKeys.
 var (
 	topKeys  = []string{"timeout", "image", "network", "env", "on", "steps"}
 	onKeys   = []string{"push", "schedule"}

@@ -12,25 +12,29 @@ import (
 // inside inline tables are not recorded (a lookup falls back to the line of
 // the key holding the inline table).
 
-// keyPos is one key or table header: its full dotted path, the index of the
-// [[steps]] entry it belongs to (-1 outside steps) and its 1-based line.
-type keyPos struct {
-	path []string
-	step int
-	line int
+// keyIndex maps a key, in the [[steps]] entry it belongs to, to the line
+// of its first occurrence; see indexKey.
+type keyIndex map[string]int
+
+// indexKey is the map key of path in step (-1 outside steps).
+func indexKey(step int, path []string) string {
+	return strconv.Itoa(step) + "\x00" + strings.Join(path, "\x00")
 }
 
-type keyIndex []keyPos
+func (ix keyIndex) add(step, line int, path []string) {
+	k := indexKey(step, path)
+	if _, ok := ix[k]; !ok {
+		ix[k] = line
+	}
+}
 
 // line returns the line of path in step (-1 for keys outside steps). When the
 // exact key is not recorded it tries its parents, then the step's header, and
 // returns 0 only if nothing matches.
 func (ix keyIndex) line(step int, path ...string) int {
 	for n := len(path); n > 0; n-- {
-		for _, k := range ix {
-			if k.step == step && slices.Equal(k.path, path[:n]) {
-				return k.line
-			}
+		if l, ok := ix[indexKey(step, path[:n])]; ok {
+			return l
 		}
 	}
 	if step >= 0 { // steps written as an inline array: `steps = [{...}]`
@@ -49,7 +53,7 @@ type keyScanner struct {
 }
 
 func scanKeys(src string) keyIndex {
-	s := &keyScanner{src: src, line: 1}
+	s := &keyScanner{src: src, line: 1, out: keyIndex{}}
 	for s.i < len(s.src) {
 		switch s.src[s.i] {
 		case ' ', '\t', '\r':
@@ -97,7 +101,7 @@ func (s *keyScanner) header() {
 	if array && slices.Equal(s.table, []string{"steps"}) {
 		s.steps++
 	}
-	s.out = append(s.out, keyPos{path: s.table, step: s.step(), line: s.line})
+	s.out.add(s.step(), s.line, s.table)
 	s.i = end
 	s.skipComment() // the closing brackets and any comment
 }
@@ -123,8 +127,7 @@ func (s *keyScanner) keyValue() {
 	if s.i >= len(s.src) || s.src[s.i] != '=' {
 		return // not a key line; the TOML parser would have refused it
 	}
-	path := append(slices.Clip(s.table), splitKey(s.src[start:s.i])...)
-	s.out = append(s.out, keyPos{path: path, step: s.step(), line: s.line})
+	s.out.add(s.step(), s.line, append(slices.Clip(s.table), splitKey(s.src[start:s.i])...))
 	s.i++
 	s.skipValue()
 }

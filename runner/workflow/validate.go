@@ -29,13 +29,13 @@ func validEnvName(name string) bool {
 }
 
 // checkSeconds turns a timeout written as whole seconds into a duration:
-// 1 s up to MaxTimeout.
+// 1 s up to MaxTimeout. The formats write timeouts in seconds (Kod).
 func checkSeconds(n int64) (time.Duration, error) {
 	if n <= 0 {
 		return 0, fmt.Errorf("must be a positive number of seconds, got %d", n)
 	}
-	if n > MaxTimeout {
-		return 0, fmt.Errorf("must be at most %d seconds (24 h), got %d", MaxTimeout, n)
+	if max := int64(MaxTimeout / time.Second); n > max {
+		return 0, fmt.Errorf("must be at most %d seconds (24 h), got %d", max, n)
 	}
 	return time.Duration(n) * time.Second, nil
 }

@@ -206,6 +206,17 @@ func checkRun(run *sandbox.RunSpec) error {
 	return nil
 }
 
+// checkStep is checkRun plus a usable step.
+func checkStep(run *sandbox.RunSpec, step *sandbox.StepSpec) error {
+	if err := checkRun(run); err != nil {
+		return err
+	}
+	if step == nil || step.Index < 0 {
+		return errors.New("docker: need a StepSpec with Index >= 0")
+	}
+	return nil
+}
+
 // runLabels returns run.Labels plus the managed, instance and run labels,
 // which win over extra labels of the same key.
 func runLabels(run *sandbox.RunSpec) map[string]string {

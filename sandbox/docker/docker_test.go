@@ -238,6 +238,38 @@ func TestStopStepRunsTrap(t *testing.T) {
 	}
 }
 
+func TestStopStepKillsAfterGrace(t *testing.T) {
+	t.Parallel()
+	d := dockertest.Require(t)
+	run := testRun(t, d, sandbox.NetworkNone)
+	ctx := t.Context()
+
+	// An ignored signal stays ignored in children, so sleep ignores TERM too.
+	step := shStep(0, "trap '' TERM; echo ready; sleep 300")
+	step.Limits.MemoryBytes = 64 << 20
+	var out buffer
+	if err := d.StartStep(ctx, run, step, &out); err != nil {
+		t.Fatalf("StartStep: %v", err)
+	}
+	defer d.DestroyStep(context.Background(), run, step)
+	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") })
+	start := time.Now()
+	if err := d.StopStep(ctx, run, step, 500*time.Millisecond); err != nil {
+		t.Fatalf("StopStep: %v", err)
+	}
+	state, err := d.WaitStep(ctx, run, step)
+	if err != nil {
+		t.Fatalf("WaitStep: %v", err)
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("killed after %v, want the grace rounded up to 1s", took)
+	}
+	// The SIGKILL came from StopStep: not an OOM kill despite the limit.
+	if state.ExitCode != 137 || state.OOMKilled {
+		t.Errorf("exit state = %+v, want 137, not OOM-killed", state)
+	}
+}
+
 func TestWaitStepHonoursContext(t *testing.T) {
 	t.Parallel()
 	d := dockertest.Require(t)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
@@ -35,6 +36,8 @@ type stepState struct {
 	outDone chan struct{} // closed once outErr is set
 	outErr  error
 
+	stopped atomic.Bool // StopStep was called: a SIGKILL exit is not an OOM kill
+
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 }
@@ -61,11 +64,8 @@ func (st *stepState) stop() {
 // error nothing is left running. out must not be used by the caller again
 // until WaitStep has returned or DestroyStep was called.
 func (d *Docker) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, out io.Writer) error {
-	if err := checkRun(run); err != nil {
+	if err := checkStep(run, step); err != nil {
 		return err
-	}
-	if step == nil || step.Index < 0 {
-		return errors.New("docker: StartStep needs a step with Index >= 0")
 	}
 	key := stepKey(run.ID, step.Index)
 	d.mu.Lock()

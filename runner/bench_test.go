@@ -1,0 +1,116 @@
+package runner_test
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/forge/boltstore"
+	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/sandbox/docker/dockertest"
+)
+
+// staticSource serves one workflow file and a one-file tree for any commit.
+type staticSource struct{ workflow string }
+
+func (s staticSource) WorkflowFiles(context.Context, string, string) ([]runner.File, error) {
+	return []runner.File{{Path: ".kod/workflows/ci.toml", Data: []byte(s.workflow)}}, nil
+}
+
+func (s staticSource) Archive(_ context.Context, _, _ string, w io.Writer) error {
+	tw := tar.NewWriter(w)
+	body := []byte("# bench\n")
+	if err := tw.WriteHeader(&tar.Header{Name: "README.md", Mode: 0o644, Size: int64(len(body))}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(body); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// realRunner starts a runner on the real Docker engine with a temporary
+// bbolt store; runs' final states arrive on the returned channel.
+func realRunner(tb testing.TB, workflow string) (*runner.Runner, forge.Store, <-chan *forge.Run) {
+	tb.Helper()
+	backend := dockertest.Require(tb)
+	dir := tb.TempDir()
+	store, err := boltstore.Open(filepath.Join(dir, "kod.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	if err := store.CreateRepo(ctx, &forge.Repo{Name: "bench"}); err != nil {
+		tb.Fatal(err)
+	}
+	r := runner.New(runner.Config{
+		Instance:     dockertest.NewID(tb),
+		DefaultImage: dockertest.Image,
+		LogsDir:      filepath.Join(dir, "logs"),
+	}, store, backend, staticSource{workflow}, slog.New(slog.DiscardHandler))
+	done := make(chan *forge.Run, 16)
+	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	if err := r.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = r.Shutdown(context.Background()) })
+	return r, store, done
+}
+
+const fiveTrueSteps = `
+[[steps]]
+name = "1"
+run = "true"
+[[steps]]
+name = "2"
+run = "true"
+[[steps]]
+name = "3"
+run = "true"
+[[steps]]
+name = "4"
+run = "true"
+[[steps]]
+name = "5"
+run = "true"
+`
+
+// BenchmarkStepOverhead times a 5-step workflow of `true` (queue to final
+// state, including workspace, network and cleanup) against 5 sequential
+// `docker run --rm <image> true`, in the same run, and reports the ratio.
+// Target: at most 1.3x.
+func BenchmarkStepOverhead(b *testing.B) {
+	r, _, done := realRunner(b, fiveTrueSteps)
+	ctx := context.Background()
+	var kod, baseline time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := r.Enqueue(ctx, runner.Request{Repo: "bench", Branch: "main", Commit: "0123456789abcdef0123456789abcdef01234567", Trigger: forge.TriggerManual}); err != nil {
+			b.Fatal(err)
+		}
+		run := <-done
+		kod += time.Since(start)
+		if run.Status != forge.RunCompleted || len(run.Result.Steps) != 5 {
+			b.Fatalf("run %s: %q %+v", run.Status, run.Error, run.Result)
+		}
+		start = time.Now()
+		for range 5 {
+			if out, err := exec.Command("docker", "run", "--rm", dockertest.Image, "true").CombinedOutput(); err != nil {
+				b.Fatalf("docker run: %v\n%s", err, out)
+			}
+		}
+		baseline += time.Since(start)
+	}
+	n := float64(b.N)
+	b.ReportMetric(kod.Seconds()/n, "s/kod-run")
+	b.ReportMetric(baseline.Seconds()/n, "s/5-docker-run")
+	b.ReportMetric(kod.Seconds()/baseline.Seconds(), "ratio")
+}
+
