@@ -113,4 +113,3 @@ func BenchmarkStepOverhead(b *testing.B) {
 	b.ReportMetric(baseline.Seconds()/n, "s/5-docker-run")
 	b.ReportMetric(kod.Seconds()/baseline.Seconds(), "ratio")
 }
-
