@@ -33,9 +33,10 @@ type execution struct {
 	removals sync.WaitGroup
 }
 
-// execute runs every workflow of run and stores the outcome. It never
-// returns before the run's containers, volume and network are removed.
-func (r *Runner) execute(ctx context.Context, run *forge.Run) {
+// execute runs every workflow of run, stores the outcome and returns the
+// final record (nil if the run was deleted meanwhile). It never returns
+// before the run's containers, volume and network are removed.
+func (r *Runner) execute(ctx context.Context, run *forge.Run) *forge.Run {
 	x := &execution{r: r, run: run}
 	status, reason := x.do(ctx)
 	final, err := r.store.UpdateRun(context.WithoutCancel(ctx), run.ID, func(s *forge.Run) error {
@@ -46,10 +47,10 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run) {
 		if !errors.Is(err, forge.ErrNotFound) { // deleted with its repository
 			r.log.Error("storing the end of a run", "run", run.ID, "err", err)
 		}
-		return
+		return nil
 	}
 	r.log.Info("run finished", "run", run.ID, "repo", run.RepoName, "status", final.Status, "ms", final.Result.Duration)
-	r.notifyDone(context.WithoutCancel(ctx), final)
+	return final
 }
 
 // do returns the final status and, for failures of the run as a whole, why.

@@ -246,13 +246,14 @@ func (r *Runner) dispatch(ctx context.Context) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.execute(runCtx, run)
+			final := r.execute(runCtx, run)
 			cancel(nil)
 			r.mu.Lock()
 			delete(r.active, run.ID)
 			delete(r.busy, key)
 			r.mu.Unlock()
 			r.Wake()
+			r.notifyDone(context.WithoutCancel(runCtx), final)
 		}()
 	}
 }
