@@ -110,6 +110,13 @@ func (r *Runner) Cancel(ctx context.Context, id string) error {
 	cancel, running := r.active[id]
 	r.mu.Unlock()
 	if running {
+		run, err := r.store.GetRun(ctx, id)
+		if err != nil {
+			return err
+		}
+		if run.Status.Done() { // finished, only cleaning up
+			return forge.Conflict("Workflow run already finished")
+		}
 		cancel(errCancelled)
 		return nil
 	}

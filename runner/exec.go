@@ -33,12 +33,15 @@ type execution struct {
 	removals sync.WaitGroup
 }
 
-// execute runs every workflow of run, stores the outcome and returns the
-// final record (nil if the run was deleted meanwhile). It never returns
-// before the run's containers, volume and network are removed.
-func (r *Runner) execute(ctx context.Context, run *forge.Run) *forge.Run {
+// execute runs every workflow of run and stores the outcome. The final
+// state is stored and announced (OnRunDone) as soon as the last step ends;
+// the run's containers, volume and network are removed after that, and
+// execute returns only once they are gone, so the run keeps its
+// concurrency slot until its resources are free.
+func (r *Runner) execute(ctx context.Context, run *forge.Run) {
 	x := &execution{r: r, run: run}
 	status, reason := x.do(ctx)
+	defer x.cleanup(ctx)
 	final, err := r.store.UpdateRun(context.WithoutCancel(ctx), run.ID, func(s *forge.Run) error {
 		finish(s, status, reason)
 		return nil
@@ -47,10 +50,10 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run) *forge.Run {
 		if !errors.Is(err, forge.ErrNotFound) { // deleted with its repository
 			r.log.Error("storing the end of a run", "run", run.ID, "err", err)
 		}
-		return nil
+		return
 	}
 	r.log.Info("run finished", "run", run.ID, "repo", run.RepoName, "status", final.Status, "ms", final.Result.Duration)
-	return final
+	r.notifyDone(context.WithoutCancel(ctx), final)
 }
 
 // do returns the final status and, for failures of the run as a whole, why.
@@ -66,7 +69,6 @@ func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
 		}
 	}
 	x.spec = &sandbox.RunSpec{ID: x.run.ID, Instance: x.r.cfg.Instance, Network: network}
-	defer x.cleanup(ctx)
 	if err := x.prepare(ctx, wfs); err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			return statusFor(cause), cause.Error()
@@ -162,6 +164,9 @@ func (x *execution) prepare(ctx context.Context, wfs []*workflow.Workflow) error
 
 // cleanup removes every object of the run on a context of its own.
 func (x *execution) cleanup(ctx context.Context) {
+	if x.spec == nil {
+		return // nothing was set up
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	x.removals.Wait()

@@ -246,14 +246,13 @@ func (r *Runner) dispatch(ctx context.Context) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			final := r.execute(runCtx, run)
+			r.execute(runCtx, run)
 			cancel(nil)
 			r.mu.Lock()
 			delete(r.active, run.ID)
 			delete(r.busy, key)
 			r.mu.Unlock()
 			r.Wake()
-			r.notifyDone(context.WithoutCancel(runCtx), final)
 		}()
 	}
 }

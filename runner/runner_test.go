@@ -112,9 +112,7 @@ func TestConcurrencyLimitAndBranchSerialisation(t *testing.T) {
 	if overlap {
 		t.Error("two runs of one branch ran at the same time")
 	}
-	if left := fake.Leftovers(); len(left) != 0 {
-		t.Errorf("left behind: %v", left)
-	}
+	assertClean(t, fake)
 }
 
 func TestQueueIsFIFO(t *testing.T) {
@@ -190,9 +188,7 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 	if err != nil || stored.Status != forge.RunCancelled {
 		t.Errorf("stored: %+v %v", stored, err)
 	}
-	if left := fake.Leftovers(); len(left) != 0 {
-		t.Errorf("left behind: %v", left)
-	}
+	assertClean(t, fake)
 }
 
 func TestStepTimeoutFailsStep(t *testing.T) {
@@ -340,4 +336,17 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// assertClean waits up to 5 s for the fake backend to hold no run or step:
+// cleanup runs just after a run's final state is announced.
+func assertClean(t *testing.T, fake *sandboxtest.Fake) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for left := fake.Leftovers(); len(left) != 0; left = fake.Leftovers() {
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind: %v", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

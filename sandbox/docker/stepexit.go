@@ -88,6 +88,11 @@ func (d *Docker) waitUntracked(ctx context.Context, name string) (sandbox.ExitSt
 // an OOM kill: nothing else in such a container sends SIGKILL short of the
 // step's own `kill -9`.
 func (d *Docker) oomKilled(ctx context.Context, id string, exitCode int, guess bool) (bool, error) {
+	if exitCode == 0 {
+		// A step that succeeded failed nothing, whatever a child went
+		// through; skipping the inspect saves a round trip per step.
+		return false, nil
+	}
 	info, err := d.cli.ContainerInspect(ctx, id)
 	if err != nil {
 		return false, engineErr(fmt.Sprintf("inspect step %.12s", id), err)
