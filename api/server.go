@@ -62,6 +62,7 @@ func New(d Deps) *Server {
 	}).Methods(http.MethodGet, http.MethodHead)
 	s.gitRoutes()
 	s.repoRoutes()
+	s.tokenRoutes()
 	s.workflowRoutes()
 	notFound := s.authenticated(func(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})

@@ -62,6 +62,7 @@ func RunHook(ctx context.Context, name string, stdin io.Reader, stderr io.Writer
 		fmt.Fprintln(stderr, m)
 	}
 	if !resp.OK && name == "pre-receive" {
+		fmt.Fprintln(stderr, "kod: push refused")
 		return 1
 	}
 	return 0

@@ -23,6 +23,9 @@ const DefaultBranch = "main"
 // that the result stays inside reposDir. name must already be a valid
 // repository name; the check is a second line of defence.
 func RepoPath(reposDir, name string) (string, error) {
+	if name == "" || name == "." || name == ".." {
+		return "", fmt.Errorf("invalid repository name %q", name)
+	}
 	root, err := filepath.Abs(reposDir)
 	if err != nil {
 		return "", err

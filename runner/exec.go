@@ -69,7 +69,7 @@ func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
 		}
 	}
 	x.spec = &sandbox.RunSpec{ID: x.run.ID, Instance: x.r.cfg.Instance, Network: network}
-	if err := x.prepare(ctx, wfs); err != nil {
+	if err := x.prepare(ctx); err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			return statusFor(cause), cause.Error()
 		}
@@ -131,14 +131,16 @@ func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, er
 
 // prepare creates the workspace and network and fills the workspace with
 // the tree at the run's commit, streamed from git archive.
-func (x *execution) prepare(ctx context.Context, wfs []*workflow.Workflow) error {
+func (x *execution) prepare(ctx context.Context) error {
 	if err := os.MkdirAll(x.logDir(), 0o700); err != nil {
 		return fmt.Errorf("creating the log directory: %w", err)
 	}
 	if err := x.r.backend.SetupRun(ctx, x.spec); err != nil {
 		return fmt.Errorf("preparing the workspace: %w", err)
 	}
-	carrier := x.r.imageFor(wfs[0], &wfs[0].Steps[0])
+	// The default image carries the archive into the volume (it is never
+	// started), so a step image that cannot be pulled fails its own step.
+	carrier := x.r.cfg.DefaultImage
 	pr, pw := io.Pipe()
 	archived := make(chan error, 1)
 	go func() {

@@ -238,7 +238,9 @@ func (r *Runner) dispatch(ctx context.Context) {
 			}
 			continue
 		}
-		runCtx, cancel := context.WithCancelCause(ctx)
+		// Not derived from ctx: stopping the dispatcher must not cancel runs
+		// without a cause; Shutdown cancels them with errShutdown.
+		runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		r.mu.Lock()
 		r.active[run.ID] = cancel
 		r.busy[key] = true
