@@ -15,8 +15,12 @@ type RepoStore interface {
 	// change the name (renames are a separate operation).
 	UpdateRepo(ctx context.Context, name string, fn func(*Repo) error) (*Repo, error)
 	// DeleteRepo removes the record and every record attached to it (runs,
-	// queue entries). ErrNotFound if none.
+	// queue entries, and every other entity keyed by the repository).
+	// ErrNotFound if none.
 	DeleteRepo(ctx context.Context, name string) error
+	// RenameRepo moves the record and everything attached to it to newName
+	// in one transaction. ErrNotFound, or ErrConflict if newName is taken.
+	RenameRepo(ctx context.Context, oldName, newName string) (*Repo, error)
 }
 
 // TokenStore keeps API tokens (hashed).

@@ -135,3 +135,28 @@ func TestInstanceIDIsStable(t *testing.T) {
 		t.Errorf("instance ids %q %q", a, b)
 	}
 }
+
+func TestRenameCarriesRuns(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	s.CreateRepo(ctx, &forge.Repo{Name: "old", Collaborators: []forge.Collaborator{{Username: "alice"}}})
+	s.CreateRepo(ctx, &forge.Repo{Name: "taken"})
+	run := &forge.Run{ID: forge.NewID(), RepoName: "old", Status: forge.RunQueued}
+	s.CreateRun(ctx, run)
+	if _, err := s.RenameRepo(ctx, "old", "taken"); !errors.Is(err, forge.ErrConflict) {
+		t.Errorf("rename onto a taken name: %v", err)
+	}
+	r, err := s.RenameRepo(ctx, "old", "new")
+	if err != nil || r.Name != "new" || !r.HasCollaborator("alice") {
+		t.Fatalf("rename: %+v %v", r, err)
+	}
+	if runs, _ := s.ListRuns(ctx, "new", 0); len(runs) != 1 || runs[0].RepoName != "new" {
+		t.Errorf("runs after rename: %+v", runs)
+	}
+	if runs, _ := s.ListRuns(ctx, "old", 0); len(runs) != 0 {
+		t.Errorf("runs left under the old name: %+v", runs)
+	}
+	if q, _ := s.QueuedRuns(ctx); len(q) != 1 || q[0].RepoName != "new" {
+		t.Errorf("queue after rename: %+v", q)
+	}
+}

@@ -1,7 +1,6 @@
 package boltstore
 
 import (
-	"bytes"
 	"context"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,8 +75,8 @@ func (s *Store) UpdateRepo(ctx context.Context, name string, fn func(*forge.Repo
 	return &r, nil
 }
 
-// DeleteRepo implements forge.RepoStore: the record, its runs, their index
-// and queue entries go in one transaction.
+// DeleteRepo implements forge.RepoStore: the record and everything
+// attached to it (every repoCascade) go in one transaction.
 func (s *Store) DeleteRepo(ctx context.Context, name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRepos)
@@ -87,19 +86,59 @@ func (s *Store) DeleteRepo(ctx context.Context, name string) error {
 		if err := b.Delete([]byte(name)); err != nil {
 			return err
 		}
-		var ids []string
-		prefix := repoPrefix(name)
-		c := tx.Bucket(bucketRunsByRepo).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			ids = append(ids, string(v))
-		}
-		for _, id := range ids {
-			if err := deleteRunTx(tx, id); err != nil {
+		for _, cascade := range repoCascades {
+			if err := cascade(tx, name, ""); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 }
+
+// RenameRepo implements forge.RepoStore: the record moves to newName with
+// everything attached to it (every repoCascade) in one transaction.
+// ErrNotFound if oldName does not exist; ErrConflict ("A repository with
+// that name already exists") if newName does.
+func (s *Store) RenameRepo(ctx context.Context, oldName, newName string) (*forge.Repo, error) {
+	var r forge.Repo
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRepos)
+		ok, err := getJSON(b, []byte(oldName), &r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return forge.NotFound("Repository not found")
+		}
+		if b.Get([]byte(newName)) != nil {
+			return forge.Conflict("A repository with that name already exists")
+		}
+		r.Name = newName
+		if err := b.Delete([]byte(oldName)); err != nil {
+			return err
+		}
+		if err := putJSON(b, []byte(newName), &r); err != nil {
+			return err
+		}
+		for _, cascade := range repoCascades {
+			if err := cascade(tx, oldName, newName); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// repoCascade keeps one entity's records attached to their repository:
+// called inside the transaction that deletes repository name (newName ==
+// "") or renames it to newName. Each entity keyed by repository name adds
+// its own cascade to repoCascades.
+type repoCascade func(tx *bolt.Tx, name, newName string) error
+
+var repoCascades = []repoCascade{cascadeRuns}
 
 func repoPrefix(name string) []byte { return append([]byte(name), 0) }

@@ -180,3 +180,40 @@ func deleteRunTx(tx *bolt.Tx, id string) error {
 }
 
 func runRepoKey(repo string, seq uint64) []byte { return append(repoPrefix(repo), u64(seq)...) }
+
+// cascadeRuns deletes or moves the runs of a repository (repoCascade).
+func cascadeRuns(tx *bolt.Tx, name, newName string) error {
+	idx := tx.Bucket(bucketRunsByRepo)
+	var keys [][]byte
+	var ids []string
+	prefix := repoPrefix(name)
+	c := idx.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		keys = append(keys, slices.Clone(k))
+		ids = append(ids, string(v))
+	}
+	runs := tx.Bucket(bucketRuns)
+	for i, id := range ids {
+		if newName == "" {
+			if err := deleteRunTx(tx, id); err != nil {
+				return err
+			}
+			continue
+		}
+		var r forge.Run
+		if _, err := getJSON(runs, []byte(id), &r); err != nil {
+			return err
+		}
+		r.RepoName = newName
+		if err := putJSON(runs, []byte(id), &r); err != nil {
+			return err
+		}
+		if err := idx.Delete(keys[i]); err != nil {
+			return err
+		}
+		if err := idx.Put(runRepoKey(newName, r.Seq), []byte(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
