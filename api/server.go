@@ -42,6 +42,9 @@ type Server struct {
 	touchMu sync.Mutex
 	touched map[string]time.Time // token id -> last lastUsedAt write
 	now     func() time.Time
+
+	streamsStopped  chan struct{} // closed by StopStreams
+	stopStreamsOnce sync.Once
 }
 
 // Route is one registered API route with the action it requires; tests
@@ -55,7 +58,7 @@ type Route struct {
 
 // New returns the API server with every route registered.
 func New(d Deps) *Server {
-	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now}
+	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now, streamsStopped: make(chan struct{})}
 	s.router.Use(s.recoverPanics)
 	s.router.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

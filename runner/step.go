@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"path"
 	"slices"
@@ -59,16 +60,23 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 	x.nextIdx++
 	if !st.If.Eval(x.run.Branch, x.envMap(wf)) {
 		res.Success, res.Skipped = true, true
+		x.stream.addStep(streamStep{Name: st.Name, Workflow: wf.File, Skipped: true})
 		return res
 	}
 	started := time.Now()
 	spec := x.stepSpec(idx, wf, st)
-	log, err := newStepLog(StepLogPath(x.r.cfg.LogsDir, x.run.ID, idx), x.r.cfg.OutputCap)
+	x.markCurrent(ctx, forge.CurrentStep{Index: idx, Name: st.Name, Workflow: wf.File, StartedAt: forge.NowMillis()})
+	log, err := newStepLog(StepLogPath(x.r.cfg.LogsDir, x.run.ID, idx), x.r.cfg.LogCap, x.r.cfg.OutputCap, x.stream.changed.notify)
 	if err != nil {
+		x.stream.addStep(streamStep{Name: st.Name, Workflow: wf.File})
 		res.Error = fmt.Sprintf("opening the step log: %v", err)
 		return res
 	}
-	exit, runErr := x.runContainer(ctx, st, spec, log)
+	x.stream.addStep(streamStep{Name: st.Name, Workflow: wf.File, log: log})
+	// The output chain: container -> filters (e.g. secret masking; a
+	// filter that buffers must be flushed before log.Close) -> log.
+	var out io.Writer = log
+	exit, runErr := x.runContainer(ctx, st, spec, out)
 	if err := log.Close(); err != nil {
 		x.r.log.Error("closing a step log", "run", x.run.ID, "err", err)
 	}
@@ -94,7 +102,7 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 
 // runContainer starts the step, waits for it under ctx's deadline, and
 // stops it (SIGTERM, SIGKILL after the grace) when ctx ends first.
-func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *sandbox.StepSpec, out *stepLog) (sandbox.ExitState, error) {
+func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *sandbox.StepSpec, out io.Writer) (sandbox.ExitState, error) {
 	stepCtx := ctx
 	if st.Timeout > 0 {
 		var cancel context.CancelFunc
