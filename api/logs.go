@@ -52,11 +52,16 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	p := &plainLog{w: w, flusher: flusherOf(w), headers: step == "", lastNL: true}
 	if follow {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+		w.WriteHeader(http.StatusOK)
+		p.wrote = true
+		if p.flusher != nil {
+			p.flusher.Flush() // the client learns at once that the stream is on
+		}
 	}
-	p := &plainLog{w: w, flusher: flusherOf(w), headers: step == "", lastNL: true}
 	err = s.Runner.StreamLogs(ctx, run.ID, runner.LogOptions{Step: step, Follow: follow}, p.emit)
 	return s.streamEnded(r, err, p.wrote)
 }

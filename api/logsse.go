@@ -46,7 +46,7 @@ func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r 
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		opts.From = pos
+		opts.From = &pos
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -54,8 +54,13 @@ func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r 
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	e := &sseLog{w: w, flusher: flusherOf(w), lastWrite: time.Now()}
-	e.lines.pos = opts.From.Offset
-	e.lines.start = opts.From.Offset
+	if e.flusher != nil {
+		e.flusher.Flush()
+	}
+	if p := opts.From; p != nil {
+		e.step.Step = p.Step
+		e.lines.pos, e.lines.start = p.Offset, p.Offset
+	}
 	err := s.Runner.StreamLogs(ctx, run.ID, opts, e.emit)
 	if err != nil {
 		return s.streamEnded(r, err, true)

@@ -20,8 +20,9 @@ type LogOptions struct {
 	// now and returns.
 	Follow bool
 	// From resumes a stream after a position an earlier stream reported
-	// (LogEvent.Step and Offset); the zero value starts at the beginning.
-	From LogPosition
+	// (LogEvent.Step and Offset; the LogStepStarted of that step is not
+	// repeated); nil starts at the beginning.
+	From *LogPosition
 	// Idle is how often LogCaughtUp repeats while a followed run prints
 	// nothing; default 1 s.
 	Idle time.Duration
@@ -83,9 +84,12 @@ func (r *Runner) StreamLogs(ctx context.Context, id string, opts LogOptions, emi
 			return storedLogs(ctx, r.cfg.LogsDir, run, opts, emit)
 		}
 		// Queued, or between being claimed and its stream appearing.
+		if err := emit(&LogEvent{Kind: LogCaughtUp}); err != nil {
+			return err
+		}
 		select {
 		case <-started:
-		case <-time.After(time.Second):
+		case <-time.After(opts.Idle):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -103,7 +107,11 @@ type follower struct {
 }
 
 func newFollower(opts LogOptions, emit func(*LogEvent) error) *follower {
-	return &follower{opts: opts, emit: emit, cur: opts.From.Step, off: opts.From.Offset, started: opts.From.Offset > 0, buf: make([]byte, logChunk)}
+	f := &follower{opts: opts, emit: emit, buf: make([]byte, logChunk)}
+	if p := opts.From; p != nil {
+		f.cur, f.off, f.started = p.Step, p.Offset, true
+	}
+	return f
 }
 
 func followStream(ctx context.Context, s *runStream, opts LogOptions, emit func(*LogEvent) error) error {
@@ -219,7 +227,7 @@ func storedLogs(ctx context.Context, logsDir string, run *forge.Run, opts LogOpt
 		case errors.Is(err, os.ErrNotExist) && i >= len(steps):
 			return nil
 		case errors.Is(err, os.ErrNotExist):
-			// Skipped, or its log could not be written: no output.
+			file, err = nil, nil // skipped, or its log could not be written: no output
 		case err != nil:
 			return err
 		}

@@ -148,6 +148,9 @@ func (s *scheduler) remove(rs *repoSchedules) {
 func (s *scheduler) fire(repo, file string) {
 	ctx, cancel := context.WithTimeout(context.Background(), fireTimeout)
 	defer cancel()
+	if _, err := s.r.store.GetRepo(ctx, repo); err != nil {
+		return // deleted or renamed since the last reconcile
+	}
 	branch, commit, ok, err := s.heads.DefaultBranch(ctx, repo)
 	if err != nil || !ok {
 		if err != nil && !errors.Is(err, forge.ErrNotFound) {
