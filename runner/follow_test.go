@@ -91,7 +91,7 @@ func TestFollowBacklogThenLive(t *testing.T) {
 	var c collector
 	followed := make(chan error, 1)
 	go func() {
-		followed <- r.StreamLogs(ctx, run.ID, runner.LogOptions{Follow: true, Idle: 20 * time.Millisecond}, c.emit)
+		followed <- r.StreamLogs(ctx, run.ID, runner.LogOptions{Follow: true, Idle: time.Hour}, c.emit)
 	}()
 	waitUntil(t, func() bool { return strings.Contains(c.String(), "backlog 2\n") })
 	close(release)
@@ -163,7 +163,7 @@ func TestFollowQueuedRunWaitsForStart(t *testing.T) {
 	}
 	var c, cancelled collector
 	followed := make(chan error, 2)
-	go func() { followed <- r.StreamLogs(ctx, second.ID, runner.LogOptions{Follow: true}, c.emit) }()
+	go func() { followed <- r.StreamLogs(ctx, second.ID, runner.LogOptions{Follow: true, Idle: time.Hour}, c.emit) }()
 	go func() { followed <- r.StreamLogs(ctx, third.ID, runner.LogOptions{Follow: true}, cancelled.emit) }()
 	time.Sleep(100 * time.Millisecond)
 	if err := r.Cancel(ctx, third.ID); err != nil {
