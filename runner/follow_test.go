@@ -163,7 +163,9 @@ func TestFollowQueuedRunWaitsForStart(t *testing.T) {
 	}
 	var c, cancelled collector
 	followed := make(chan error, 2)
-	go func() { followed <- r.StreamLogs(ctx, second.ID, runner.LogOptions{Follow: true, Idle: time.Hour}, c.emit) }()
+	go func() {
+		followed <- r.StreamLogs(ctx, second.ID, runner.LogOptions{Follow: true, Idle: time.Hour}, c.emit)
+	}()
 	go func() { followed <- r.StreamLogs(ctx, third.ID, runner.LogOptions{Follow: true}, cancelled.emit) }()
 	time.Sleep(100 * time.Millisecond)
 	if err := r.Cancel(ctx, third.ID); err != nil {
