@@ -60,6 +60,7 @@ type server struct {
 	env      []string
 	args     []string
 	stopped  bool
+	bin      string // the kod binary; "" means kodBin
 }
 
 // startServer starts kod serve with a fresh home (or the given one), HTTP
@@ -83,7 +84,11 @@ func (s *server) start() {
 	t := s.t
 	t.Helper()
 	args := append([]string{"serve", "--port", "0", "--host", "127.0.0.1", "--no-ssh"}, s.args...)
-	cmd := exec.Command(kodBin, args...)
+	bin := kodBin
+	if s.bin != "" {
+		bin = s.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
 		"KOD_HOME="+s.Home,
 		"KOD_DATA_DIR="+filepath.Join(s.Home, "data"),

@@ -57,3 +57,25 @@ func TestRestartRecordsInterruptedStep(t *testing.T) {
 		t.Errorf("logs of a kept run removed: %v", err)
 	}
 }
+
+// TestPullPolicyPrecedence: a step's pull beats its workflow's, which
+// beats the server's.
+func TestPullPolicyPrecedence(t *testing.T) {
+	t.Parallel()
+	wf := "pull = \"always\"\n[[steps]]\nname = \"a\"\nrun = \"true\"\n[[steps]]\nname = \"b\"\npull = \"never\"\nrun = \"true\"\n"
+	r, _, fake, done := fakeRunner(t, runner.Config{Pull: "if-not-present"}, filesSource{".kod/workflows/a.toml": wf, ".kod/workflows/b.toml": twoSteps}, nil)
+	enqueue(t, r, "main")
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if run := wait(t, done); run.Status != forge.RunCompleted {
+		t.Fatalf("%s %q", run.Status, run.Error)
+	}
+	var got []string
+	for _, st := range fake.Started() {
+		got = append(got, st.Name+"="+string(st.Pull))
+	}
+	if want := "a=always b=never first=if-not-present second=if-not-present"; strings.Join(got, " ") != want {
+		t.Errorf("pull policies %v, want %s", got, want)
+	}
+}

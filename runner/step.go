@@ -155,13 +155,25 @@ func (x *execution) stepSpec(idx int, wf *workflow.Workflow, st *workflow.Step) 
 		Index:     idx,
 		Name:      st.Name,
 		Image:     x.r.imageFor(wf, st),
-		Pull:      x.r.cfg.Pull,
+		Pull:      pullPolicy(x.r.cfg.Pull, wf.Pull, st.Pull),
 		Command:   shellCommand(st.Script(vars)),
 		Env:       x.env(wf, st, vars),
 		WorkDir:   path.Join(sandbox.WorkspacePath, st.WorkingDir),
 		Limits:    x.r.cfg.Limits,
 		NoNetwork: wf.Network == sandbox.NetworkNone,
 	}
+}
+
+// pullPolicy returns the most specific of the server's, the workflow's
+// and the step's pull policies.
+func pullPolicy(server sandbox.PullPolicy, wf, step string) sandbox.PullPolicy {
+	switch {
+	case step != "":
+		return sandbox.PullPolicy(step)
+	case wf != "":
+		return sandbox.PullPolicy(wf)
+	}
+	return server
 }
 
 // envMap is the environment `if` conditions and {env.X} see: the workflow's
