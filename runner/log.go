@@ -74,7 +74,16 @@ func newStepLog(path string, logCap int64, outputCap int, notify func()) (*stepL
 // Write stores p and wakes followers. It always reports success; the first
 // storage error is kept for Close.
 func (l *stepLog) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	l.mu.Lock()
+	if l.closed {
+		// Output of a step that did not stop in time, copied after its
+		// result was taken: nowhere to go.
+		l.mu.Unlock()
+		return len(p), nil
+	}
 	l.recent.Write(p)
 	rest := p
 	if l.written < l.headCap {
@@ -148,11 +157,17 @@ func (l *stepLog) Close() error {
 }
 
 // Tail returns the last outputCap bytes of the output for the run record,
-// with a note when earlier output is not in it.
+// with a note when earlier output is not in it. Once the log is closed,
+// Tail frees that memory (the sink stays readable for followers until the
+// run ends): later calls return "".
 func (l *stepLog) Tail() string {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.recent.String()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.recent.String()
+	if l.closed {
+		l.recent = tailBuffer{}
+	}
+	return s
 }
 
 // readAt reads the output at logical offset off (bytes since the step

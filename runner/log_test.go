@@ -110,6 +110,15 @@ func TestStepLogCapKeepsHeadAndTail(t *testing.T) {
 				if tail := l.Tail(); !strings.HasSuffix(tail, "at the end") || !strings.HasPrefix(tail, "[... ") {
 					t.Errorf("record tail %q", tail)
 				}
+				if again := l.Tail(); again != "" {
+					t.Errorf("Tail after Close keeps its buffer: %q", again)
+				}
+				if n, err := l.Write(nil); n != 0 || err != nil {
+					t.Errorf("empty write: %d %v", n, err)
+				}
+				if n, err := l.Write([]byte("late")); n != 4 || err != nil || readAll(t, l) != want {
+					t.Errorf("write after Close: %d %v", n, err)
+				}
 				if notified == 0 {
 					t.Error("writes did not notify followers")
 				}
