@@ -169,8 +169,13 @@ func TestDeliveryHeadersAndSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.step(ctx)
-	if last := rcv.reqs[len(rcv.reqs)-1]; last.Header.Get("X-Kod-Signature-256") != "" || last.URL.Path != "/bare" {
-		t.Errorf("unsigned webhook: %v %v", last.URL.Path, last.Header)
+	if rcv.count() != 4 {
+		t.Fatalf("receiver got %d requests, want 4", rcv.count())
+	}
+	for _, req := range rcv.reqs[2:] {
+		if signed := req.Header.Get("X-Kod-Signature-256") != ""; signed != (req.URL.Path == "/hook") {
+			t.Errorf("%s signed=%v", req.URL.Path, signed)
+		}
 	}
 }
 
