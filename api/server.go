@@ -30,6 +30,8 @@ type Deps struct {
 	LogsDir    string // step logs, see runner.StepLogPath
 	HookBinary string // absolute path of the kod binary the git hooks run
 	Log        *slog.Logger
+	Secrets    *forge.SecretBox // seals repository secrets; nil without KOD_ENCRYPTION_KEY
+	Webhooks   DeliveryRetrier  // sends a webhook delivery again at once
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -64,6 +66,8 @@ func New(d Deps) *Server {
 	s.repoRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
+	s.secretRoutes()
+	s.webhookRoutes()
 	notFound := s.authenticated(func(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})
 	})
