@@ -29,8 +29,10 @@ type execution struct {
 	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps, expanded
 	nextIdx int               // index of the next step container
 	failed  bool              // a step failed without continue_on_error
+
 	secrets []forge.SecretValue // decrypted for this run, memory only
 	mask    *masker             // masks the secrets; nil if none
+
 	// pending step removals, awaited before the run's objects go.
 	removals sync.WaitGroup
 }
