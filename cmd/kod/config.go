@@ -31,6 +31,12 @@ type ServeConfig struct {
 	SSHPort           int
 	SSHHostKeyPath    string
 	SSHAnonymousRead  bool
+
+	// WebhookAllowedHosts is the outbound host policy (netpolicy.Parse).
+	WebhookAllowedHosts string
+	// WebhookRetrySchedule overrides the retry delays of webhook
+	// deliveries ("1s,2s,3s"); for tests, undocumented in --help.
+	WebhookRetrySchedule string
 }
 
 // DefaultImage is the step image built by scripts/build-images from
@@ -91,6 +97,8 @@ func serveSettings(c *ServeConfig) []setting {
 		{"sshPort", []string{"KOD_SSH_PORT"}, "ssh-port", "", "SSH port", &c.SSHPort},
 		{"sshHostKeyPath", []string{"KOD_SSH_HOST_KEY_PATH"}, "ssh-host-key", "", "SSH host key file (created if missing)", &c.SSHHostKeyPath},
 		{"sshAnonymousRead", []string{"KOD_SSH_ANONYMOUS_READ"}, "ssh-anonymous-read", "", "allow anonymous read over SSH", &c.SSHAnonymousRead},
+		{"webhookAllowedHosts", []string{"KOD_WEBHOOK_ALLOWED_HOSTS"}, "webhook-allowed-hosts", "", "where webhooks and imports may connect: external (default), loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
+		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
 	}
 }
 
@@ -241,5 +249,6 @@ func (c *ServeConfig) Validate() error {
 	if c.StopGrace < 0 {
 		errs = append(errs, errors.New("stop grace (KOD_STOP_GRACE) must not be negative"))
 	}
+	errs = append(errs, c.validateWebhooks()...)
 	return errors.Join(errs...)
 }
