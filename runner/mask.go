@@ -194,14 +194,23 @@ func (mw *maskWriter) Write(p []byte) (int, error) {
 		mw.join = append(append(mw.join[:0], mw.carry...), p...)
 		src = mw.join
 	}
-	mw.out.Reset()
-	keep := mw.m.mask(&mw.out, src, false)
-	mw.carry = append(mw.carry[:0], src[keep:]...)
-	if mw.out.Len() > 0 {
-		if _, err := mw.w.Write(mw.out.Bytes()); err != nil {
+	var out []byte
+	var keep int
+	if at, _ := mw.m.find(src, 0); at < 0 {
+		// The common case, no value at all: pass the bytes through uncopied.
+		keep = len(src) - mw.m.heldTail(src)
+		out = src[:keep]
+	} else {
+		mw.out.Reset()
+		keep = mw.m.mask(&mw.out, src, false)
+		out = mw.out.Bytes()
+	}
+	if len(out) > 0 {
+		if _, err := mw.w.Write(out); err != nil {
 			return 0, err
 		}
 	}
+	mw.carry = append(mw.carry[:0], src[keep:]...)
 	if mw.out.Cap() > 1<<20 {
 		mw.out = bytes.Buffer{} // do not keep a huge buffer after one huge write
 	}
