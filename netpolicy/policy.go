@@ -1,3 +1,16 @@
+// Package netpolicy decides which hosts kod may connect to on behalf of
+// users: repository imports (git clone of a user-given URL) and webhook
+// deliveries. It is the one host policy of the server (setting
+// KOD_WEBHOOK_ALLOWED_HOSTS), so an address refused for webhooks is refused
+// for imports too.
+//
+// Use it in two places: CheckHost (or Resolve) before handing a URL to a
+// program that connects by itself, and DialContext as the dialer of an
+// http.Transport, which checks the address actually connected to, so DNS
+// rebinding and redirects cannot reach a refused address:
+//
+//	tr := &http.Transport{Proxy: nil, DialContext: policy.DialContext}
+//	client := &http.Client{Transport: tr, CheckRedirect: ...}
 package netpolicy
 
 import (
@@ -5,83 +18,107 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
-// Setting names the configuration the policy comes from, for messages.
+// Setting names the environment variable of the policy (config file key
+// "webhookAllowedHosts", flag --webhook-allowed-hosts).
 const Setting = "KOD_WEBHOOK_ALLOWED_HOSTS"
 
-// Resolver looks up the addresses of a host name (net.Resolver does).
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+// Default is the policy when the setting is empty: public addresses only.
+const Default = "external"
+
+// ErrRefused is wrapped by every refusal of the policy.
+var ErrRefused = errors.New("refused by the host policy")
+
+// RefusedError says which host and address the policy refused.
+type RefusedError struct {
+	Host  string     // as given (a name or an address)
+	Addr  netip.Addr // the refused address
+	Class Class
 }
 
-// Policy is a parsed allow-list. The zero value is not usable; use Parse.
-// It is safe for concurrent use.
+func (e *RefusedError) Error() string {
+	if e.Host != "" && e.Host != e.Addr.String() {
+		return fmt.Sprintf("host %q resolves to %s, a %s address that %s does not allow", e.Host, e.Addr, e.Class, Setting)
+	}
+	return fmt.Sprintf("%s is a %s address that %s does not allow", e.Addr, e.Class, Setting)
+}
+
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+// Policy is a parsed host allow-list. The zero value refuses everything;
+// use Parse. A Policy is safe for concurrent use.
 type Policy struct {
-	all      bool // "*"
-	loopback bool // "loopback": loopback and unspecified addresses
-	private  bool // "private": the Private class
+	all      bool
+	classes  []Class
 	nets     []netip.Prefix
-	hosts    []string // lower case; "*.example.com" matches subdomains
-	resolver Resolver
-	dialer   *net.Dialer
+	names    []string // lower-case exact names
+	suffixes []string // ".example.com" for "*.example.com"
+
+	// Lookup resolves host names; nil means the system resolver. Tests
+	// replace it.
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
-// Parse reads a comma-separated allow-list (KOD_WEBHOOK_ALLOWED_HOSTS):
-//   - "external" (also the meaning of ""): public addresses only;
-//   - "loopback": also 127/8, ::1 and 0.0.0.0/::;
-//   - "private": also 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7;
-//   - "*": every address, link-local and special ones included;
-//   - a CIDR ("10.1.0.0/16") or an address: also those addresses;
-//   - a host name ("hooks.internal", "*.corp.example"): that name may
-//     resolve to any address.
-//
-// Link-local addresses (169.254/16, where cloud metadata services listen,
-// and fe80::/10) are only reachable through "*" or an explicit CIDR.
-// Errors name the entry at fault.
-func Parse(spec string) (*Policy, error) {
-	p := &Policy{resolver: net.DefaultResolver, dialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}}
-	for _, raw := range strings.Split(spec, ",") {
+// Parse reads a comma-separated allow-list (Gitea-style): "external"
+// (public addresses), "loopback", "private" (RFC 1918, 100.64/10, unique
+// local IPv6), "*" (everything), CIDRs ("10.1.0.0/16"), single addresses,
+// host names ("ci.internal", allowed whatever they resolve to) and
+// wildcards ("*.corp.example"). The list is exact: "loopback" alone allows
+// only loopback, so write "external,loopback" to add to the default.
+// Link-local addresses (cloud metadata at 169.254.169.254) are allowed only
+// by "*" or an explicit CIDR. "" means Default.
+func Parse(s string) (*Policy, error) {
+	if strings.TrimSpace(s) == "" {
+		s = Default
+	}
+	p := &Policy{}
+	for _, raw := range strings.Split(s, ",") {
 		e := strings.ToLower(strings.TrimSpace(raw))
 		switch {
-		case e == "" || e == "external":
-		case e == "loopback":
-			p.loopback = true
-		case e == "private":
-			p.private = true
+		case e == "":
+			continue
 		case e == "*":
 			p.all = true
+		case e == "external":
+			p.classes = append(p.classes, ClassPublic)
+		case e == "loopback":
+			p.classes = append(p.classes, ClassLoopback)
+		case e == "private":
+			p.classes = append(p.classes, ClassPrivate)
 		case strings.Contains(e, "/"):
-			pre, err := netip.ParsePrefix(e)
+			pfx, err := netip.ParsePrefix(e)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %q is not a valid CIDR", Setting, raw)
 			}
-			p.nets = append(p.nets, pre.Masked())
+			p.nets = append(p.nets, pfx.Masked())
+		case strings.HasPrefix(e, "*."):
+			p.suffixes = append(p.suffixes, e[1:])
 		default:
 			if ip, err := netip.ParseAddr(strings.Trim(e, "[]")); err == nil {
-				p.nets = append(p.nets, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+				p.nets = append(p.nets, netip.PrefixFrom(ip, ip.BitLen()))
 				continue
 			}
-			if !validHostPattern(e) {
+			if !validHostName(e) {
 				return nil, fmt.Errorf("%s: %q is not external, loopback, private, *, a CIDR, an address or a host name", Setting, raw)
 			}
-			p.hosts = append(p.hosts, strings.TrimSuffix(e, "."))
+			p.names = append(p.names, strings.TrimSuffix(e, "."))
 		}
 	}
 	return p, nil
 }
 
-func validHostPattern(h string) bool {
-	h = strings.TrimPrefix(h, "*.")
-	if h == "" || len(h) > 253 {
+func validHostName(s string) bool {
+	if s == "" || len(s) > 253 {
 		return false
 	}
-	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' {
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
 		for _, c := range label {
@@ -93,146 +130,154 @@ func validHostPattern(h string) bool {
 	return true
 }
 
-// WithResolver returns a copy of p that resolves names with r (tests).
-func (p *Policy) WithResolver(r Resolver) *Policy {
-	q := *p
-	q.resolver = r
-	return &q
+// String returns a canonical form of the policy for logs.
+func (p *Policy) String() string {
+	var parts []string
+	if p.all {
+		parts = append(parts, "*")
+	}
+	for _, c := range p.classes {
+		parts = append(parts, string(c))
+	}
+	for _, n := range p.nets {
+		parts = append(parts, n.String())
+	}
+	parts = append(parts, p.names...)
+	for _, s := range p.suffixes {
+		parts = append(parts, "*"+s)
+	}
+	return strings.Join(parts, ",")
 }
 
-// hostAllowed reports whether host is named by the allow-list.
-func (p *Policy) hostAllowed(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	for _, h := range p.hosts {
-		if h == host {
-			return true
-		}
-		if suffix, ok := strings.CutPrefix(h, "*"); ok && strings.HasSuffix(host, suffix) {
+// AllowsAddr reports whether connecting to ip is allowed.
+func (p *Policy) AllowsAddr(ip netip.Addr) bool {
+	if p.all {
+		return true
+	}
+	ip = ip.WithZone("")
+	if slices.Contains(p.classes, Classify(ip)) {
+		return true
+	}
+	for _, n := range p.nets {
+		if n.Contains(ip) || n.Contains(ip.Unmap()) || n.Contains(embedded(ip)) {
 			return true
 		}
 	}
 	return false
 }
 
-// AllowAddr returns nil if ip may be connected to, else a *RefusedError.
-func (p *Policy) AllowAddr(ip netip.Addr) error {
-	class := Classify(ip)
-	switch {
-	case p.all, class == Public:
-		return nil
-	case within(ip.WithZone(""), p.nets) || within(ip.WithZone("").Unmap(), p.nets):
-		return nil
-	case p.loopback && (class == Loopback || class == Unspecified):
-		return nil
-	case p.private && class == Private:
-		return nil
+// AllowsName reports whether host is allowed by name (an exact entry or a
+// wildcard), whatever it resolves to.
+func (p *Policy) AllowsName(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if slices.Contains(p.names, h) {
+		return true
 	}
-	return &RefusedError{Addr: ip, Class: class}
-}
-
-// RefusedError says that an address is not allowed by the policy.
-type RefusedError struct {
-	Host  string // the name asked for ("" for an address literal)
-	Addr  netip.Addr
-	Class Class
-}
-
-func (e *RefusedError) Error() string {
-	what := e.Addr.String()
-	if e.Host != "" && e.Host != what {
-		what = fmt.Sprintf("%s (%s)", e.Host, e.Addr)
+	for _, s := range p.suffixes {
+		if strings.HasSuffix(h, s) {
+			return true
+		}
 	}
-	return fmt.Sprintf("refused by the outbound host policy: %s is a %s address, which %s does not allow", what, e.Class, Setting)
+	return false
 }
 
-// Resolve returns the addresses of host (a name or an address literal)
-// that the policy allows. Names on the allow-list may resolve anywhere. If
-// none is allowed the error is a *RefusedError for the first one.
+// Resolve returns the addresses of host (a name, an address, or a
+// bracketed IPv6 address) after checking them: a host allowed by name is
+// returned as resolved; otherwise every address must be allowed, or the
+// error is a *RefusedError (wrapping ErrRefused) naming the first refused
+// one. Resolution failures are returned as they are.
 func (p *Policy) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	host = strings.Trim(host, "[]")
-	var addrs []netip.Addr
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "" {
+		return nil, errors.New("empty host")
+	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		addrs = []netip.Addr{ip}
-	} else {
-		found, err := p.resolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			return nil, fmt.Errorf("resolving %s: %w", host, err)
+		if !p.AllowsAddr(ip) {
+			return nil, &RefusedError{Host: host, Addr: ip, Class: Classify(ip)}
 		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("resolving %s: no addresses", host)
-		}
-		addrs = found
-		if p.hostAllowed(host) {
-			return addrs, nil
+		return []netip.Addr{ip.WithZone("")}, nil
+	}
+	lookup := p.Lookup
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}
 	}
-	var ok []netip.Addr
-	var first error
-	for _, a := range addrs {
-		err := p.AllowAddr(a)
-		if err == nil {
-			ok = append(ok, a)
-			continue
-		}
-		if first == nil {
-			var re *RefusedError
-			if errors.As(err, &re) && host != a.String() {
-				re.Host = host
-			}
-			first = err
+	addrs, err := lookup(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("host %q has no addresses", host)
+	}
+	if p.AllowsName(host) {
+		return addrs, nil
+	}
+	for _, ip := range addrs {
+		if !p.AllowsAddr(ip) {
+			return nil, &RefusedError{Host: host, Addr: ip, Class: Classify(ip)}
 		}
 	}
-	if len(ok) == 0 {
-		return nil, first
-	}
-	return ok, nil
+	return addrs, nil
 }
 
-// Check reports whether host (a URL's host name or address) may be
-// connected to now: nil, a *RefusedError, or a resolution error.
-func (p *Policy) Check(ctx context.Context, host string) error {
+// CheckHost returns nil when connecting to host is allowed (see Resolve).
+func (p *Policy) CheckHost(ctx context.Context, host string) error {
 	_, err := p.Resolve(ctx, host)
 	return err
 }
 
-// DialContext dials addr ("host:port") through the policy: the host is
-// resolved once, and only allowed addresses are dialed, in order, so the
-// address connected to is always one that was checked. Use it as the
-// DialContext of every client that connects to user-given URLs.
-func (p *Policy) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	host, port, err := net.SplitHostPort(addr)
+// Control is a net.Dialer Control function that refuses connections to
+// addresses the policy does not allow. It sees the address actually being
+// connected to, after any resolution.
+func (p *Policy) Control(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("netpolicy: unexpected dial address %q: %w", address, err)
 	}
-	addrs, err := p.Resolve(ctx, host)
-	if err != nil {
-		return nil, err
+	if !p.AllowsAddr(ap.Addr()) {
+		return &RefusedError{Addr: ap.Addr().WithZone(""), Class: Classify(ap.Addr())}
 	}
-	var errs []error
-	for _, a := range addrs {
-		conn, err := p.dialer.DialContext(ctx, network, net.JoinHostPort(a.String(), port))
-		if err == nil {
-			return conn, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
+	return nil
 }
 
-// Transport returns an HTTP transport that connects only through
-// DialContext and never through a proxy from the environment (a proxy would
-// connect on our behalf, out of the policy's sight).
-func (p *Policy) Transport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           p.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          16,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
+// Dialer returns a dialer with Control set, based on base (nil: a dialer
+// with a 10 s timeout). It checks addresses only; use DialContext to also
+// honour host names in the allow-list.
+func (p *Policy) Dialer(base *net.Dialer) *net.Dialer {
+	d := &net.Dialer{Timeout: defaultDialTimeout}
+	if base != nil {
+		cp := *base
+		d = &cp
 	}
+	d.Control = p.Control
+	d.ControlContext = nil
+	return d
 }
+
+// DialContext dials address ("host:port") like net.Dialer.DialContext,
+// for http.Transport.DialContext: a host allowed by name is dialed as is;
+// any other connection is checked at connect time (Control), so a name
+// that resolves to a refused address, also after a DNS change or a
+// redirect, fails with a *RefusedError.
+func (p *Policy) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	if p.AllowsName(host) {
+		d := net.Dialer{Timeout: defaultDialTimeout}
+		return d.DialContext(ctx, network, address)
+	}
+	conn, err := p.Dialer(nil).DialContext(ctx, network, address)
+	if err != nil {
+		var refused *RefusedError
+		if errors.As(err, &refused) && refused.Host == "" {
+			refused.Host = host
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+const defaultDialTimeout = 10 * time.Second

@@ -34,7 +34,15 @@ func Sign(secret string, body []byte) string {
 // unsuccessful answer), and timeout for the whole exchange.
 func newClient(policy *netpolicy.Policy, timeout time.Duration) *http.Client {
 	return &http.Client{
-		Transport:     policy.Transport(),
+		Transport: &http.Transport{
+			Proxy:                 nil, // a proxy would connect on our behalf, out of the policy's sight
+			DialContext:           policy.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          16,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   timeout,
+			ExpectContinueTimeout: time.Second,
+		},
 		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -81,7 +89,7 @@ func (d *Dispatcher) send(ctx context.Context, del *forge.Delivery, secret strin
 func (d *Dispatcher) attemptError(err error) error {
 	var refused *netpolicy.RefusedError
 	if errors.As(err, &refused) {
-		return refused
+		return fmt.Errorf("refused by the outbound host policy: %w", refused)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kod-forge/kod/netpolicy"
 )
 
 // ServeConfig is every setting of `kod serve`. Each is set, in rising
@@ -31,11 +33,11 @@ type ServeConfig struct {
 	SSHPort           int
 	SSHHostKeyPath    string
 	SSHAnonymousRead  bool
-
-	// WebhookAllowedHosts is the outbound host policy (netpolicy.Parse).
+	// WebhookAllowedHosts is the host policy of imports and webhooks
+	// (netpolicy.Parse syntax).
 	WebhookAllowedHosts string
 	// WebhookRetrySchedule overrides the retry delays of webhook
-	// deliveries ("1s,2s,3s"); for tests, undocumented in --help.
+	// deliveries ("1s,2s,3s"); for tests, not shown in --help.
 	WebhookRetrySchedule string
 }
 
@@ -97,7 +99,7 @@ func serveSettings(c *ServeConfig) []setting {
 		{"sshPort", []string{"KOD_SSH_PORT"}, "ssh-port", "", "SSH port", &c.SSHPort},
 		{"sshHostKeyPath", []string{"KOD_SSH_HOST_KEY_PATH"}, "ssh-host-key", "", "SSH host key file (created if missing)", &c.SSHHostKeyPath},
 		{"sshAnonymousRead", []string{"KOD_SSH_ANONYMOUS_READ"}, "ssh-anonymous-read", "", "allow anonymous read over SSH", &c.SSHAnonymousRead},
-		{"webhookAllowedHosts", []string{"KOD_WEBHOOK_ALLOWED_HOSTS"}, "webhook-allowed-hosts", "", "where webhooks and imports may connect: external (default), loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
+		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
 		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
 	}
 }
@@ -249,6 +251,11 @@ func (c *ServeConfig) Validate() error {
 	if c.StopGrace < 0 {
 		errs = append(errs, errors.New("stop grace (KOD_STOP_GRACE) must not be negative"))
 	}
-	errs = append(errs, c.validateWebhooks()...)
+	if _, err := netpolicy.Parse(c.WebhookAllowedHosts); err != nil {
+		errs = append(errs, fmt.Errorf("host policy (--webhook-allowed-hosts): %w", err))
+	}
+	if _, err := parseRetrySchedule(c.WebhookRetrySchedule); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -13,18 +13,6 @@ import (
 	"github.com/kod-forge/kod/webhook"
 )
 
-// validateWebhooks checks the webhook settings, naming the one at fault.
-func (c *ServeConfig) validateWebhooks() []error {
-	var errs []error
-	if _, err := netpolicy.Parse(c.WebhookAllowedHosts); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := parseRetrySchedule(c.WebhookRetrySchedule); err != nil {
-		errs = append(errs, err)
-	}
-	return errs
-}
-
 // parseRetrySchedule reads KOD_WEBHOOK_RETRY_SCHEDULE: comma-separated
 // positive durations ("30s,5m,30m", or seconds), the waits after failed
 // attempts 1, 2, ...; "" means webhook.DefaultSchedule. It exists so tests
