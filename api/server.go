@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/runner"
 )
 
@@ -30,6 +32,12 @@ type Deps struct {
 	LogsDir    string // step logs, see runner.StepLogPath
 	HookBinary string // absolute path of the kod binary the git hooks run
 	Log        *slog.Logger
+	// HostPolicy decides which hosts POST /repos/import may clone from
+	// (KOD_WEBHOOK_ALLOWED_HOSTS); nil means netpolicy.Default.
+	HostPolicy *netpolicy.Policy
+	// ImportTimeout bounds one import's git clone; 0 means
+	// DefaultImportTimeout.
+	ImportTimeout time.Duration
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -38,6 +46,11 @@ type Server struct {
 	router *mux.Router
 	routes []Route
 	log    *slog.Logger
+
+	// namesMu serialises what claims, moves or frees a repository name on
+	// disk and in the store (create, import, rename, delete), so a name is
+	// never half-taken by two of them.
+	namesMu sync.Mutex
 
 	touchMu sync.Mutex
 	touched map[string]time.Time // token id -> last lastUsedAt write
@@ -56,20 +69,45 @@ type Route struct {
 // New returns the API server with every route registered.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now}
+	if s.HostPolicy == nil {
+		s.HostPolicy, _ = netpolicy.Parse(netpolicy.Default)
+	}
+	if s.ImportTimeout <= 0 {
+		s.ImportTimeout = DefaultImportTimeout
+	}
 	s.router.Use(s.recoverPanics)
 	s.router.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
 	s.gitRoutes()
 	s.repoRoutes()
+	s.collaboratorRoutes()
+	s.protectionRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
 	notFound := s.authenticated(func(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})
 	})
 	s.router.NotFoundHandler = s.recoverPanics(notFound)
-	s.router.MethodNotAllowedHandler = s.recoverPanics(notFound)
+	s.router.MethodNotAllowedHandler = s.recoverPanics(s.authenticated(s.methodNotAllowed))
 	return s
+}
+
+// methodNotAllowed answers a known path asked with another method: 405
+// {"error":"Method not allowed"} with Allow listing the methods the path
+// has. Like unknown routes, it is answered only to authenticated callers.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{"Method not allowed"})
 }
 
 // Routes returns every registered route except /health.

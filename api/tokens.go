@@ -11,7 +11,8 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-var actAdmin = forge.Action{Perm: forge.PermAdmin}
+// actAdmin guards the token routes (Kod: 403 "Admin permission required").
+var actAdmin = forge.Action{Perm: forge.PermAdmin, Denied: "Admin permission required"}
 
 func (s *Server) tokenRoutes() {
 	s.handle(http.MethodGet, "/tokens", actAdmin, s.listTokens)
@@ -94,7 +95,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 			return forge.Invalid("Invalid permission: %s", p)
 		}
 	}
-	perms = slices.Compact(perms)
+	perms = dedupe(perms)
 	now := s.now()
 	tok := &forge.Token{ID: forge.NewID(), Name: req.Name, CreatedAt: now.UnixMilli(), Permissions: perms, Username: req.Username}
 	if req.ExpiresInDays != nil {
@@ -105,6 +106,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 		tok.ExpiresAt = now.UnixMilli() + int64(d)*24*3600*1000
 	}
 	if req.Username != "" {
+		if err := forge.ValidateUsername(req.Username); err != nil {
+			return forge.Invalid("Collaborator '%s' not found", req.Username)
+		}
 		known, err := s.knownUsername(r, req.Username)
 		if err != nil {
 			return err
@@ -130,6 +134,17 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// dedupe drops repeated permissions, keeping the first of each in order.
+func dedupe(perms []forge.Permission) []forge.Permission {
+	out := make([]forge.Permission, 0, len(perms))
+	for _, p := range perms {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // knownUsername reports whether username is a collaborator of some
