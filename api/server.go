@@ -124,15 +124,24 @@ type call struct {
 	s      *Server
 	p      *forge.Principal
 	action forge.Action
+	loaded *forge.Repo // the {name} repository, loaded and authorised by handle
 }
 
-// handle registers method+path: authentication, then the permission check
-// of action (403 before any 404), then fn.
+// handle registers method+path with the action it requires. Every request
+// goes through forge.Authorize in Kod's order before fn sees it:
+// authentication (401), the permission (403 "Permission denied", before
+// any lookup), and for paths with a {name} variable the repository (404
+// "Repository not found"), access to it (403 "Access denied") and
+// ownership for owner-only actions, so no handler can forget them.
 func (s *Server) handle(method, path string, action forge.Action, fn handlerFunc) {
 	s.routes = append(s.routes, Route{Method: method, Path: path, Action: action})
+	repoScoped := strings.Contains(path, "{name}") || strings.Contains(path, "{name:")
 	h := s.authenticated(func(w http.ResponseWriter, r *http.Request, p *forge.Principal) {
 		c := &call{s: s, p: p, action: action}
 		err := forge.Authorize(p, action, nil)
+		if err == nil && repoScoped {
+			c.loaded, err = c.load(r)
+		}
 		if err == nil {
 			err = fn(w, r, c)
 		}
@@ -181,10 +190,10 @@ func requestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// repo loads the repository named by the {name} route variable and
+// load reads the repository named by the {name} route variable and
 // authorises c's action on it.
-func (c *call) repo(ctx context.Context, r *http.Request) (*forge.Repo, error) {
-	repo, err := c.s.Store.GetRepo(ctx, mux.Vars(r)["name"])
+func (c *call) load(r *http.Request) (*forge.Repo, error) {
+	repo, err := c.s.Store.GetRepo(r.Context(), mux.Vars(r)["name"])
 	if err != nil {
 		return nil, err
 	}
@@ -192,4 +201,16 @@ func (c *call) repo(ctx context.Context, r *http.Request) (*forge.Repo, error) {
 		return nil, err
 	}
 	return repo, nil
+}
+
+// repo returns the {name} repository, authorised for c.action (again, when
+// a handler raised the action, as git's info/refs does for pushes).
+func (c *call) repo(_ context.Context, r *http.Request) (*forge.Repo, error) {
+	if c.loaded == nil {
+		return c.load(r)
+	}
+	if err := forge.Authorize(c.p, c.action, c.loaded); err != nil {
+		return nil, err
+	}
+	return c.loaded, nil
 }
