@@ -19,6 +19,10 @@ import (
 // DefaultImportTimeout bounds one import's git clone.
 const DefaultImportTimeout = 10 * time.Minute
 
+// MaxConcurrentImports is how many imports clone at once; more wait for a
+// slot (while their client waits), so a burst cannot exhaust the machine.
+const MaxConcurrentImports = 2
+
 // importPrefix starts the temporary directories imports clone into, inside
 // the repos dir; repository names cannot start with '.', so they never
 // collide with a repository.
@@ -127,6 +131,12 @@ func (s *Server) importInto(ctx context.Context, remote *gitsvc.Remote, addrs []
 			}
 		}
 	}()
+	select {
+	case s.importSlots <- struct{}{}:
+		defer func() { <-s.importSlots }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	cloneCtx, cancel := context.WithTimeout(ctx, s.ImportTimeout)
 	defer cancel()
 	err := s.Git.CloneMirror(cloneCtx, remote, tmp, gitsvc.MirrorOptions{AllowLocal: p.IsAdmin(), Addrs: addrs})

@@ -51,6 +51,8 @@ type Server struct {
 	// disk and in the store (create, import, rename, delete), so a name is
 	// never half-taken by two of them.
 	namesMu sync.Mutex
+	// importSlots bounds the imports cloning at once (MaxConcurrentImports).
+	importSlots chan struct{}
 
 	touchMu sync.Mutex
 	touched map[string]time.Time // token id -> last lastUsedAt write
@@ -75,6 +77,7 @@ func New(d Deps) *Server {
 	if s.ImportTimeout <= 0 {
 		s.ImportTimeout = DefaultImportTimeout
 	}
+	s.importSlots = make(chan struct{}, MaxConcurrentImports)
 	s.router.Use(s.recoverPanics)
 	s.router.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

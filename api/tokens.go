@@ -105,17 +105,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 		}
 		tok.ExpiresAt = now.UnixMilli() + int64(d)*24*3600*1000
 	}
-	if req.Username != "" {
-		if err := forge.ValidateUsername(req.Username); err != nil {
-			return forge.Invalid("Collaborator '%s' not found", req.Username)
-		}
-		known, err := s.knownUsername(r, req.Username)
-		if err != nil {
-			return err
-		}
-		if !known {
-			return forge.Invalid("Collaborator '%s' not found", req.Username)
-		}
+	if err := s.checkTokenUsername(r, req.Username); err != nil {
+		return err
 	}
 	secret := forge.NewTokenSecret()
 	tok.Hash = forge.HashToken(secret)
@@ -147,19 +138,27 @@ func dedupe(perms []forge.Permission) []forge.Permission {
 	return out
 }
 
-// knownUsername reports whether username is a collaborator of some
-// repository (Kod: a token's username must be a known collaborator).
-func (s *Server) knownUsername(r *http.Request, username string) (bool, error) {
+// checkTokenUsername accepts "" (a system token) or a username that is a
+// collaborator of some repository; anything else is 400 "Collaborator 'X'
+// not found" (Kod: a token's username must be a known collaborator).
+func (s *Server) checkTokenUsername(r *http.Request, username string) error {
+	if username == "" {
+		return nil
+	}
+	unknown := forge.Invalid("Collaborator '%s' not found", username)
+	if forge.ValidateUsername(username) != nil {
+		return unknown
+	}
 	repos, err := s.Store.ListRepos(r.Context())
 	if err != nil {
-		return false, err
+		return err
 	}
 	for _, repo := range repos {
 		if repo.HasCollaborator(username) {
-			return true, nil
+			return nil
 		}
 	}
-	return false, nil
+	return unknown
 }
 
 // deleteToken is Kod API DELETE /tokens/:id -> 204; 400 for your own token.
