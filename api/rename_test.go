@@ -122,7 +122,10 @@ func TestRenameRollsBack(t *testing.T) {
 	if code, body, _ := e2.req("PATCH", "/repos/a", bearer(admin), `{"name":"b"}`); code != 500 || strings.Contains(body, e2.reposDir) {
 		t.Errorf("failing move: %d %s", code, body)
 	}
-	e2.must("GET", "/repos/a", bearer(admin), "", 500) // still recorded (and still broken)
+	// Still recorded (and still broken): a 500 that shows no path or git error.
+	if code, body, h := e2.req("GET", "/repos/a", bearer(admin), ""); code != 500 || strings.TrimSpace(body) != `{"error":"Internal server error"}` || h.Get("X-Request-Id") == "" {
+		t.Errorf("broken repository: %d %s", code, body)
+	}
 	if _, err := e2.store.GetRepo(context.Background(), "b"); !errors.Is(err, forge.ErrNotFound) {
 		t.Errorf("record moved although the directory did not: %v", err)
 	}
