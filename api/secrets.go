@@ -56,17 +56,17 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request, c *call) er
 
 // putSecret is Kod API PUT /repos/:name/secrets/:secretName {value} -> 200
 // {name, repoName, message: "Secret saved"}, creating or replacing the
-// secret (createdAt kept). Kod's order: 500 without an encryption key, the
-// repository (404/403), 400 "Secret value is required", 400 for the name;
-// values are at most 64 KiB.
+// secret (createdAt kept). After the repository checks of every {name}
+// route (Kod made the key check first): 500 without an encryption key, 400
+// "Secret value is required", 400 for the name; values are at most 64 KiB.
 func (s *Server) putSecret(w http.ResponseWriter, r *http.Request, c *call) error {
-	if s.Secrets == nil {
-		writeJSON(w, http.StatusInternalServerError, errorBody{msgNoEncryptionKey})
-		return nil
-	}
 	repo, err := c.repo(r.Context(), r)
 	if err != nil {
 		return err
+	}
+	if s.Secrets == nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{msgNoEncryptionKey})
+		return nil
 	}
 	var req struct {
 		Value string `json:"value"`

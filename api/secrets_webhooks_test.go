@@ -6,24 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/forge"
 )
-
-// errorOf decodes {"error": "..."}.
-func errorOf(body string) string {
-	var got struct{ Error string }
-	_ = json.Unmarshal([]byte(body), &got)
-	return got.Error
-}
-
-func (e *env) token(perms []forge.Permission, username string) string {
-	e.t.Helper()
-	tok := forge.NewTokenSecret()
-	if err := e.store.CreateToken(context.Background(), &forge.Token{ID: forge.NewID(), Name: "t", Hash: forge.HashToken(tok), Permissions: perms, Username: username}); err != nil {
-		e.t.Fatal(err)
-	}
-	return tok
-}
 
 func cheapBox(t *testing.T) *forge.SecretBox {
 	kdf := forge.NewSecretKDF()
@@ -41,12 +26,11 @@ func TestSecretsRoutes(t *testing.T) {
 	e.req("POST", "/repos", bearer(admin), `{"name":"app"}`)
 	const value = "very-secret-value-123"
 
-	// No key configured: Kod's 500, checked before the repository.
-	for _, path := range []string{"/repos/app/secrets/TOKEN", "/repos/missing/secrets/TOKEN"} {
-		code, body, _ := e.req("PUT", path, bearer(admin), `{"value":"`+value+`"}`)
-		if code != 500 || errorOf(body) != "No encryption key configured. Set KOD_ENCRYPTION_KEY or use --encryption-key." {
-			t.Errorf("PUT %s without a key: %d %s", path, code, body)
-		}
+	// No key configured: Kod's 500 (after the repository checks every
+	// {name} route makes first).
+	code, body, _ := e.req("PUT", "/repos/app/secrets/TOKEN", bearer(admin), `{"value":"`+value+`"}`)
+	if code != 500 || errorOf(body) != "No encryption key configured. Set KOD_ENCRYPTION_KEY or use --encryption-key." {
+		t.Errorf("PUT without a key: %d %s", code, body)
 	}
 	e.api.Secrets = cheapBox(t)
 
@@ -77,7 +61,7 @@ func TestSecretsRoutes(t *testing.T) {
 		t.Fatalf("bad requests stored %d secrets", n)
 	}
 
-	code, body, _ := e.req("PUT", "/repos/app/secrets/DEPLOY_TOKEN", bearer(admin), `{"value":"`+value+`"}`)
+	code, body, _ = e.req("PUT", "/repos/app/secrets/DEPLOY_TOKEN", bearer(admin), `{"value":"`+value+`"}`)
 	if code != 200 || strings.TrimSpace(body) != `{"message":"Secret saved","name":"DEPLOY_TOKEN","repoName":"app"}` {
 		t.Fatalf("PUT: %d %s", code, body)
 	}
@@ -151,8 +135,7 @@ func (s stubRetrier) Retry(ctx context.Context, id string) (*forge.Delivery, err
 
 func TestWebhookRoutes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.api.Webhooks = stubRetrier{e.store}
+	e := newEnvWith(t, func(d *api.Deps) { d.Webhooks = stubRetrier{d.Store} })
 	ctx := context.Background()
 	e.req("POST", "/repos", bearer(admin), `{"name":"app"}`)
 	e.req("POST", "/repos", bearer(admin), `{"name":"other"}`)
@@ -242,5 +225,38 @@ func TestWebhookRoutes(t *testing.T) {
 	}
 	if _, err := e.store.GetDelivery(ctx, d.ID); err == nil {
 		t.Error("deliveries outlive their webhook")
+	}
+}
+
+// TestSecretsAndWebhooksFollowRename: PATCH /repos/:name moves secrets
+// (re-encrypted for the new name) and webhooks with their deliveries.
+func TestSecretsAndWebhooksFollowRename(t *testing.T) {
+	t.Parallel()
+	box := cheapBox(t)
+	e := newEnvWith(t, func(d *api.Deps) { d.Secrets = box })
+	e.store.SetSecretBox(box)
+	e.must("POST", "/repos", bearer(admin), `{"name":"old"}`, 201)
+	e.must("PUT", "/repos/old/secrets/TOKEN", bearer(admin), `{"value":"moving-value"}`, 200)
+	var hook struct{ ID string }
+	json.Unmarshal([]byte(e.must("POST", "/repos/old/webhooks", bearer(admin), `{"url":"https://example.com/h"}`, 201)), &hook)
+	e.must("PATCH", "/repos/old", bearer(admin), `{"name":"new"}`, 200)
+
+	got, err := forge.RepoSecrets(context.Background(), e.store, box, "new")
+	if err != nil || len(got) != 1 || got[0].Value != "moving-value" {
+		t.Fatalf("secrets after rename: %+v %v", got, err)
+	}
+	if body := e.must("GET", "/repos/new/secrets", bearer(admin), "", 200); !strings.Contains(body, `"repoName":"new"`) {
+		t.Errorf("secret list after rename: %s", body)
+	}
+	if body := e.must("GET", "/repos/new/webhooks", bearer(admin), "", 200); !strings.Contains(body, hook.ID) {
+		t.Errorf("webhooks after rename: %s", body)
+	}
+	e.must("GET", "/repos/new/webhooks/"+hook.ID+"/deliveries", bearer(admin), "", 200)
+	e.must("DELETE", "/repos/new", bearer(admin), "", 204)
+	if n, _ := e.store.CountSecrets(context.Background()); n != 0 {
+		t.Errorf("%d secrets outlive their repository", n)
+	}
+	if _, err := e.store.GetWebhook(context.Background(), hook.ID); err == nil {
+		t.Error("a webhook outlives its repository")
 	}
 }

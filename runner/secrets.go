@@ -24,7 +24,7 @@ func (x *execution) loadSecrets(ctx context.Context) error {
 	if x.r.cfg.Secrets == nil {
 		return nil
 	}
-	secrets, err := x.r.cfg.Secrets.RunSecrets(ctx, x.run.RepoName)
+	secrets, err := x.r.cfg.Secrets.RunSecrets(ctx, x.currentRepo(ctx))
 	if err != nil {
 		return fmt.Errorf("reading the repository secrets: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/netpolicy"
 )
 
@@ -36,6 +37,7 @@ type ServeConfig struct {
 	// WebhookAllowedHosts is the host policy of imports and webhooks
 	// (netpolicy.Parse syntax).
 	WebhookAllowedHosts string
+	ImportTimeout       time.Duration
 	// WebhookRetrySchedule overrides the retry delays of webhook
 	// deliveries ("1s,2s,3s"); for tests, not shown in --help.
 	WebhookRetrySchedule string
@@ -47,17 +49,19 @@ const DefaultImage = "kod/busybox:local"
 
 func defaultServeConfig(home string) ServeConfig {
 	return ServeConfig{
-		Port:              3000,
-		Host:              "0.0.0.0",
-		DataDir:           filepath.Join(home, "data"),
-		ReposDir:          filepath.Join(home, "repos"),
-		DefaultImage:      DefaultImage,
-		MaxConcurrentRuns: 2,
-		StopGrace:         10 * time.Second,
-		SSHEnabled:        true,
-		SSHHost:           "0.0.0.0",
-		SSHPort:           2222,
-		SSHHostKeyPath:    filepath.Join(home, "ssh_host_ed25519_key"),
+		Port:                3000,
+		Host:                "0.0.0.0",
+		DataDir:             filepath.Join(home, "data"),
+		ReposDir:            filepath.Join(home, "repos"),
+		DefaultImage:        DefaultImage,
+		MaxConcurrentRuns:   2,
+		StopGrace:           10 * time.Second,
+		SSHEnabled:          true,
+		SSHHost:             "0.0.0.0",
+		SSHPort:             2222,
+		SSHHostKeyPath:      filepath.Join(home, "ssh_host_ed25519_key"),
+		WebhookAllowedHosts: netpolicy.Default,
+		ImportTimeout:       api.DefaultImportTimeout,
 	}
 }
 
@@ -100,6 +104,7 @@ func serveSettings(c *ServeConfig) []setting {
 		{"sshHostKeyPath", []string{"KOD_SSH_HOST_KEY_PATH"}, "ssh-host-key", "", "SSH host key file (created if missing)", &c.SSHHostKeyPath},
 		{"sshAnonymousRead", []string{"KOD_SSH_ANONYMOUS_READ"}, "ssh-anonymous-read", "", "allow anonymous read over SSH", &c.SSHAnonymousRead},
 		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
+		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
 		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
 	}
 }
@@ -253,6 +258,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if _, err := netpolicy.Parse(c.WebhookAllowedHosts); err != nil {
 		errs = append(errs, fmt.Errorf("host policy (--webhook-allowed-hosts): %w", err))
+	}
+	if c.ImportTimeout <= 0 {
+		errs = append(errs, errors.New("import timeout (KOD_IMPORT_TIMEOUT, --import-timeout) must be positive"))
 	}
 	if _, err := parseRetrySchedule(c.WebhookRetrySchedule); err != nil {
 		errs = append(errs, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
@@ -123,8 +124,15 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	}, store, backend, &gitSource{git: git, reposDir: reposDir}, log)
 	run.OnRunDone = webhooks.RunDone
 	hooks := gitsvc.NewHookServer(filepath.Join(dataDir, "hook.sock"), &pushHandler{store: store, git: git, runner: run, webhooks: webhooks, reposDir: reposDir, log: log}, log)
+	hostPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return err
+	}
 	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, Log: log,
-		Secrets: secretBox, Webhooks: webhooks})
+		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, Secrets: secretBox, Webhooks: webhooks})
+	if err := srv.RemoveStaleImports(); err != nil {
+		log.Warn("removing unfinished imports", "err", err)
+	}
 
 	if err := reinstallHooks(ctx, store, reposDir, hookBinary); err != nil {
 		return err
