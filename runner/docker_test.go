@@ -34,9 +34,9 @@ func (s filesSource) Archive(ctx context.Context, repo, commit string, w io.Writ
 	return staticSource{}.Archive(ctx, repo, commit, w)
 }
 
-// dockerRunner starts a runner on the real engine with cfg (Instance,
+// engineRunner starts a runner on the real engine with cfg (Instance,
 // DefaultImage and LogsDir are filled in) over a temporary bbolt store.
-func dockerRunner(tb testing.TB, cfg runner.Config, src runner.Source) (*runner.Runner, *boltstore.Store, string, <-chan *forge.Run) {
+func engineRunner(tb testing.TB, cfg runner.Config, src runner.Source) (*runner.Runner, *boltstore.Store, string, <-chan *forge.Run) {
 	tb.Helper()
 	backend := dockertest.Require(tb)
 	dir := tb.TempDir()
@@ -112,7 +112,7 @@ echo the bomb did not hit the limit
 		".kod/workflows/ok.toml": "[[steps]]\nname = \"fine\"\nrun = \"echo still works\"\n",
 	}
 	cfg := runner.Config{MaxConcurrent: 1, Limits: sandbox.Limits{MemoryBytes: 64 << 20, NanoCPUs: 1e9, PIDs: 64}}
-	r, _, instance, done := dockerRunner(t, cfg, src)
+	r, _, instance, done := engineRunner(t, cfg, src)
 
 	runFile(t, r, ".kod/workflows/oom.toml")
 	run := wait(t, done)

@@ -30,6 +30,10 @@ type execution struct {
 	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps, expanded
 	nextIdx int               // index of the next step container
 	failed  bool              // a step failed without continue_on_error
+
+	secrets []forge.SecretValue // decrypted for this run, memory only
+	mask    *masker             // masks the secrets; nil if none
+
 	// pending step removals, awaited before the run's objects go.
 	removals sync.WaitGroup
 }
@@ -42,6 +46,7 @@ type execution struct {
 func (r *Runner) execute(ctx context.Context, run *forge.Run, stream *runStream) {
 	x := &execution{r: r, run: run, stream: stream}
 	status, reason := x.do(ctx)
+	reason = x.mask.String(reason)
 	defer x.cleanup(ctx)
 	final, err := r.store.UpdateRun(context.WithoutCancel(ctx), run.ID, func(s *forge.Run) error {
 		finish(s, status, reason)
@@ -61,6 +66,11 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run, stream *runStream)
 
 // do returns the final status and, for failures of the run as a whole, why.
 func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
+	// Secrets first: a wrong key fails the run at once, and the masker
+	// covers every later error text.
+	if err := x.loadSecrets(ctx); err != nil {
+		return forge.RunFailed, err.Error()
+	}
 	wfs, err := x.loadWorkflows(ctx)
 	if err != nil {
 		return forge.RunFailed, err.Error()
@@ -98,7 +108,7 @@ func statusFor(cause error) forge.RunStatus {
 
 // loadWorkflows reads and parses the run's workflow files at its commit.
 func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, error) {
-	files, err := x.r.src.WorkflowFiles(ctx, x.run.RepoName, x.run.Commit)
+	files, err := x.r.src.WorkflowFiles(ctx, x.currentRepo(ctx), x.run.Commit)
 	if err != nil {
 		return nil, fmt.Errorf("reading workflow files at %s: %w", short(x.run.Commit), err)
 	}
@@ -146,8 +156,9 @@ func (x *execution) prepare(ctx context.Context) error {
 	carrier := x.r.cfg.DefaultImage
 	pr, pw := io.Pipe()
 	archived := make(chan error, 1)
+	repo := x.currentRepo(ctx)
 	go func() {
-		err := x.r.src.Archive(ctx, x.run.RepoName, x.run.Commit, pw)
+		err := x.r.src.Archive(ctx, repo, x.run.Commit, pw)
 		pw.CloseWithError(err)
 		archived <- err
 	}()

@@ -47,7 +47,7 @@ func benchLogThroughput(b *testing.B, print100MB string) {
 		".kod/workflows/quiet.toml": "[[steps]]\nname = \"quiet\"\nrun = \"" + print100MB + " > /dev/null\"\n",
 	}
 	limits := sandbox.Limits{MemoryBytes: 2 << 30, NanoCPUs: 2e9, PIDs: 1024}
-	r, _, _, done := dockerRunner(b, runner.Config{Limits: limits}, src)
+	r, _, _, done := engineRunner(b, runner.Config{Limits: limits}, src)
 	d := dockertest.Require(b)
 	floorRun := &sandbox.RunSpec{ID: dockertest.NewID(b), Instance: dockertest.NewID(b), Network: sandbox.NetworkNone}
 	b.Cleanup(func() { dockertest.Clean(b, d, floorRun.Instance) })

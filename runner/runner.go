@@ -30,6 +30,7 @@ type Config struct {
 	LogCap        int64              // bytes of a step's log kept on disk (first and last half); default DefaultLogCap
 	Limits        sandbox.Limits     // per step container
 	SweepEvery    time.Duration      // period of the leak sweep; default 1 min
+	Secrets       Secrets            // repository secrets for the steps; nil: none
 	// Retention is how many runs of each repository are kept with their
 	// logs; older finished runs are deleted. 0 keeps every run.
 	Retention int

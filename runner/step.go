@@ -73,11 +73,11 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 		return res
 	}
 	x.stream.addStep(streamStep{Name: st.Name, Workflow: wf.File, log: log})
-	// The output chain: container -> filters (e.g. secret masking; a
-	// filter that buffers must be flushed before log.Close) -> log.
-	var out io.Writer = log
+	// The output chain: container -> secret masking -> log (file, tail for
+	// the record, followers).
+	out := newMaskWriter(x.mask, log)
 	exit, runErr := x.runContainer(ctx, st, spec, out)
-	if err := log.Close(); err != nil {
+	if err := errors.Join(out.Flush(), log.Close()); err != nil {
 		x.r.log.Error("closing a step log", "run", x.run.ID, "err", err)
 	}
 	res.Output = log.Tail()
@@ -92,6 +92,7 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 	default:
 		res.Success = true
 	}
+	res.Error = x.mask.String(res.Error)
 	if runErr == nil || exit.ExitCode != 0 {
 		code := exit.ExitCode
 		res.ExitCode = &code
@@ -190,7 +191,8 @@ func (x *execution) envMap(wf *workflow.Workflow) map[string]string {
 }
 
 // env is the container environment, later entries winning: workflow env,
-// earlier exports, step env, then kod's own variables.
+// earlier exports, step env, the repository's secrets, then kod's own
+// variables (reserved: a secret named like one of them does not replace it).
 func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.Vars) []string {
 	var env []string
 	for _, name := range slices.Sorted(maps.Keys(vars.Env)) {
@@ -199,6 +201,7 @@ func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.
 	for _, e := range st.Env {
 		env = append(env, e.Name+"="+e.Value)
 	}
+	env = append(env, x.secretEnv()...)
 	return append(env,
 		"CI=true",
 		"KOD_REPO="+x.run.RepoName,
