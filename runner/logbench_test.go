@@ -19,9 +19,9 @@ import (
 )
 
 // Producers of 100 MB of output: "yes" prints 80-character lines as fast
-// as the pipe takes them (about 650 MB/s here: the worst case for log
+// as the pipe takes them (500 MB/s or more here: the worst case for log
 // capture); "seq" prints 12.5 million numbered lines through stdio, the
-// pace of a chatty program (about 25 MB/s).
+// pace of a chatty program (about 40 MB/s).
 var producers = []struct{ name, script string }{
 	{"yes", `yes 'kod log throughput benchmark: a line of build output, eighty characters long' | head -c 100000000`},
 	{"seq", `seq 12500000 | head -c 100000000`},
