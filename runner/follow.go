@@ -252,7 +252,7 @@ func storedLogs(ctx context.Context, logsDir string, run *forge.Run, opts LogOpt
 // fileLog reads a finished step log file.
 type fileLog struct {
 	f     *os.File
-	size  int64 // -1 until known
+	size  int64 // bytes, once sized
 	sized bool
 }
 
@@ -273,3 +273,9 @@ func (l *fileLog) readAt(p []byte, off int64) (int, int64, bool, error) {
 	}
 	return n, 0, false, err
 }
+
+var (
+	_ logSource = (*stepLog)(nil)
+	_ logSource = (*fileLog)(nil)
+	_ io.Writer = (*stepLog)(nil)
+)

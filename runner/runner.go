@@ -152,8 +152,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	r.stop = stop
 	r.stopped = make(chan struct{})
-	r.sched.reconcile(loopCtx)
-	r.sched.start()
+	r.sched.start(loopCtx, r.cfg.ScheduleEvery)
 	go r.loop(loopCtx)
 	r.Wake()
 	return nil
@@ -196,8 +195,6 @@ func (r *Runner) loop(ctx context.Context) {
 	defer close(r.stopped)
 	sweep := time.NewTicker(r.cfg.SweepEvery)
 	defer sweep.Stop()
-	schedules := time.NewTicker(r.cfg.ScheduleEvery)
-	defer schedules.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -207,8 +204,6 @@ func (r *Runner) loop(ctx context.Context) {
 		case <-sweep.C:
 			r.sweep(ctx)
 			r.dispatch(ctx)
-		case <-schedules.C:
-			r.sched.reconcile(ctx)
 		}
 	}
 }

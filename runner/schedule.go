@@ -37,6 +37,7 @@ type scheduler struct {
 
 	mu    sync.Mutex // serialises reconciles
 	repos map[string]*repoSchedules
+	done  chan struct{} // closed when the reconcile loop ended
 }
 
 // repoSchedules are the cron entries registered for one repository.
@@ -50,10 +51,35 @@ func (r *Runner) newScheduler() *scheduler {
 	return &scheduler{r: r, heads: heads, cron: cron.New(), repos: map[string]*repoSchedules{}}
 }
 
-func (s *scheduler) start() { s.cron.Start() }
+// start registers the schedules of every repository, then keeps them in
+// line every period until ctx ends, off the dispatcher's goroutine (with
+// many repositories a reconcile takes a while).
+func (s *scheduler) start(ctx context.Context, every time.Duration) {
+	s.cron.Start()
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			s.reconcile(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
 
-// stop stops firing and waits for firings in progress.
-func (s *scheduler) stop() { <-s.cron.Stop().Done() }
+// stop waits for the reconcile loop (its ctx must have ended), stops
+// firing and waits for firings in progress.
+func (s *scheduler) stop() {
+	if s.done != nil {
+		<-s.done
+	}
+	<-s.cron.Stop().Done()
+}
 
 // reconcile registers the schedules of every repository and drops those of
 // repositories that are gone.
