@@ -333,3 +333,70 @@ run = "echo scheduled on $KOD_BRANCH"
 	}
 	assertNoLeftovers(t, s)
 }
+
+// TestEventStreamOddOutput: a 10 MB line, "\r" progress output, invalid
+// UTF-8 and a last line without newline reach an SSE client intact (long
+// lines in pieces), and the plain log keeps the bytes as printed.
+func TestEventStreamOddOutput(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "", nil)
+	s.createRepo("odd")
+	p := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": `
+[[steps]]
+name = "odd"
+run = "head -c 10000000 /dev/zero | tr '\\0' x; echo; printf '10%%\\r20%%\\r\\n\\377\\376 bad\\nend'"
+`})
+	p.git("push", "-q", s.gitURL("odd", adminToken), "main")
+	run := s.onlyRun("odd")
+	sse := s.stream("/repos/odd/workflows/"+run.ID+"/logs", "Accept", "text/event-stream")
+	var lines []string
+	var cur strings.Builder
+	pieces := 0
+	sc := bufio.NewScanner(sse.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var d struct {
+			Line    *string
+			Partial bool
+			CR      bool
+		}
+		if err := json.Unmarshal([]byte(data), &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Line == nil {
+			continue
+		}
+		cur.WriteString(*d.Line)
+		pieces++
+		if !d.Partial {
+			line := cur.String()
+			if d.CR {
+				line += " (cr)"
+			}
+			lines = append(lines, line)
+			cur.Reset()
+		}
+	}
+	want := []string{strings.Repeat("x", 10_000_000), "10% (cr)", "20%", "\ufffd\ufffd bad", "end"}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines: %.200q", len(lines), lines)
+	}
+	for i := range want {
+		if lines[i] != want[i] {
+			t.Errorf("line %d: %.80q (%d bytes), want %.80q", i, lines[i], len(lines[i]), want[i])
+		}
+	}
+	if pieces < 300 {
+		t.Errorf("the 10 MB line came in %d events, want it split", pieces)
+	}
+	final := s.waitRun("odd", run.ID, time.Minute)
+	plain := s.logs("odd", run.ID)
+	if final.Status != forge.RunCompleted || !strings.HasSuffix(plain, "x\n10%\r20%\r\n\xff\xfe bad\nend") {
+		t.Errorf("run %s; plain log ends %q", final.Status, plain[max(0, len(plain)-40):])
+	}
+	assertNoLeftovers(t, s)
+}
