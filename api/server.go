@@ -64,6 +64,7 @@ func New(d Deps) *Server {
 	s.repoRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
+	s.keyRoutes()
 	notFound := s.authenticated(func(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})
 	})

@@ -25,8 +25,16 @@ func (p *Principal) Has(perm Permission) bool {
 // IsAdmin reports whether p holds the admin permission.
 func (p *Principal) IsAdmin() bool { return slices.Contains(p.Permissions, PermAdmin) }
 
-// IsOwner reports whether p created r (Kod: ownerTokenId).
-func (p *Principal) IsOwner(r *Repo) bool { return p.TokenID != "" && p.TokenID == r.OwnerTokenID }
+// IsOwner reports whether p owns r. Kod's rule is by token: the token that
+// created r (ownerTokenId). A principal without a token (an SSH user) owns r
+// when its username is the one recorded from the creating token
+// (r.OwnerUsername), so ownership stays decidable without the token.
+func (p *Principal) IsOwner(r *Repo) bool {
+	if p.TokenID != "" {
+		return p.TokenID == r.OwnerTokenID
+	}
+	return !p.Anonymous && p.Username != "" && p.Username == r.OwnerUsername
+}
 
 // CanAccess reports whether r is visible to p at all. Kod's rule: admins, the
 // owner, username-linked principals whose username is a collaborator, and

@@ -44,6 +44,10 @@ type Repo struct {
 	OwnerTokenID      string         `json:"ownerTokenId"`
 	ProtectedBranches []string       `json:"protectedBranches"`
 	Collaborators     []Collaborator `json:"collaborators,omitempty"`
+	// OwnerUsername is the username of the creating token ("" for system
+	// and unlinked admin tokens). Not part of the Kod API; it lets
+	// transports without a token (SSH) decide ownership (Principal.IsOwner).
+	OwnerUsername string `json:"ownerUsername,omitempty"`
 }
 
 // HasCollaborator reports whether username is a collaborator of r.

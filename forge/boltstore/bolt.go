@@ -26,9 +26,11 @@ var (
 	bucketRuns       = []byte("runs")         // id -> Run
 	bucketRunsByRepo = []byte("runs_by_repo") // repo \x00 seq(8) -> id
 	bucketQueue      = []byte("run_queue")    // seq(8) -> id
+	bucketKeys       = []byte("ssh_keys")     // id -> SSHKey
+	bucketKeyFPs     = []byte("ssh_key_fps")  // fingerprint -> id
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue}
+var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue, bucketKeys, bucketKeyFPs}
 
 // Store is the bbolt implementation of forge.Store. It is safe for
 // concurrent use; bbolt serialises writers.
