@@ -2,6 +2,7 @@ package forge
 
 import (
 	"crypto/rsa"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -57,6 +58,10 @@ func ParsePublicKey(text string) (ssh.PublicKey, string, error) {
 	}
 	key, comment, options, rest, err := ssh.ParseAuthorizedKey([]byte(text))
 	if err != nil {
+		// x/crypto no longer parses some types (ssh-dss): name them anyway.
+		if f := strings.Fields(text); len(f) >= 2 && keyTypeRE.MatchString(f[0]) && !acceptedKeyTypes[f[0]] {
+			return nil, "", unsupportedType(f[0])
+		}
 		return nil, "", Invalid("Invalid SSH public key: expected one line like 'ssh-ed25519 AAAA... comment'")
 	}
 	if len(options) > 0 {
@@ -66,7 +71,7 @@ func ParsePublicKey(text string) (ssh.PublicKey, string, error) {
 		return nil, "", Invalid("Invalid SSH public key: add one key per request")
 	}
 	if !acceptedKeyTypes[key.Type()] {
-		return nil, "", Invalid("Unsupported SSH key type %s: use ed25519, ecdsa, or rsa of at least %d bits", key.Type(), MinRSAKeyBits)
+		return nil, "", unsupportedType(key.Type())
 	}
 	if key.Type() == ssh.KeyAlgoRSA {
 		if bits := rsaBits(key); bits < MinRSAKeyBits {
@@ -74,6 +79,14 @@ func ParsePublicKey(text string) (ssh.PublicKey, string, error) {
 		}
 	}
 	return key, comment, nil
+}
+
+// keyTypeRE matches the shape of an SSH key type name ("ssh-dss",
+// "sk-ssh-ed25519@openssh.com").
+var keyTypeRE = regexp.MustCompile(`^(ssh|ecdsa|sk|rsa)-[a-z0-9@.-]{1,60}$`)
+
+func unsupportedType(t string) error {
+	return Invalid("Unsupported SSH key type %s: use ed25519, ecdsa, or rsa of at least %d bits", t, MinRSAKeyBits)
 }
 
 func rsaBits(k ssh.PublicKey) int {
