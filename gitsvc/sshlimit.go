@@ -1,6 +1,7 @@
 package gitsvc
 
 import (
+	"log/slog"
 	"net"
 	"sync"
 
@@ -67,12 +68,14 @@ const gitProtocolEnvName = "GIT_PROTOCOL"
 // environment (LD_PRELOAD, GIT_CONFIG_*, ...) is kept, let alone passed on,
 // and a client cannot grow the server's memory with endless env requests.
 func (s *SSHServer) sessionChannel(srv *gl.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, ctx gl.Context) {
-	gl.DefaultSessionHandler(srv, conn, &envFilter{NewChannel: newChan, max: s.cfg.maxEnvRequests}, ctx)
+	gl.DefaultSessionHandler(srv, conn, &envFilter{NewChannel: newChan, max: s.cfg.maxEnvRequests, log: s.log, remote: conn.RemoteAddr().String()}, ctx)
 }
 
 type envFilter struct {
 	gossh.NewChannel
-	max int
+	max    int
+	log    *slog.Logger
+	remote string
 }
 
 // Accept accepts the channel and forwards its requests, minus the refused
@@ -91,6 +94,7 @@ func (f *envFilter) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
 			if req.Type == "env" {
 				var kv struct{ Key, Value string }
 				if gossh.Unmarshal(req.Payload, &kv) != nil || kv.Key != gitProtocolEnvName || kept >= f.max {
+					f.log.Debug("ssh env request refused", "remote", f.remote, "name", truncate(kv.Key, 64))
 					_ = req.Reply(false, nil)
 					continue
 				}
