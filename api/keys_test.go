@@ -13,8 +13,8 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-// token stores a token for username with perms and returns its secret.
-func (e *env) token(username string, perms ...forge.Permission) string {
+// userToken stores a token for username with perms and returns its secret.
+func (e *env) userToken(username string, perms ...forge.Permission) string {
 	e.t.Helper()
 	secret := forge.NewTokenSecret()
 	err := e.store.CreateToken(context.Background(), &forge.Token{ID: forge.NewID(), Name: "t", Hash: forge.HashToken(secret), Permissions: perms, Username: username})
@@ -50,10 +50,10 @@ func TestKeysAPI(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.store.CreateRepo(ctx, &forge.Repo{Name: "r", Collaborators: []forge.Collaborator{{Username: "alice"}, {Username: "bob"}}})
-	alice := e.token("alice", forge.PermRepoRead, forge.PermRepoWrite)
-	bob := e.token("bob", forge.PermRepoRead)
-	system := e.token("", forge.PermRepoRead, forge.PermRepoWrite)
-	noRead := e.token("alice", forge.PermWorkflowRead)
+	alice := e.userToken("alice", forge.PermRepoRead, forge.PermRepoWrite)
+	bob := e.userToken("bob", forge.PermRepoRead)
+	system := e.userToken("", forge.PermRepoRead, forge.PermRepoWrite)
+	noRead := e.userToken("alice", forge.PermWorkflowRead)
 	keyA, fpA := pubKey(t, "alice@laptop")
 	keyB, _ := pubKey(t, "")
 
