@@ -47,10 +47,17 @@ func remoteHost(a net.Addr) string {
 	return host
 }
 
-// limitedConn releases its address slot when closed.
+// limitedConn releases its address slot when closed, and keeps the socket
+// in quick-ACK mode (see quickAck).
 type limitedConn struct {
 	net.Conn
 	release func()
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	quickAck(c.Conn)
+	return n, err
 }
 
 func (c *limitedConn) Close() error {
