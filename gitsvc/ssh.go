@@ -158,7 +158,6 @@ func (s *SSHServer) knownKey(ctx gl.Context, key gl.PublicKey) bool {
 // for anonymous read, and logging of failed attempts.
 func (s *SSHServer) serverConfig(gl.Context) *gossh.ServerConfig {
 	return &gossh.ServerConfig{
-		Config:               gossh.Config{Ciphers: sshCiphers()},
 		NoClientAuth:         true, // decided per user by NoClientAuthCallback
 		NoClientAuthCallback: s.anonymousAuth,
 		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {

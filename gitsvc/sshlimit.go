@@ -48,15 +48,24 @@ func remoteHost(a net.Addr) string {
 }
 
 // limitedConn releases its address slot when closed, and keeps the socket
-// in quick-ACK mode (see quickAck).
+// in quick-ACK mode for the first reads (see quickAck).
 type limitedConn struct {
 	net.Conn
 	release func()
+	reads   int // only touched by the connection's reading goroutine
 }
+
+// quickAckReads covers the handshake and authentication round trips, where
+// OpenSSH's small packets would wait for delayed ACKs; bulk transfers after
+// them do not need the extra system call per read.
+const quickAckReads = 64
 
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	quickAck(c.Conn)
+	if c.reads < quickAckReads {
+		c.reads++
+		quickAck(c.Conn)
+	}
 	return n, err
 }
 
