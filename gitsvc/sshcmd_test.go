@@ -1,11 +1,13 @@
 package gitsvc_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -259,5 +261,84 @@ func TestHostKeyCreatedOnceWithMode0600(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(bad); string(data) != "not a key" {
 		t.Error("a garbage host key file was overwritten")
+	}
+}
+
+// TestSessionLimits: an idle connection is closed after IdleTimeout, any
+// connection after MaxSession, and a second concurrent session from one
+// address over MaxPerAddr is refused with a message.
+func TestSessionLimits(t *testing.T) {
+	t.Parallel()
+	e := newSSHEnv(t, &gitsvc.Git{}, func(c *gitsvc.SSHConfig) {
+		c.IdleTimeout = 300 * time.Millisecond
+		c.MaxSession = 1500 * time.Millisecond
+		c.MaxPerAddr = 1
+	})
+	e.repo("r", "alice")
+	signer, _ := e.newKey("alice")
+
+	idle, err := e.dial("kod", gossh.PublicKeys(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- idle.Wait() }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an idle connection was not closed")
+	}
+
+	// A session waiting on git (upload-pack waits for the client's wants)
+	// holds the address's only slot: a second session is refused. The
+	// client keeps the connection busy (keepalives) so only MaxSession ends it.
+	c, err := e.dial("kod", gossh.PublicKeys(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sess.Stdout = &out
+	stdin, err := sess.StdinPipe() // kept open: git waits for our wants
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if err := sess.Start("git-upload-pack 'r.git'"); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				_, _, _ = c.SendRequest("keepalive@openssh.com", true, nil)
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the session is running
+	if _, stderr, code := run(t, c, "repos"); code != 1 || !strings.Contains(stderr, "too many concurrent sessions") {
+		t.Errorf("second session: %d %q", code, stderr)
+	}
+	started := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the session ended cleanly instead of being cut")
+		}
+		if d := time.Since(started); d > 3*time.Second {
+			t.Errorf("cut after %v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("MaxSession did not end the connection")
 	}
 }
