@@ -30,16 +30,18 @@ const (
 // SSHConfig configures the SSH server. Zero durations and counts take the
 // defaults above.
 type SSHConfig struct {
-	HostKey        gossh.Signer
-	ReposDir       string        // bare repositories live at <ReposDir>/<name>.git
-	AnonymousRead  bool          // Kod: KOD_SSH_ANONYMOUS_READ
-	IdleTimeout    time.Duration // see DefaultSSHIdleTimeout
-	MaxSession     time.Duration // see DefaultSSHMaxSession
-	MaxPerAddr     int           // see DefaultSSHMaxPerAddr
-	ServerVersion  string        // sent before the handshake; "" = "kod"
-	Clock          func() time.Time
-	maxEnvRequests int
+	HostKey       gossh.Signer
+	ReposDir      string        // bare repositories live at <ReposDir>/<name>.git
+	AnonymousRead bool          // Kod: KOD_SSH_ANONYMOUS_READ
+	IdleTimeout   time.Duration // see DefaultSSHIdleTimeout
+	MaxSession    time.Duration // see DefaultSSHMaxSession
+	MaxPerAddr    int           // see DefaultSSHMaxPerAddr
+	ServerVersion string        // sent before the handshake; "" = "kod"
+	Clock         func() time.Time
 }
+
+// maxEnvRequests caps the GIT_PROTOCOL env requests kept per session.
+const maxEnvRequests = 8
 
 // SSHStore is what the SSH server reads: keys to sign users in, tokens to
 // derive their access, repositories to serve.
@@ -100,7 +102,6 @@ func NewSSHServer(cfg SSHConfig, store SSHStore, git *Git, pushes PushStarter, l
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	cfg.maxEnvRequests = 8
 	s := &SSHServer{
 		cfg: cfg, store: store, git: git, pushes: pushes, log: log.With("component", "ssh"),
 		conns: newAddrLimiter(cfg.MaxPerAddr), sessions: newAddrLimiter(cfg.MaxPerAddr),

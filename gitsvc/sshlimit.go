@@ -84,7 +84,7 @@ const gitProtocolEnvName = "GIT_PROTOCOL"
 // environment (LD_PRELOAD, GIT_CONFIG_*, ...) is kept, let alone passed on,
 // and a client cannot grow the server's memory with endless env requests.
 func (s *SSHServer) sessionChannel(srv *gl.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, ctx gl.Context) {
-	gl.DefaultSessionHandler(srv, conn, &envFilter{NewChannel: newChan, max: s.cfg.maxEnvRequests, log: s.log, remote: conn.RemoteAddr().String()}, ctx)
+	gl.DefaultSessionHandler(srv, conn, &envFilter{NewChannel: newChan, max: maxEnvRequests, log: s.log, remote: conn.RemoteAddr().String()}, ctx)
 }
 
 type envFilter struct {

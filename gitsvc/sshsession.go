@@ -91,7 +91,7 @@ func (s *SSHServer) identify(sess gl.Session) (*sshUser, error) {
 		return nil, errors.New("ssh session without a verified key")
 	}
 	if pk := sess.PublicKey(); pk == nil || forge.Fingerprint(pk) != fp {
-		return nil, fmt.Errorf("ssh session key %v does not match the verified key %s", pk != nil, fp)
+		return nil, fmt.Errorf("the session's public key is not the verified key %s", fp)
 	}
 	key, err := s.store.KeyByFingerprint(ctx, fp)
 	if errors.Is(err, forge.ErrNotFound) {
