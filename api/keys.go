@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -9,10 +10,12 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-// actKeys guards the SSH key routes: keys are for git access, so managing
-// them takes repo:read (which admin implies). Whose keys a principal may
-// touch is decided per route: their own username's, or anyone's for admins.
-var actKeys = forge.Action{Perm: forge.PermRepoRead}
+// actKeys guards the SSH key routes. Kod names no permission for them:
+// every token manages its own username's keys, admins anyone's (decided
+// per route). A key grants no more than its user's tokens hold
+// (forge.UserPrincipal), so a token without repo permissions that adds a
+// key gains nothing by it.
+var actKeys = forge.Action{AnyToken: true}
 
 func (s *Server) keyRoutes() {
 	s.handle(http.MethodGet, "/keys", actKeys, s.listKeys)
@@ -89,11 +92,16 @@ func (s *Server) addKey(w http.ResponseWriter, r *http.Request, c *call) error {
 	return nil
 }
 
-// knownUser reports whether username is a collaborator of some repository
-// or the username of some token.
+// knownUser reports whether username is a valid username that is a
+// collaborator of some repository or the username of some token.
 func (s *Server) knownUser(r *http.Request, username string) (bool, error) {
-	if ok, err := s.knownUsername(r, username); ok || err != nil {
-		return ok, err
+	if forge.ValidateUsername(username) != nil {
+		return false, nil
+	}
+	if err := s.checkTokenUsername(r, username); err == nil {
+		return true, nil
+	} else if !errors.Is(err, forge.ErrInvalid) {
+		return false, err
 	}
 	tokens, err := s.Store.ListTokens(r.Context())
 	if err != nil {

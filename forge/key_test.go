@@ -119,7 +119,9 @@ func TestUserPrincipal(t *testing.T) {
 		pushProtected  bool
 		wantPermission []Permission
 	}{
-		{"collaborator without tokens", "alice", nil, true, true, false, []Permission{PermRepoRead, PermRepoWrite}},
+		{"collaborator without tokens", "alice", nil, false, false, false, []Permission{}},
+		{"collaborator with a read-write token", "alice", []*Token{tok("alice", 0, PermRepoRead, PermRepoWrite)}, true, true, false, []Permission{PermRepoRead, PermRepoWrite}},
+		{"collaborator with a workflow token only", "alice", []*Token{tok("alice", 0, PermWorkflowTrigger)}, false, false, false, []Permission{}},
 		{"collaborator with a read-only token", "alice", []*Token{tok("alice", 0, PermRepoRead, PermWorkflowRead)}, true, false, false, []Permission{PermRepoRead}},
 		{"expired tokens do not count", "alice", []*Token{tok("alice", 1, PermAdmin), tok("alice", 0, PermRepoRead)}, true, false, false, []Permission{PermRepoRead}},
 		{"admin-linked user", "zed", []*Token{tok("zed", 0, PermAdmin), tok("alice", 0, PermRepoRead)}, true, true, true, []Permission{PermAdmin}},

@@ -7,51 +7,41 @@ import "slices"
 var gitPermissions = []Permission{PermRepoRead, PermRepoWrite}
 
 // UserPrincipal returns the principal of username signing in with one of
-// their SSH keys (no token is presented, so TokenID is ""). tokens are the
-// stored tokens; those linked to username decide, as of now (ms):
+// their SSH keys (no token is presented, so TokenID is ""). In Kod a user
+// is what their tokens are, so the tokens linked to username that are live
+// (unexpired) at now (ms) decide:
 //
-//   - a live (unexpired) one holding admin makes the user an admin: every
-//     repository, and protected branches may be pushed ("admin-linked
-//     user"; Kod's SSH could not push protected branches).
-//   - otherwise the user holds repo:read and repo:write as far as their
-//     live tokens together hold them, so a key never grants more than the
-//     user's tokens do (a user whose tokens are read-only cannot push).
-//   - a user with no live token at all (a key an admin registered for a
-//     collaborator) holds repo:read and repo:write.
+//   - one holding admin makes the user an admin: every repository, and
+//     protected branches may be pushed ("admin-linked user"; Kod's SSH
+//     could not push protected branches).
+//   - otherwise the user holds repo:read and repo:write as far as those
+//     tokens together hold them: a key never grants more than the user's
+//     tokens (a user whose tokens are read-only cannot push), and a user
+//     without a live token holds nothing (deleting a user's tokens revokes
+//     their SSH access too).
 //
 // Which repositories the user reaches is Authorize's rule for a
 // username-linked principal: owner by username (Repo.OwnerUsername, see
-// Principal.IsOwner) or collaborator.
-//
-// An empty username gets no permission at all (it would otherwise read as
-// a system token, global within its permissions).
+// Principal.IsOwner) or collaborator. An empty username gets no permission
+// at all.
 func UserPrincipal(username string, tokens []*Token, now Millis) *Principal {
 	p := &Principal{Username: username}
 	if username == "" {
 		return p
 	}
-	live := 0
 	var held []Permission
 	for _, t := range tokens {
-		if t.Username != username {
-			continue
+		if t.Username == username && !t.Expired(now) {
+			held = append(held, t.Permissions...)
 		}
-		if t.Expired(now) {
-			continue
-		}
-		live++
-		held = append(held, t.Permissions...)
 	}
-	switch {
-	case slices.Contains(held, PermAdmin):
+	if slices.Contains(held, PermAdmin) {
 		p.Permissions = []Permission{PermAdmin}
-	case live == 0:
-		p.Permissions = slices.Clone(gitPermissions)
-	default:
-		for _, perm := range gitPermissions {
-			if slices.Contains(held, perm) {
-				p.Permissions = append(p.Permissions, perm)
-			}
+		return p
+	}
+	for _, perm := range gitPermissions {
+		if slices.Contains(held, perm) {
+			p.Permissions = append(p.Permissions, perm)
 		}
 	}
 	return p

@@ -78,7 +78,7 @@ type SSHServer struct {
 	pushes   PushStarter
 	log      *slog.Logger
 	srv      *gl.Server
-	conns    *addrLimiter
+	conns    *connSet
 	sessions *addrLimiter
 }
 
@@ -104,7 +104,7 @@ func NewSSHServer(cfg SSHConfig, store SSHStore, git *Git, pushes PushStarter, l
 	}
 	s := &SSHServer{
 		cfg: cfg, store: store, git: git, pushes: pushes, log: log.With("component", "ssh"),
-		conns: newAddrLimiter(cfg.MaxPerAddr), sessions: newAddrLimiter(cfg.MaxPerAddr),
+		conns: newConnSet(cfg.MaxPerAddr), sessions: newAddrLimiter(cfg.MaxPerAddr),
 	}
 	s.srv = &gl.Server{
 		Handler:                  s.handleSession,
@@ -121,20 +121,6 @@ func NewSSHServer(cfg SSHConfig, store SSHStore, git *Git, pushes PushStarter, l
 		SubsystemHandlers:        map[string]gl.SubsystemHandler{},
 	}
 	return s, nil
-}
-
-// Serve accepts connections on ln until Shutdown or Close; it returns
-// gl.ErrServerClosed after those.
-func (s *SSHServer) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
-
-// Shutdown stops accepting connections and waits for open ones to end
-// until ctx ends, then closes them (their git processes are killed).
-func (s *SSHServer) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		return errors.Join(err, s.srv.Close())
-	}
-	return nil
 }
 
 // knownKey is the public-key callback. It only looks the key up: it may
@@ -194,16 +180,4 @@ func (s *SSHServer) logAuth(conn gossh.ConnMetadata, method string, err error) {
 
 func (s *SSHServer) connFailed(conn net.Conn, err error) {
 	s.log.Debug("ssh connection ended before a session", "remote", conn.RemoteAddr().String(), "err", err)
-}
-
-// limitConn refuses a connection when its address already holds
-// MaxPerAddr; the slot is released when the connection closes.
-func (s *SSHServer) limitConn(_ gl.Context, conn net.Conn) net.Conn {
-	host := remoteHost(conn.RemoteAddr())
-	release, ok := s.conns.acquire(host)
-	if !ok {
-		s.log.Warn("ssh connection refused: too many concurrent connections from one address", "remote", conn.RemoteAddr().String(), "max", s.cfg.MaxPerAddr)
-		return nil
-	}
-	return &limitedConn{Conn: conn, release: release}
 }

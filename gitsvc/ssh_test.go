@@ -30,6 +30,7 @@ type sshEnv struct {
 	reposDir string
 	addr     string
 	pushes   *recordingPushes
+	srv      *gitsvc.SSHServer
 	logMu    sync.Mutex
 	logBuf   bytes.Buffer
 }
@@ -85,6 +86,7 @@ func newSSHEnv(t *testing.T, git *gitsvc.Git, edit func(*gitsvc.SSHConfig)) *ssh
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +146,19 @@ func (e *sshEnv) newKey(user string) (gossh.Signer, *forge.SSHKey) {
 	if err := e.store.CreateKey(context.Background(), key); err != nil {
 		e.t.Fatal(err)
 	}
+	e.token(user, forge.PermRepoRead, forge.PermRepoWrite)
 	return signer, key
+}
+
+// token stores a token linked to user (SSH users hold what their tokens
+// hold) and returns its id.
+func (e *sshEnv) token(user string, perms ...forge.Permission) string {
+	e.t.Helper()
+	t := &forge.Token{ID: forge.NewID(), Name: user, Hash: forge.HashToken(forge.NewTokenSecret()), Username: user, Permissions: perms}
+	if err := e.store.CreateToken(context.Background(), t); err != nil {
+		e.t.Fatal(err)
+	}
+	return t.ID
 }
 
 func (e *sshEnv) dial(user string, auth ...gossh.AuthMethod) (*gossh.Client, error) {

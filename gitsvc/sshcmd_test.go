@@ -3,6 +3,7 @@ package gitsvc_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -340,5 +341,42 @@ func TestSessionLimits(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("MaxSession did not end the connection")
+	}
+}
+
+// TestShutdown: new connections are refused at once, an open session may
+// finish until the deadline, and is cut then.
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	e := newSSHEnv(t, &gitsvc.Git{}, nil)
+	e.repo("r", "alice")
+	signer, _ := e.newKey("alice")
+	c, err := e.dial("kod", gossh.PublicKeys(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, _ := sess.StdinPipe()
+	defer stdin.Close()
+	if err := sess.Start("git-upload-pack 'r.git'"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- e.srv.Shutdown(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := e.dial("kod", gossh.PublicKeys(signer)); err == nil {
+		t.Error("a connection was accepted during shutdown")
+	}
+	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("shutdown with a session open: %v", err)
+	}
+	if err := sess.Wait(); err == nil {
+		t.Error("the open session was not cut at the deadline")
 	}
 }

@@ -47,7 +47,7 @@ func remoteHost(a net.Addr) string {
 	return host
 }
 
-// limitedConn releases its address slot when closed, and keeps the socket
+// limitedConn releases its slots when closed, and keeps the socket
 // in quick-ACK mode for the first reads (see quickAck).
 type limitedConn struct {
 	net.Conn
@@ -69,9 +69,11 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the connection and gives its slot back (once).
 func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
 	c.release()
-	return c.Conn.Close()
+	return err
 }
 
 // gitProtocolEnvName is the one environment variable a client may pass on:

@@ -109,6 +109,9 @@ func (s *SSHServer) identify(sess gl.Session) (*sshUser, error) {
 		return nil, err
 	}
 	u := &sshUser{p: forge.UserPrincipal(key.Username, tokens, s.cfg.Clock().UnixMilli()), name: key.Username, tokenUsers: map[string]string{}}
+	if len(u.p.Permissions) == 0 {
+		return nil, forge.Forbidden("Permission denied: SSH access follows the permissions of your tokens, and user '%s' has no active token with repo:read", key.Username)
+	}
 	for _, t := range tokens {
 		u.tokenUsers[t.ID] = t.Username
 	}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/netpolicy"
 )
 
 // ServeConfig is every setting of `kod serve`. Each is set, in rising
@@ -36,6 +38,10 @@ type ServeConfig struct {
 	SSHIdleTimeout    time.Duration
 	SSHMaxSession     time.Duration
 	SSHMaxPerAddress  int
+	// WebhookAllowedHosts is the host policy of imports and webhooks
+	// (netpolicy.Parse syntax).
+	WebhookAllowedHosts string
+	ImportTimeout       time.Duration
 }
 
 // DefaultImage is the step image built by scripts/build-images from
@@ -44,20 +50,22 @@ const DefaultImage = "kod/busybox:local"
 
 func defaultServeConfig(home string) ServeConfig {
 	return ServeConfig{
-		Port:              3000,
-		Host:              "0.0.0.0",
-		DataDir:           filepath.Join(home, "data"),
-		ReposDir:          filepath.Join(home, "repos"),
-		DefaultImage:      DefaultImage,
-		MaxConcurrentRuns: 2,
-		StopGrace:         10 * time.Second,
-		SSHEnabled:        true,
-		SSHHost:           "0.0.0.0",
-		SSHPort:           2222,
-		SSHHostKeyPath:    filepath.Join(home, "ssh_host_ed25519_key"),
-		SSHIdleTimeout:    gitsvc.DefaultSSHIdleTimeout,
-		SSHMaxSession:     gitsvc.DefaultSSHMaxSession,
-		SSHMaxPerAddress:  gitsvc.DefaultSSHMaxPerAddr,
+		Port:                3000,
+		Host:                "0.0.0.0",
+		DataDir:             filepath.Join(home, "data"),
+		ReposDir:            filepath.Join(home, "repos"),
+		DefaultImage:        DefaultImage,
+		MaxConcurrentRuns:   2,
+		StopGrace:           10 * time.Second,
+		SSHEnabled:          true,
+		SSHHost:             "0.0.0.0",
+		SSHPort:             2222,
+		SSHHostKeyPath:      filepath.Join(home, "ssh_host_ed25519_key"),
+		WebhookAllowedHosts: netpolicy.Default,
+		ImportTimeout:       api.DefaultImportTimeout,
+		SSHIdleTimeout:      gitsvc.DefaultSSHIdleTimeout,
+		SSHMaxSession:       gitsvc.DefaultSSHMaxSession,
+		SSHMaxPerAddress:    gitsvc.DefaultSSHMaxPerAddr,
 	}
 }
 
@@ -102,6 +110,8 @@ func serveSettings(c *ServeConfig) []setting {
 		{"sshIdleTimeout", []string{"KOD_SSH_IDLE_TIMEOUT"}, "ssh-idle-timeout", "", "close SSH connections idle this long", &c.SSHIdleTimeout},
 		{"sshMaxSession", []string{"KOD_SSH_MAX_SESSION"}, "ssh-max-session", "", "longest an SSH connection may last", &c.SSHMaxSession},
 		{"sshMaxPerAddress", []string{"KOD_SSH_MAX_PER_ADDRESS"}, "ssh-max-per-address", "", "concurrent SSH connections (and sessions) per remote address", &c.SSHMaxPerAddress},
+		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
+		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
 	}
 }
 
@@ -260,6 +270,12 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.StopGrace < 0 {
 		errs = append(errs, errors.New("stop grace (KOD_STOP_GRACE) must not be negative"))
+	}
+	if _, err := netpolicy.Parse(c.WebhookAllowedHosts); err != nil {
+		errs = append(errs, fmt.Errorf("host policy (--webhook-allowed-hosts): %w", err))
+	}
+	if c.ImportTimeout <= 0 {
+		errs = append(errs, errors.New("import timeout (KOD_IMPORT_TIMEOUT, --import-timeout) must be positive"))
 	}
 	return errors.Join(errs...)
 }
