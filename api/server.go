@@ -38,6 +38,8 @@ type Deps struct {
 	// ImportTimeout bounds one import's git clone; 0 means
 	// DefaultImportTimeout.
 	ImportTimeout time.Duration
+	Secrets       *forge.SecretBox // seals repository secrets; nil without KOD_ENCRYPTION_KEY
+	Webhooks      DeliveryRetrier  // sends a webhook delivery again at once
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -89,6 +91,8 @@ func New(d Deps) *Server {
 	s.tokenRoutes()
 	s.workflowRoutes()
 	s.keyRoutes()
+	s.secretRoutes()
+	s.webhookRoutes()
 	notFound := s.authenticated(func(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})
 	})

@@ -92,5 +92,8 @@ type Store interface {
 	RunStore
 	KeyStore
 	MetaStore
+	SecretStore
+	WebhookStore
+	DeliveryStore
 	Close() error
 }
