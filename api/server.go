@@ -30,6 +30,9 @@ type Deps struct {
 	LogsDir    string // step logs, see runner.StepLogPath
 	HookBinary string // absolute path of the kod binary the git hooks run
 	Log        *slog.Logger
+
+	// HostKeyPath is the SSH host key, included in backups ("" = none).
+	HostKeyPath string
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -64,6 +67,7 @@ func New(d Deps) *Server {
 	s.repoRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
+	s.backupRoutes()
 	notFound := s.authenticated(func(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})
 	})

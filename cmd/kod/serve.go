@@ -31,11 +31,15 @@ func newServeCmd() *cobra.Command {
 		Long: `Run the kod server.
 
 Settings come from, in rising precedence: defaults, the config file
-(~/.kod/config.json or --config), KOD_* environment variables, and flags.`,
+(~/.kod/config.json or --config), KOD_* environment variables, and flags.
+-t/--token is Kod's legacy name of --admin-token here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := loadServeConfig(&cfg, configPath, cmd.Flags(), os.Getenv); err != nil {
 				return err
+			}
+			if tok := cmd.Flags().Lookup("token"); tok != nil && tok.Changed && !cmd.Flags().Changed("admin-token") {
+				cfg.AdminToken = tok.Value.String() // Kod's legacy `kod serve --token`
 			}
 			return serve(cmd.Context(), cfg, newLogger())
 		},
@@ -111,7 +115,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		Limits:        sandbox.Limits{MemoryBytes: 2 << 30, NanoCPUs: 2e9, PIDs: 1024},
 	}, store, backend, &gitSource{git: git, reposDir: reposDir}, log)
 	hooks := gitsvc.NewHookServer(filepath.Join(dataDir, "hook.sock"), &pushHandler{store: store, git: git, runner: run, reposDir: reposDir, log: log}, log)
-	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, Log: log})
+	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, HostKeyPath: cfg.SSHHostKeyPath, Log: log})
 
 	if err := reinstallHooks(ctx, store, reposDir, hookBinary); err != nil {
 		return err
