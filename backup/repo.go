@@ -104,6 +104,10 @@ func (a *archiveWriter) repoPass(ctx context.Context, dir, prefix string, done m
 			if rel != "." && skipRepoDir(rel) {
 				return filepath.SkipDir
 			}
+			if rel != "." && !done[rel+"/"] { // empty ones too: objects/pack, branches
+				done[rel+"/"] = true
+				return a.dir(prefix + rel)
+			}
 			return nil
 		}
 		if done[rel] || !d.Type().IsRegular() || skipRepoFile(rel) {

@@ -29,10 +29,14 @@ type app struct {
 	interactive func() bool
 }
 
+// newApp returns the app of the process: its environment, clock and stdin.
+func newApp() *app {
+	return &app{getenv: os.Getenv, now: time.Now, stdin: os.Stdin, interactive: func() bool { return isTerminal(os.Stdin) }}
+}
+
 // addClientCommands registers the global client flags (-s/--server,
 // -t/--token, --json) and every client command on root.
-func addClientCommands(root *cobra.Command) {
-	a := &app{getenv: os.Getenv, now: time.Now, stdin: os.Stdin, interactive: func() bool { return isTerminal(os.Stdin) }}
+func addClientCommands(root *cobra.Command, a *app) {
 	pf := root.PersistentFlags()
 	pf.StringVarP(&a.flagServer, "server", "s", "", "kod server URL (else KOD_SERVER_URL, the config file, http://localhost:3000)")
 	pf.StringVarP(&a.flagToken, "token", "t", "", "API token (else KOD_API_TOKEN, then the config file)")

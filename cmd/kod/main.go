@@ -39,7 +39,7 @@ func newRootCmd() *cobra.Command {
 		Version:       forge.Version,
 	}
 	root.AddCommand(newServeCmd(), newHookCmd())
-	addClientCommands(root)
+	addClientCommands(root, newApp())
 	return root
 }
 

@@ -135,7 +135,7 @@ func plain(texts ...string) []cell {
 }
 
 // ago formats the time ms (since the epoch) relative to now: "just now",
-// "5 minutes ago", "in 3 days"; "-" for 0; a date beyond 30 days.
+// "5 minutes ago", "in 3 days"; "-" for 0; a date beyond 60 days.
 func ago(now time.Time, ms int64) string {
 	if ms == 0 {
 		return "-"
@@ -146,22 +146,23 @@ func ago(now time.Time, ms int64) string {
 	if future {
 		d = -d
 	}
-	var n int
+	var size time.Duration
 	var unit string
 	switch {
 	case d < 10*time.Second:
 		return "just now"
 	case d < time.Minute:
-		n, unit = int(d/time.Second), "second"
-	case d < time.Hour:
-		n, unit = int(d/time.Minute), "minute"
-	case d < 24*time.Hour:
-		n, unit = int(d/time.Hour), "hour"
-	case d < 30*24*time.Hour:
-		n, unit = int(d/(24*time.Hour)), "day"
+		size, unit = time.Second, "second"
+	case d < time.Hour-30*time.Second:
+		size, unit = time.Minute, "minute"
+	case d < 24*time.Hour-30*time.Minute:
+		size, unit = time.Hour, "hour"
+	case d < 61*24*time.Hour:
+		size, unit = 24*time.Hour, "day"
 	default:
 		return t.UTC().Format("2006-01-02")
 	}
+	n := int((d + size/2) / size) // nearest: a token made to expire in 30 days says so
 	if n != 1 {
 		unit += "s"
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -57,11 +58,20 @@ func newCollaboratorCmd(a *app, repo string) *cobra.Command {
 				u.notef("%s has no collaborators.\n", repo)
 				return nil
 			}
+			dated := slices.ContainsFunc(cs, func(c client.Collaborator) bool { return c.AddedAt != 0 })
 			var rows [][]cell
 			for _, col := range cs {
-				rows = append(rows, plain(col.Username, ago(u.now, col.AddedAt)))
+				if dated {
+					rows = append(rows, plain(col.Username, ago(u.now, col.AddedAt)))
+				} else {
+					rows = append(rows, plain(col.Username))
+				}
 			}
-			u.table([]string{"USERNAME", "ADDED"}, rows)
+			if dated {
+				u.table([]string{"USERNAME", "ADDED"}, rows)
+			} else {
+				u.table([]string{"USERNAME"}, rows)
+			}
 			return nil
 		}),
 	}
