@@ -103,7 +103,9 @@ func writeJSONT(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func fail(w http.ResponseWriter, status int, msg string) { writeJSONT(w, status, map[string]string{"error": msg}) }
+func fail(w http.ResponseWriter, status int, msg string) {
+	writeJSONT(w, status, map[string]string{"error": msg})
+}
 
 // router serves the documented routes; each handler takes the lock.
 func (f *fakeAPI) router() http.Handler {
