@@ -16,7 +16,7 @@ import (
 
 // maxPasses bounds how often a repository's objects are walked again after
 // files vanished during a walk (a concurrent `git gc` repacking them).
-const maxPasses = 5
+const maxPasses = 20
 
 // repo copies the bare repository at dir under prefix so that the copy is
 // consistent even while pushes run:
@@ -41,7 +41,11 @@ func (a *archiveWriter) repo(ctx context.Context, git *gitsvc.Git, dir, prefix s
 	}
 	done := map[string]bool{}
 	for pass := 1; ; pass++ {
-		vanished, err := a.repoPass(ctx, dir, prefix, done)
+		walk := dir // later passes look for what replaced vanished objects
+		if pass > 1 {
+			walk = filepath.Join(dir, "objects")
+		}
+		vanished, err := a.repoPass(ctx, dir, walk, prefix, done)
 		if err != nil {
 			return err
 		}
@@ -80,11 +84,12 @@ func packedRefs(refs string) []byte {
 	return []byte(b.String())
 }
 
-// repoPass walks dir once, copying the files not in done. It reports
-// whether any file vanished between being listed and being opened.
-func (a *archiveWriter) repoPass(ctx context.Context, dir, prefix string, done map[string]bool) (bool, error) {
+// repoPass walks walk (dir or a directory in it) once, copying the files
+// not in done. It reports whether any file vanished between being listed
+// and being opened.
+func (a *archiveWriter) repoPass(ctx context.Context, dir, walk, prefix string, done map[string]bool) (bool, error) {
 	vanished := false
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(walk, func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, os.ErrNotExist) {
 			vanished = true
 			return nil
