@@ -196,6 +196,10 @@ func TestCLIRepoScoped(t *testing.T) {
 	})
 	t.Run("keys", func(t *testing.T) {
 		pub := sshKey(t)
+		// Keys belong to known users: alice is made a collaborator first.
+		if res := c.run("", "", "repo", "app", "collaborator", "add", "alice"); !strings.Contains(res.Stderr, "already added") {
+			skipIfRouteMissing(t, res)
+		}
 		res := c.run("", "", "keys", "add", pub, "--name", "laptop", "--username", "alice")
 		skipIfRouteMissing(t, res)
 		if res.Code != 0 {
