@@ -18,6 +18,11 @@ func newKeysCmd(a *app) *cobra.Command {
 		Aliases: []string{"key"},
 		Short:   "Manage SSH public keys for git over SSH",
 	}
+	cmd.AddCommand(newKeysListCmd(a), newKeysAddCmd(a), newKeysRemoveCmd(a))
+	return cmd
+}
+
+func newKeysListCmd(a *app) *cobra.Command {
 	var username string
 	list := &cobra.Command{
 		Use:     "list",
@@ -42,6 +47,10 @@ func newKeysCmd(a *app) *cobra.Command {
 		}),
 	}
 	list.Flags().StringVar(&username, "username", "", "list this user's keys (admin)")
+	return list
+}
+
+func newKeysAddCmd(a *app) *cobra.Command {
 	var req client.KeyRequest
 	add := &cobra.Command{
 		Use:   "add PATH|KEY",
@@ -69,7 +78,11 @@ func newKeysCmd(a *app) *cobra.Command {
 	}
 	add.Flags().StringVar(&req.Name, "name", "", "a name for the key (default: its comment or file name)")
 	add.Flags().StringVar(&req.Username, "username", "", "add the key for this user (admin)")
-	remove := &cobra.Command{
+	return add
+}
+
+func newKeysRemoveCmd(a *app) *cobra.Command {
+	return &cobra.Command{
 		Use:     "remove ID",
 		Aliases: []string{"rm", "delete"},
 		Short:   "Remove an SSH key",
@@ -78,8 +91,6 @@ func newKeysCmd(a *app) *cobra.Command {
 			return done(u, c.DeleteKey(ctx, args[0]), "Removed key %s\n", args[0])
 		}),
 	}
-	cmd.AddCommand(list, add, remove)
-	return cmd
 }
 
 // readPublicKey returns the key given inline ("ssh-ed25519 AAAA...") or read

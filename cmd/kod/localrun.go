@@ -131,17 +131,11 @@ func executeLocal(ctx context.Context, u *ui, o localOptions, image string, src 
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(u.errOut, &slog.HandlerOptions{Level: level}))
-	backend, err := docker.New(docker.Config{}, log)
+	backend, err := localBackend(ctx, log)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
+		return nil, err
 	}
 	defer backend.Close()
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err = backend.Ping(pingCtx)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("the Docker engine is unreachable (local runs need it): %w", err)
-	}
 	done := make(chan *forge.Run, 1)
 	r := runner.New(runner.Config{
 		Instance:     "local" + forge.NewID(),
@@ -175,6 +169,21 @@ func executeLocal(ctx context.Context, u *ui, o localOptions, image string, src 
 		return nil, err
 	}
 	return <-done, nil
+}
+
+// localBackend connects to the Docker engine and checks that it answers.
+func localBackend(ctx context.Context, log *slog.Logger) (*docker.Docker, error) {
+	backend, err := docker.New(docker.Config{}, log)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := backend.Ping(pingCtx); err != nil {
+		backend.Close()
+		return nil, fmt.Errorf("the Docker engine is unreachable (local runs need it): %w", err)
+	}
+	return backend, nil
 }
 
 // localStepLimits caps each step container of a local run, as the server

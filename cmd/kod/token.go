@@ -15,7 +15,12 @@ func newTokenCmd(a *app) *cobra.Command {
 		Aliases: []string{"tokens"},
 		Short:   "Manage API tokens (admin)",
 	}
-	list := &cobra.Command{
+	cmd.AddCommand(newTokenListCmd(a), newTokenCreateCmd(a), newTokenDeleteCmd(a))
+	return cmd
+}
+
+func newTokenListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List tokens (never their secrets)",
@@ -34,6 +39,9 @@ func newTokenCmd(a *app) *cobra.Command {
 			return nil
 		}),
 	}
+}
+
+func newTokenCreateCmd(a *app) *cobra.Command {
 	var req client.TokenRequest
 	create := &cobra.Command{
 		Use:   "create NAME",
@@ -62,7 +70,11 @@ then reaches only the repositories that name that user.`,
 	create.Flags().StringSliceVar(&req.Permissions, "permissions", nil, "comma-separated permissions")
 	create.Flags().IntVar(&req.ExpiresInDays, "expires", 0, "days until the token expires (1-365; default never)")
 	create.Flags().StringVar(&req.Username, "username", "", "collaborator username the token acts as")
-	del := &cobra.Command{
+	return create
+}
+
+func newTokenDeleteCmd(a *app) *cobra.Command {
+	return &cobra.Command{
 		Use:     "delete ID",
 		Aliases: []string{"rm", "remove", "revoke"},
 		Short:   "Delete a token (not the one you are using)",
@@ -71,6 +83,4 @@ then reaches only the repositories that name that user.`,
 			return done(u, c.DeleteToken(ctx, args[0]), "Deleted token %s\n", args[0])
 		}),
 	}
-	cmd.AddCommand(list, create, del)
-	return cmd
 }
