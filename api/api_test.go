@@ -35,6 +35,13 @@ type env struct {
 // the runner on the fake sandbox backend.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with a chance to change the dependencies (wrap the
+// store, set the host policy) before the server is built.
+func newEnvWith(t *testing.T, change func(*api.Deps)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := boltstore.Open(filepath.Join(dir, "data", "kod.db"))
 	if err != nil {
@@ -49,7 +56,11 @@ func newEnv(t *testing.T) *env {
 	reposDir := filepath.Join(dir, "repos")
 	r := runner.New(runner.Config{Instance: "t", DefaultImage: "img", LogsDir: filepath.Join(dir, "logs")}, store, sandboxtest.New(nil), nil, log)
 	hooks := gitsvc.NewHookServer(filepath.Join(dir, "hook.sock"), nil, log)
-	s := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: r, ReposDir: reposDir, LogsDir: filepath.Join(dir, "logs"), HookBinary: "/bin/false", Log: log})
+	deps := api.Deps{Store: store, Git: git, Hooks: hooks, Runner: r, ReposDir: reposDir, LogsDir: filepath.Join(dir, "logs"), HookBinary: "/bin/false", Log: log}
+	if change != nil {
+		change(&deps)
+	}
+	s := api.New(deps)
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: store, reposDir: reposDir, api: s}

@@ -16,13 +16,16 @@ import (
 var (
 	actRepoRead   = forge.Action{Perm: forge.PermRepoRead}
 	actRepoWrite  = forge.Action{Perm: forge.PermRepoWrite}
+	actRepoRename = forge.Action{Perm: forge.PermRepoWrite, OwnerVerb: "rename this repository"}
 	actRepoDelete = forge.Action{Perm: forge.PermRepoDelete, OwnerVerb: "delete this repository"}
 )
 
 func (s *Server) repoRoutes() {
 	s.handle(http.MethodGet, "/repos", actRepoRead, s.listRepos)
 	s.handle(http.MethodPost, "/repos", actRepoWrite, s.createRepo)
+	s.handle(http.MethodPost, "/repos/import", actRepoWrite, s.importRepo)
 	s.handle(http.MethodGet, "/repos/{name}", actRepoRead, s.getRepo)
+	s.handle(http.MethodPatch, "/repos/{name}", actRepoRename, s.renameRepo)
 	s.handle(http.MethodDelete, "/repos/{name}", actRepoDelete, s.deleteRepo)
 }
 
@@ -91,7 +94,7 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	repo, err := s.CreateRepo(r.Context(), req.Name, c.p.TokenID)
+	repo, err := s.CreateRepo(r.Context(), req.Name, c.p)
 	if err != nil {
 		return err
 	}
@@ -99,22 +102,22 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request, c *call) err
 	return nil
 }
 
-// CreateRepo validates name, stores the record owned by ownerTokenID and
-// creates the bare repository with kod's hooks. Errors: ErrInvalid (name),
-// ErrConflict ("Repository already exists", also when an unrelated
-// directory of that name exists on disk).
-func (s *Server) CreateRepo(ctx context.Context, name, ownerTokenID string) (*forge.Repo, error) {
-	if err := forge.ValidateRepoName(name); err != nil {
+// CreateRepo validates name, stores the record owned by owner (its token,
+// and its username for transports without tokens) and creates the bare
+// repository with kod's hooks. Errors: ErrInvalid (name), ErrConflict
+// ("Repository already exists", also when an unrelated directory of that
+// name exists on disk).
+func (s *Server) CreateRepo(ctx context.Context, name string, owner *forge.Principal) (*forge.Repo, error) {
+	dir, err := s.newRepoDir(name)
+	if err != nil {
 		return nil, err
 	}
-	dir, err := gitsvc.RepoPath(s.ReposDir, name)
-	if err != nil {
-		return nil, forge.Invalid("Name must be alphanumeric with hyphens and underscores only")
-	}
-	if _, err := os.Stat(dir); err == nil {
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
+	if _, err := os.Lstat(dir); err == nil {
 		return nil, forge.Conflict("Repository already exists")
 	}
-	repo := &forge.Repo{Name: name, CreatedAt: forge.NowMillis(), Path: dir, OwnerTokenID: ownerTokenID, ProtectedBranches: []string{}}
+	repo := newRepoRecord(name, dir, owner)
 	if err := s.Store.CreateRepo(ctx, repo); err != nil {
 		return nil, err
 	}
@@ -124,8 +127,28 @@ func (s *Server) CreateRepo(ctx context.Context, name, ownerTokenID string) (*fo
 		}
 		return nil, fmt.Errorf("creating repository %s: %w", name, err)
 	}
-	s.log.Info("repository created", "repo", name, "owner", ownerTokenID)
+	s.log.Info("repository created", "repo", name, "owner", owner.TokenID)
 	return repo, nil
+}
+
+// newRepoDir validates name (Kod's rule) and returns the directory of the
+// repository, checked to stay inside the repos dir.
+func (s *Server) newRepoDir(name string) (string, error) {
+	if err := forge.ValidateRepoName(name); err != nil {
+		return "", err
+	}
+	dir, err := gitsvc.RepoPath(s.ReposDir, name)
+	if err != nil {
+		return "", forge.Invalid("Name must be alphanumeric with hyphens and underscores only")
+	}
+	return dir, nil
+}
+
+func newRepoRecord(name, dir string, owner *forge.Principal) *forge.Repo {
+	return &forge.Repo{
+		Name: name, CreatedAt: forge.NowMillis(), Path: dir, ProtectedBranches: []string{},
+		OwnerTokenID: owner.TokenID, OwnerUsername: owner.Username,
+	}
 }
 
 func (s *Server) initRepoDir(ctx context.Context, dir string) error {
@@ -190,12 +213,20 @@ func (s *Server) deleteRepo(w http.ResponseWriter, r *http.Request, c *call) err
 		return err
 	}
 	s.Runner.CancelRepo(ctx, repo.Name)
-	if err := s.Store.DeleteRepo(ctx, repo.Name); err != nil {
-		return err
-	}
 	var errs []error
-	if err := os.RemoveAll(s.repoDir(repo)); err != nil {
-		errs = append(errs, err)
+	err = func() error {
+		s.namesMu.Lock()
+		defer s.namesMu.Unlock()
+		if err := s.Store.DeleteRepo(ctx, repo.Name); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(s.repoDir(repo)); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	}()
+	if err != nil {
+		return err
 	}
 	for _, run := range runs {
 		if err := os.RemoveAll(filepath.Join(s.LogsDir, run.ID)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/runner"
 )
 
@@ -30,7 +32,12 @@ type Deps struct {
 	LogsDir    string // step logs, see runner.StepLogPath
 	HookBinary string // absolute path of the kod binary the git hooks run
 	Log        *slog.Logger
-
+	// HostPolicy decides which hosts POST /repos/import may clone from
+	// (KOD_WEBHOOK_ALLOWED_HOSTS); nil means netpolicy.Default.
+	HostPolicy *netpolicy.Policy
+	// ImportTimeout bounds one import's git clone; 0 means
+	// DefaultImportTimeout.
+	ImportTimeout time.Duration
 	// HostKeyPath is the SSH host key, included in backups ("" = none).
 	HostKeyPath string
 }
@@ -41,6 +48,13 @@ type Server struct {
 	router *mux.Router
 	routes []Route
 	log    *slog.Logger
+
+	// namesMu serialises what claims, moves or frees a repository name on
+	// disk and in the store (create, import, rename, delete), so a name is
+	// never half-taken by two of them.
+	namesMu sync.Mutex
+	// importSlots bounds the imports cloning at once (MaxConcurrentImports).
+	importSlots chan struct{}
 
 	touchMu sync.Mutex
 	touched map[string]time.Time // token id -> last lastUsedAt write
@@ -59,12 +73,21 @@ type Route struct {
 // New returns the API server with every route registered.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now}
+	if s.HostPolicy == nil {
+		s.HostPolicy, _ = netpolicy.Parse(netpolicy.Default)
+	}
+	if s.ImportTimeout <= 0 {
+		s.ImportTimeout = DefaultImportTimeout
+	}
+	s.importSlots = make(chan struct{}, MaxConcurrentImports)
 	s.router.Use(s.recoverPanics)
 	s.router.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
 	s.gitRoutes()
 	s.repoRoutes()
+	s.collaboratorRoutes()
+	s.protectionRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
 	s.backupRoutes()
@@ -72,8 +95,25 @@ func New(d Deps) *Server {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})
 	})
 	s.router.NotFoundHandler = s.recoverPanics(notFound)
-	s.router.MethodNotAllowedHandler = s.recoverPanics(notFound)
+	s.router.MethodNotAllowedHandler = s.recoverPanics(s.authenticated(s.methodNotAllowed))
 	return s
+}
+
+// methodNotAllowed answers a known path asked with another method: 405
+// {"error":"Method not allowed"} with Allow listing the methods the path
+// has. Like unknown routes, it is answered only to authenticated callers.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{"Method not allowed"})
 }
 
 // Routes returns every registered route except /health.
@@ -90,15 +130,24 @@ type call struct {
 	s      *Server
 	p      *forge.Principal
 	action forge.Action
+	loaded *forge.Repo // the {name} repository, loaded and authorised by handle
 }
 
-// handle registers method+path: authentication, then the permission check
-// of action (403 before any 404), then fn.
+// handle registers method+path with the action it requires. Every request
+// goes through forge.Authorize in Kod's order before fn sees it:
+// authentication (401), the permission (403 "Permission denied", before
+// any lookup), and for paths with a {name} variable the repository (404
+// "Repository not found"), access to it (403 "Access denied") and
+// ownership for owner-only actions, so no handler can forget them.
 func (s *Server) handle(method, path string, action forge.Action, fn handlerFunc) {
 	s.routes = append(s.routes, Route{Method: method, Path: path, Action: action})
+	repoScoped := strings.Contains(path, "{name}") || strings.Contains(path, "{name:")
 	h := s.authenticated(func(w http.ResponseWriter, r *http.Request, p *forge.Principal) {
 		c := &call{s: s, p: p, action: action}
 		err := forge.Authorize(p, action, nil)
+		if err == nil && repoScoped {
+			c.loaded, err = c.load(r)
+		}
 		if err == nil {
 			err = fn(w, r, c)
 		}
@@ -147,10 +196,10 @@ func requestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// repo loads the repository named by the {name} route variable and
+// load reads the repository named by the {name} route variable and
 // authorises c's action on it.
-func (c *call) repo(ctx context.Context, r *http.Request) (*forge.Repo, error) {
-	repo, err := c.s.Store.GetRepo(ctx, mux.Vars(r)["name"])
+func (c *call) load(r *http.Request) (*forge.Repo, error) {
+	repo, err := c.s.Store.GetRepo(r.Context(), mux.Vars(r)["name"])
 	if err != nil {
 		return nil, err
 	}
@@ -158,4 +207,16 @@ func (c *call) repo(ctx context.Context, r *http.Request) (*forge.Repo, error) {
 		return nil, err
 	}
 	return repo, nil
+}
+
+// repo returns the {name} repository, authorised for c.action (again, when
+// a handler raised the action, as git's info/refs does for pushes).
+func (c *call) repo(_ context.Context, r *http.Request) (*forge.Repo, error) {
+	if c.loaded == nil {
+		return c.load(r)
+	}
+	if err := forge.Authorize(c.p, c.action, c.loaded); err != nil {
+		return nil, err
+	}
+	return c.loaded, nil
 }

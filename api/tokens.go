@@ -11,7 +11,8 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-var actAdmin = forge.Action{Perm: forge.PermAdmin}
+// actAdmin guards the token routes (Kod: 403 "Admin permission required").
+var actAdmin = forge.Action{Perm: forge.PermAdmin, Denied: "Admin permission required"}
 
 func (s *Server) tokenRoutes() {
 	s.handle(http.MethodGet, "/tokens", actAdmin, s.listTokens)
@@ -94,7 +95,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 			return forge.Invalid("Invalid permission: %s", p)
 		}
 	}
-	perms = slices.Compact(perms)
+	perms = dedupe(perms)
 	now := s.now()
 	tok := &forge.Token{ID: forge.NewID(), Name: req.Name, CreatedAt: now.UnixMilli(), Permissions: perms, Username: req.Username}
 	if req.ExpiresInDays != nil {
@@ -104,14 +105,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 		}
 		tok.ExpiresAt = now.UnixMilli() + int64(d)*24*3600*1000
 	}
-	if req.Username != "" {
-		known, err := s.knownUsername(r, req.Username)
-		if err != nil {
-			return err
-		}
-		if !known {
-			return forge.Invalid("Collaborator '%s' not found", req.Username)
-		}
+	if err := s.checkTokenUsername(r, req.Username); err != nil {
+		return err
 	}
 	secret := forge.NewTokenSecret()
 	tok.Hash = forge.HashToken(secret)
@@ -132,19 +127,38 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 	return nil
 }
 
-// knownUsername reports whether username is a collaborator of some
-// repository (Kod: a token's username must be a known collaborator).
-func (s *Server) knownUsername(r *http.Request, username string) (bool, error) {
+// dedupe drops repeated permissions, keeping the first of each in order.
+func dedupe(perms []forge.Permission) []forge.Permission {
+	out := make([]forge.Permission, 0, len(perms))
+	for _, p := range perms {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkTokenUsername accepts "" (a system token) or a username that is a
+// collaborator of some repository; anything else is 400 "Collaborator 'X'
+// not found" (Kod: a token's username must be a known collaborator).
+func (s *Server) checkTokenUsername(r *http.Request, username string) error {
+	if username == "" {
+		return nil
+	}
+	unknown := forge.Invalid("Collaborator '%s' not found", username)
+	if forge.ValidateUsername(username) != nil {
+		return unknown
+	}
 	repos, err := s.Store.ListRepos(r.Context())
 	if err != nil {
-		return false, err
+		return err
 	}
 	for _, repo := range repos {
 		if repo.HasCollaborator(username) {
-			return true, nil
+			return nil
 		}
 	}
-	return false, nil
+	return unknown
 }
 
 // deleteToken is Kod API DELETE /tokens/:id -> 204; 400 for your own token.

@@ -7,7 +7,7 @@ import (
 )
 
 func TestAuthorizeOrder(t *testing.T) {
-	repo := &Repo{Name: "r", OwnerTokenID: "owner", Collaborators: []Collaborator{{Username: "alice"}}}
+	repo := &Repo{Name: "r", OwnerTokenID: "owner", OwnerUsername: "olga", Collaborators: []Collaborator{{Username: "alice"}}}
 	write := Action{Perm: PermRepoWrite}
 	del := Action{Perm: PermRepoDelete, OwnerVerb: "delete this repository"}
 	cases := []struct {
@@ -25,7 +25,16 @@ func TestAuthorizeOrder(t *testing.T) {
 		{"system token writes", &Principal{TokenID: "s", Permissions: []Permission{PermRepoWrite}}, write, repo, nil, ""},
 		{"system token may not delete", &Principal{TokenID: "s", Permissions: []Permission{PermRepoDelete}}, del, repo, ErrForbidden, "Only the repository owner can delete this repository"},
 		{"collaborator writes", &Principal{TokenID: "c", Username: "alice", Permissions: []Permission{PermRepoWrite}}, write, repo, nil, ""},
-		{"stranger sees nothing", &Principal{TokenID: "c", Username: "bob", Permissions: []Permission{PermRepoWrite}}, write, repo, ErrNotFound, "Repository not found"},
+		{"stranger is refused", &Principal{TokenID: "c", Username: "bob", Permissions: []Permission{PermRepoWrite}}, write, repo, ErrForbidden, "Access denied"},
+		{"collaborator may not delete", &Principal{TokenID: "c", Username: "alice", Permissions: []Permission{PermRepoDelete}}, del, repo, ErrForbidden, "Only the repository owner can delete this repository"},
+		{"another token of the owner's user is not the owner", &Principal{TokenID: "t2", Username: "olga", Permissions: []Permission{PermRepoDelete}}, del, repo, ErrForbidden, "Access denied"},
+		{"SSH user owns by username", &Principal{Username: "olga", Permissions: []Permission{PermRepoDelete}}, del, repo, nil, ""},
+		{"SSH user without a username", &Principal{Permissions: []Permission{PermRepoRead}}, Action{Perm: PermRepoRead}, repo, ErrForbidden, "Access denied"},
+		{"anonymous reads", &Principal{Anonymous: true, Permissions: []Permission{PermRepoRead}}, Action{Perm: PermRepoRead}, repo, nil, ""},
+		{"anonymous cannot write", &Principal{Anonymous: true, Permissions: []Permission{PermRepoRead}}, write, repo, ErrForbidden, "Permission denied"},
+		{"custom denial", &Principal{TokenID: "x", Permissions: []Permission{PermRepoWrite}}, Action{Perm: PermAdmin, Denied: "Admin permission required"}, nil, ErrForbidden, "Admin permission required"},
+		{"route without a rule refuses non-admins", &Principal{TokenID: "x", Permissions: AllPermissions[:11]}, Action{}, nil, ErrForbidden, "Permission denied"},
+		{"any-token route", &Principal{TokenID: "x"}, Action{AnyToken: true}, nil, nil, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,5 +94,79 @@ func TestTokens(t *testing.T) {
 	}
 	if err := CheckRefUpdates(&Principal{TokenID: "o"}, r, []RefUpdate{u}); err != nil {
 		t.Errorf("owner refused: %v", err)
+	}
+}
+
+func TestRepoMutations(t *testing.T) {
+	r := &Repo{Name: "r", ProtectedBranches: []string{}}
+	if err := r.AddCollaborator("alice", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddCollaborator("alice", 2); !errors.Is(err, ErrConflict) || err.Error() != "Collaborator already added to this repository" {
+		t.Errorf("duplicate: %v", err)
+	}
+	if err := r.RemoveCollaborator("bob"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("remove unknown: %v", err)
+	}
+	if err := r.RemoveCollaborator("alice"); err != nil || r.HasCollaborator("alice") {
+		t.Errorf("remove: %v %+v", err, r.Collaborators)
+	}
+	r.Protect("main")
+	r.Protect("dev")
+	r.Protect("main")
+	if strings.Join(r.ProtectedBranches, ",") != "dev,main" {
+		t.Errorf("protect: %v", r.ProtectedBranches)
+	}
+	r.Unprotect("dev")
+	r.Unprotect("nope")
+	if strings.Join(r.ProtectedBranches, ",") != "main" {
+		t.Errorf("unprotect: %v", r.ProtectedBranches)
+	}
+	for _, ok := range []string{"alice", "a", "bob.smith", "x_y-z9", strings.Repeat("u", 64)} {
+		if err := ValidateUsername(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-a", ".a", "a b", "a/b", "a:b", strings.Repeat("u", 65), "anonymous", "Anon", "ä"} {
+		if ValidateUsername(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestCheckRefUpdates(t *testing.T) {
+	a, b := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	r := &Repo{OwnerTokenID: "o", ProtectedBranches: []string{"main", "release/1"}, Collaborators: []Collaborator{{Username: "alice"}}}
+	collab := &Principal{TokenID: "c", Username: "alice", Permissions: []Permission{PermRepoWrite}}
+	owner := &Principal{TokenID: "o", Permissions: []Permission{PermRepoWrite}}
+	admin := &Principal{TokenID: "x", Permissions: []Permission{PermAdmin}}
+	system := &Principal{TokenID: "s", Permissions: []Permission{PermRepoWrite}}
+	main := func(old, new string) RefUpdate { return RefUpdate{Old: old, New: new, Ref: "refs/heads/main"} }
+	cases := []struct {
+		name    string
+		p       *Principal
+		updates []RefUpdate
+		refused string
+	}{
+		{"create", collab, []RefUpdate{main(zeroOID, a)}, "main"},
+		{"update", collab, []RefUpdate{main(a, b)}, "main"},
+		{"delete", collab, []RefUpdate{main(a, zeroOID)}, "main"},
+		{"nested protected", system, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/release/1"}}, "release/1"},
+		{"mixed push refused whole", collab, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/feature"}, main(a, b)}, "main"},
+		{"unprotected branch", collab, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/feature"}}, ""},
+		{"tag named like a branch", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/main"}}, ""},
+		{"prefix is not the branch", collab, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/main2"}}, ""},
+		{"owner", owner, []RefUpdate{main(a, zeroOID)}, ""},
+		{"admin", admin, []RefUpdate{main(a, b)}, ""},
+		{"no principal", nil, []RefUpdate{main(a, b)}, "main"},
+	}
+	for _, c := range cases {
+		err := CheckRefUpdates(c.p, r, c.updates)
+		switch {
+		case c.refused == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.refused != "" && (!errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "branch '"+c.refused+"' is protected")):
+			t.Errorf("%s: got %v, want branch %q protected", c.name, err, c.refused)
+		}
 	}
 }

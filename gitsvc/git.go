@@ -7,12 +7,12 @@ package gitsvc
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -99,6 +99,11 @@ func (g *Git) Command(ctx context.Context, c *Cmd) (*exec.Cmd, context.CancelFun
 	cmd.Stdout = c.Stdout
 	cmd.Stderr = c.Stderr
 	cmd.WaitDelay = 5 * time.Second
+	// git runs helpers of its own (git-remote-https, pack-objects, hooks);
+	// on timeout or cancellation the whole process group goes, so no
+	// helper outlives its command holding a connection or a lock.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	return cmd, cancel
 }
 
@@ -111,8 +116,8 @@ func (g *Git) Run(ctx context.Context, c *Cmd) error {
 	cmd, cancel := g.Command(ctx, c)
 	defer cancel()
 	if err := cmd.Run(); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-			err = ctxErr
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = ctxErr // killed because ctx ended: say so, not "signal: killed"
 		}
 		return &Error{Args: c.Args, Stderr: stderr.String(), Err: err}
 	}

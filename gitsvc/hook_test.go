@@ -4,21 +4,25 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/kod-forge/kod/forge"
 )
 
 type recordingHandler struct {
 	pre, post [][]forge.RefUpdate
+	pushes    []string // repository of each pre-receive
 	refuse    error
 }
 
-func (h *recordingHandler) PreReceive(_ context.Context, _ *Push, u []forge.RefUpdate) error {
+func (h *recordingHandler) PreReceive(_ context.Context, p *Push, u []forge.RefUpdate) error {
 	h.pre = append(h.pre, u)
+	h.pushes = append(h.pushes, p.Repo)
 	return h.refuse
 }
 
@@ -97,6 +101,10 @@ func TestHookFailsClosed(t *testing.T) {
 			}
 		})
 	}
+	var readErr bytes.Buffer
+	if code := RunHook(context.Background(), "pre-receive", io.MultiReader(strings.NewReader(line), iotest.ErrReader(errors.New("pipe broke"))), &readErr, ok); code == 0 || !strings.Contains(readErr.String(), "pipe broke") {
+		t.Errorf("read error: code %d, stderr %q", code, readErr.String())
+	}
 	if len(h.pre) != 0 {
 		t.Errorf("handler consulted for bad input: %v", h.pre)
 	}
@@ -137,5 +145,21 @@ func TestUserArgRefusesOptions(t *testing.T) {
 		if _, err := UserArg(bad); err == nil {
 			t.Errorf("UserArg(%q) accepted", bad)
 		}
+	}
+}
+
+// A rename points pushes in flight at the new name.
+func TestPushesFollowRename(t *testing.T) {
+	h := &recordingHandler{}
+	s := startHooks(t, h)
+	env, end := s.BeginPush(&Push{Repo: "old", Principal: &forge.Principal{}})
+	defer end()
+	s.RepoRenamed("old", "new")
+	var stderr bytes.Buffer
+	if code := RunHook(context.Background(), "pre-receive", strings.NewReader(line), &stderr, envFunc(env)); code != 0 {
+		t.Fatalf("refused: %q", stderr.String())
+	}
+	if len(h.pushes) != 1 || h.pushes[0] != "new" {
+		t.Errorf("hook saw repository %v, want new", h.pushes)
 	}
 }

@@ -134,6 +134,19 @@ func (s *HookServer) BeginPush(p *Push) (env []string, end func()) {
 	return []string{EnvHookSocket + "=" + s.socket, EnvHookToken + "=" + cred}, end
 }
 
+// RepoRenamed points the pushes in flight to repository oldName at newName,
+// so their hooks find the record under its new name after a rename.
+func (s *HookServer) RepoRenamed(oldName, newName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.pushes {
+		if p.Repo == oldName {
+			p.Repo = newName
+		}
+	}
+}
+
+// lookup returns a copy of the push whose credential r carries, or nil.
 func (s *HookServer) lookup(r *http.Request) *Push {
 	cred, ok := bearer(r)
 	if !ok {
@@ -141,7 +154,12 @@ func (s *HookServer) lookup(r *http.Request) *Push {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pushes[cred]
+	p, ok := s.pushes[cred]
+	if !ok {
+		return nil
+	}
+	cp := *p
+	return &cp
 }
 
 func bearer(r *http.Request) (string, bool) {

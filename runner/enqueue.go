@@ -148,8 +148,8 @@ func (r *Runner) Cancel(ctx context.Context, id string) error {
 	return err
 }
 
-// CancelRepo cancels every executing run of repo (used before the
-// repository is deleted or renamed).
+// CancelRepo cancels every queued and executing run of repo (used before
+// the repository is deleted; a rename lets runs go on under the new name).
 func (r *Runner) CancelRepo(ctx context.Context, repo string) {
 	runs, err := r.store.RunsWithStatus(ctx, forge.RunRunning, forge.RunQueued)
 	if err != nil {

@@ -95,7 +95,7 @@ func statusFor(cause error) forge.RunStatus {
 
 // loadWorkflows reads and parses the run's workflow files at its commit.
 func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, error) {
-	files, err := x.r.src.WorkflowFiles(ctx, x.run.RepoName, x.run.Commit)
+	files, err := x.r.src.WorkflowFiles(ctx, x.currentRepo(ctx), x.run.Commit)
 	if err != nil {
 		return nil, fmt.Errorf("reading workflow files at %s: %w", short(x.run.Commit), err)
 	}
@@ -143,8 +143,9 @@ func (x *execution) prepare(ctx context.Context) error {
 	carrier := x.r.cfg.DefaultImage
 	pr, pw := io.Pipe()
 	archived := make(chan error, 1)
+	repo := x.currentRepo(ctx)
 	go func() {
-		err := x.r.src.Archive(ctx, x.run.RepoName, x.run.Commit, pw)
+		err := x.r.src.Archive(ctx, repo, x.run.Commit, pw)
 		pw.CloseWithError(err)
 		archived <- err
 	}()

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kod-forge/kod/api"
+	"github.com/kod-forge/kod/netpolicy"
 )
 
 // ServeConfig is every setting of `kod serve`. Each is set, in rising
@@ -31,6 +34,10 @@ type ServeConfig struct {
 	SSHPort           int
 	SSHHostKeyPath    string
 	SSHAnonymousRead  bool
+	// WebhookAllowedHosts is the host policy of imports and webhooks
+	// (netpolicy.Parse syntax).
+	WebhookAllowedHosts string
+	ImportTimeout       time.Duration
 }
 
 // DefaultImage is the step image built by scripts/build-images from
@@ -39,17 +46,19 @@ const DefaultImage = "kod/busybox:local"
 
 func defaultServeConfig(home string) ServeConfig {
 	return ServeConfig{
-		Port:              3000,
-		Host:              "0.0.0.0",
-		DataDir:           filepath.Join(home, "data"),
-		ReposDir:          filepath.Join(home, "repos"),
-		DefaultImage:      DefaultImage,
-		MaxConcurrentRuns: 2,
-		StopGrace:         10 * time.Second,
-		SSHEnabled:        true,
-		SSHHost:           "0.0.0.0",
-		SSHPort:           2222,
-		SSHHostKeyPath:    filepath.Join(home, "ssh_host_ed25519_key"),
+		Port:                3000,
+		Host:                "0.0.0.0",
+		DataDir:             filepath.Join(home, "data"),
+		ReposDir:            filepath.Join(home, "repos"),
+		DefaultImage:        DefaultImage,
+		MaxConcurrentRuns:   2,
+		StopGrace:           10 * time.Second,
+		SSHEnabled:          true,
+		SSHHost:             "0.0.0.0",
+		SSHPort:             2222,
+		SSHHostKeyPath:      filepath.Join(home, "ssh_host_ed25519_key"),
+		WebhookAllowedHosts: netpolicy.Default,
+		ImportTimeout:       api.DefaultImportTimeout,
 	}
 }
 
@@ -91,6 +100,8 @@ func serveSettings(c *ServeConfig) []setting {
 		{"sshPort", []string{"KOD_SSH_PORT"}, "ssh-port", "", "SSH port", &c.SSHPort},
 		{"sshHostKeyPath", []string{"KOD_SSH_HOST_KEY_PATH"}, "ssh-host-key", "", "SSH host key file (created if missing)", &c.SSHHostKeyPath},
 		{"sshAnonymousRead", []string{"KOD_SSH_ANONYMOUS_READ"}, "ssh-anonymous-read", "", "allow anonymous read over SSH", &c.SSHAnonymousRead},
+		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
+		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
 	}
 }
 
@@ -240,6 +251,12 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.StopGrace < 0 {
 		errs = append(errs, errors.New("stop grace (KOD_STOP_GRACE) must not be negative"))
+	}
+	if _, err := netpolicy.Parse(c.WebhookAllowedHosts); err != nil {
+		errs = append(errs, fmt.Errorf("host policy (--webhook-allowed-hosts): %w", err))
+	}
+	if c.ImportTimeout <= 0 {
+		errs = append(errs, errors.New("import timeout (KOD_IMPORT_TIMEOUT, --import-timeout) must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
@@ -115,7 +116,15 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		Limits:        sandbox.Limits{MemoryBytes: 2 << 30, NanoCPUs: 2e9, PIDs: 1024},
 	}, store, backend, &gitSource{git: git, reposDir: reposDir}, log)
 	hooks := gitsvc.NewHookServer(filepath.Join(dataDir, "hook.sock"), &pushHandler{store: store, git: git, runner: run, reposDir: reposDir, log: log}, log)
-	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, HostKeyPath: cfg.SSHHostKeyPath, Log: log})
+	hostPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return err
+	}
+	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, Log: log,
+		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, HostKeyPath: cfg.SSHHostKeyPath})
+	if err := srv.RemoveStaleImports(); err != nil {
+		log.Warn("removing unfinished imports", "err", err)
+	}
 
 	if err := reinstallHooks(ctx, store, reposDir, hookBinary); err != nil {
 		return err

@@ -139,7 +139,7 @@ func TestInstanceIDIsStable(t *testing.T) {
 func TestRenameCarriesRuns(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
-	s.CreateRepo(ctx, &forge.Repo{Name: "old", Collaborators: []forge.Collaborator{{Username: "alice"}}})
+	s.CreateRepo(ctx, &forge.Repo{Name: "old", Path: "/srv/repos/old.git", ProtectedBranches: []string{"main"}, Collaborators: []forge.Collaborator{{Username: "alice"}}})
 	s.CreateRepo(ctx, &forge.Repo{Name: "taken"})
 	run := &forge.Run{ID: forge.NewID(), RepoName: "old", Status: forge.RunQueued}
 	s.CreateRun(ctx, run)
@@ -147,8 +147,14 @@ func TestRenameCarriesRuns(t *testing.T) {
 		t.Errorf("rename onto a taken name: %v", err)
 	}
 	r, err := s.RenameRepo(ctx, "old", "new")
-	if err != nil || r.Name != "new" || !r.HasCollaborator("alice") {
+	if err != nil || r.Name != "new" || !r.HasCollaborator("alice") || !r.IsProtected("main") || r.Path != "/srv/repos/new.git" {
 		t.Fatalf("rename: %+v %v", r, err)
+	}
+	if got, err := s.GetRepo(ctx, "new"); err != nil || got.Path != "/srv/repos/new.git" || !got.IsProtected("main") {
+		t.Errorf("stored after rename: %+v %v", got, err)
+	}
+	if _, err := s.GetRepo(ctx, "old"); !errors.Is(err, forge.ErrNotFound) {
+		t.Errorf("old name still there: %v", err)
 	}
 	if runs, _ := s.ListRuns(ctx, "new", 0); len(runs) != 1 || runs[0].RepoName != "new" {
 		t.Errorf("runs after rename: %+v", runs)

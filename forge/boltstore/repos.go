@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -96,7 +97,9 @@ func (s *Store) DeleteRepo(ctx context.Context, name string) error {
 }
 
 // RenameRepo implements forge.RepoStore: the record moves to newName with
-// everything attached to it (every repoCascade) in one transaction.
+// everything attached to it (every repoCascade) in one transaction. A Path
+// of the usual form <dir>/<oldName>.git becomes <dir>/<newName>.git; the
+// caller moves the directory.
 // ErrNotFound if oldName does not exist; ErrConflict ("A repository with
 // that name already exists") if newName does.
 func (s *Store) RenameRepo(ctx context.Context, oldName, newName string) (*forge.Repo, error) {
@@ -114,6 +117,9 @@ func (s *Store) RenameRepo(ctx context.Context, oldName, newName string) (*forge
 			return forge.Conflict("A repository with that name already exists")
 		}
 		r.Name = newName
+		if filepath.Base(r.Path) == oldName+".git" {
+			r.Path = filepath.Join(filepath.Dir(r.Path), newName+".git")
+		}
 		if err := b.Delete([]byte(oldName)); err != nil {
 			return err
 		}
