@@ -148,13 +148,16 @@ func sorted(s []string) []string {
 }
 
 // collaboratorsJSON is GET /repos/:name/collaborators: Kod's page shows
-// {repoName, collaborators}; a bare array is accepted too.
+// {repoName, collaborators}; kod adds details [{username, addedAt}]. A bare
+// array is accepted too.
 type collaboratorsJSON struct {
 	RepoName      string        `json:"repoName"`
 	Collaborators Collaborators `json:"collaborators"`
+	Details       Collaborators `json:"details"`
 }
 
-// ListCollaborators is GET /repos/:name/collaborators.
+// ListCollaborators is GET /repos/:name/collaborators, in the server's
+// order, with AddedAt when the server gives it.
 func (c *Client) ListCollaborators(ctx context.Context, repo string) (Collaborators, error) {
 	var raw json.RawMessage
 	if err := c.do(ctx, http.MethodGet, "/repos/"+esc(repo)+"/collaborators", nil, &raw); err != nil {
@@ -168,6 +171,9 @@ func (c *Client) ListCollaborators(ctx context.Context, repo string) (Collaborat
 	var obj collaboratorsJSON
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, fmt.Errorf("decoding collaborators: %w", err)
+	}
+	if len(obj.Details) == len(obj.Collaborators) && len(obj.Details) > 0 {
+		return obj.Details, nil // same people, with when they were added
 	}
 	if obj.Collaborators == nil {
 		obj.Collaborators = Collaborators{}

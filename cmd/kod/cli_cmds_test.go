@@ -159,17 +159,21 @@ func TestCLIFollow(t *testing.T) {
 }
 
 // TestLogWriterContinues: the polling fallback prints only what is new,
-// also when a "(running)" header got its step's name.
+// and holds back the section of a step still "(running)" until it has its
+// name.
 func TestLogWriterContinues(t *testing.T) {
 	var out strings.Builder
 	lw := newLogWriter(&ui{}, &out)
 	lw.Write([]byte("==> a\nx\n==> (running)\ny"))
+	if out.String() != "==> a\nx\n" {
+		t.Errorf("the running section was printed: %q", out.String())
+	}
 	lw.continueWith("==> a\nx\n==> (running)\ny\nz\n", false)
 	lw.continueWith("==> a\nx\n==> b\ny\nz\n==> (running)\n", false)
-	lw.continueWith("==> a\nx\n==> b\ny\nz\n==> c\nw\n", false)
+	lw.continueWith("==> a\nx\n==> b\ny\nz\n==> c\nw\n", true)
 	lw.continueWith("==> a\nx\n==> b\ny\nz\n==> c\nw\n", true)
 	lw.continueWith("something else entirely", true)
-	if want := "==> a\nx\n==> (running)\ny\nz\n==> (running)\nw\n"; out.String() != want {
+	if want := "==> a\nx\n==> b\ny\nz\n==> c\nw\n"; out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
 	}
 }

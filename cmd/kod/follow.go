@@ -29,7 +29,6 @@ const maxSeen = 32 << 20
 func followRun(ctx context.Context, c *client.Client, u *ui, w io.Writer, repo, id, step string) (*client.Run, error) {
 	lw := newLogWriter(u, w)
 	rc, err := c.Logs(ctx, repo, id, client.LogOptions{Follow: true, Step: step})
-	streamed := err == nil
 	switch {
 	case err == nil:
 		_, err = io.Copy(lw, rc)
@@ -51,13 +50,12 @@ func followRun(ctx context.Context, c *client.Client, u *ui, w io.Writer, repo, 
 		if err != nil {
 			return nil, err
 		}
-		// After a stream that lasted to the end, only a strict continuation
-		// is printed (the live format may differ from the stored one).
-		lw.continueWith(text, streamed && run.Status.Done())
+		// After a stream that lasted to the end this prints nothing new,
+		// unless the stream was a snapshot of a server without live logs.
+		lw.continueWith(text, run.Status.Done())
 		if run.Status.Done() {
 			return run, nil
 		}
-		streamed = false
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -88,13 +86,17 @@ func fetchLog(ctx context.Context, c *client.Client, repo, id, step string) (str
 }
 
 // logWriter prints log text, painting "==> STEP" header lines, and keeps
-// what it printed so that a polled copy of the whole log continues it.
+// what it received so that a polled copy of the whole log continues it.
+// The section of a step still running on a server without live logs is
+// headed "==> (running)" until the step ends and gets its name: such a
+// section is held back until then, so every header printed is a name.
 type logWriter struct {
 	u         *ui
 	w         io.Writer
-	seen      strings.Builder // the log text printed so far (up to maxSeen)
-	seenLen   int
-	overflow  bool
+	text      []byte // the log received so far (up to maxSeen)
+	printed   int    // bytes of text printed
+	total     int    // bytes received, also past maxSeen
+	overflow  bool   // text grew past maxSeen: passed through from there
 	lineStart bool
 }
 
@@ -102,19 +104,73 @@ const runningHeader = "==> (running)\n"
 
 func newLogWriter(u *ui, w io.Writer) *logWriter { return &logWriter{u: u, w: w, lineStart: true} }
 
+// Write takes the next bytes of a stream.
 func (l *logWriter) Write(p []byte) (int, error) {
-	l.seenLen += len(p)
-	if !l.overflow && l.seen.Len()+len(p) <= maxSeen {
-		l.seen.Write(p)
-	} else {
-		l.overflow = true
+	l.total += len(p)
+	if l.overflow {
+		return len(p), l.print(p)
 	}
-	return len(p), l.print(p)
+	l.text = append(l.text, p...)
+	if len(l.text) > maxSeen {
+		rest := l.text[l.printed:]
+		l.overflow, l.text = true, nil
+		return len(p), l.print(rest)
+	}
+	return len(p), l.flush(false)
+}
+
+// flush prints what was received and not printed, holding back a trailing
+// "(running)" section unless all is final.
+func (l *logWriter) flush(final bool) error {
+	end := len(l.text)
+	if !final {
+		if i := lastRunningHeader(l.text); i >= l.printed {
+			end = i
+		}
+	}
+	if end <= l.printed {
+		return nil
+	}
+	err := l.print(l.text[l.printed:end])
+	l.printed = end
+	return err
+}
+
+// lastRunningHeader is the offset of the last "==> (running)" line, or -1.
+func lastRunningHeader(text []byte) int {
+	for i := len(text); i > 0; {
+		i = bytes.LastIndex(text[:i], []byte(runningHeader))
+		if i <= 0 || text[i-1] == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// continueWith takes a polled copy of the whole log and prints what it has
+// beyond what was printed; final says the run has ended. A copy that does
+// not continue the printed text (another format) adds nothing.
+func (l *logWriter) continueWith(text string, final bool) {
+	if l.overflow {
+		if len(text) > l.total {
+			_ = l.print([]byte(text[l.total:]))
+			l.total = len(text)
+		}
+		return
+	}
+	if !strings.HasPrefix(text, string(l.text[:l.printed])) {
+		return
+	}
+	l.text, l.total = []byte(text), len(text)
+	_ = l.flush(final)
 }
 
 // print writes p, painting header lines when colour is on.
 func (l *logWriter) print(p []byte) error {
 	if !l.u.color {
+		if len(p) > 0 {
+			l.lineStart = p[len(p)-1] == '\n'
+		}
 		_, err := l.w.Write(p)
 		return err
 	}
@@ -137,56 +193,6 @@ func (l *logWriter) print(p []byte) error {
 	}
 	_, err := l.w.Write(b.Bytes())
 	return err
-}
-
-// continueWith prints what the whole log text has beyond what was printed;
-// strict prints only an exact continuation.
-// The header of a step that was still running ("==> (running)") becomes the
-// step's name once it ends; its output then continues after it.
-func (l *logWriter) continueWith(text string, strict bool) {
-	var fresh string
-	seen := l.seen.String()
-	switch {
-	case strict:
-		if !l.overflow && strings.HasPrefix(text, seen) {
-			fresh = text[len(seen):]
-		}
-	case l.overflow:
-		if len(text) > l.seenLen {
-			fresh = text[l.seenLen:]
-		}
-	case strings.HasPrefix(text, seen):
-		fresh = text[len(seen):]
-	default:
-		fresh = renamedContinuation(seen, text)
-	}
-	if fresh == "" {
-		return
-	}
-	// What was seen is now the server's text, even if a header was renamed.
-	l.seen.Reset()
-	l.seen.WriteString(text)
-	l.seenLen = len(text)
-	_ = l.print([]byte(fresh))
-}
-
-// renamedContinuation handles text whose "(running)" header got its step's
-// name: it returns what follows the part already printed, else text beyond
-// the printed length.
-func renamedContinuation(seen, text string) string {
-	if k := strings.LastIndex(seen, runningHeader); k >= 0 && strings.HasPrefix(text, seen[:k]) {
-		rest := text[k:]
-		if nl := strings.IndexByte(rest, '\n'); nl >= 0 && strings.HasPrefix(rest, "==> ") {
-			body, old := rest[nl+1:], seen[k+len(runningHeader):]
-			if strings.HasPrefix(body, old) {
-				return body[len(old):]
-			}
-		}
-	}
-	if len(text) > len(seen) {
-		return text[len(seen):]
-	}
-	return ""
 }
 
 // stepCounts returns how many steps passed, failed and were skipped.
