@@ -32,7 +32,7 @@ func newCLI(t testing.TB, s *server) *cli {
 		"GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
 		// The race detector's default 1 s sleep at exit would double the
 		// time of these tests; races are still reported.
-		"GORACE": "atexit_sleep_ms=0",
+		"GORACE":          "atexit_sleep_ms=0",
 		"GIT_AUTHOR_NAME": "kod test", "GIT_AUTHOR_EMAIL": "test@kod.invalid", "GIT_COMMITTER_NAME": "kod test", "GIT_COMMITTER_EMAIL": "test@kod.invalid",
 	}}
 	if s != nil {
