@@ -57,6 +57,7 @@ func TestCLIBackupRestore(t *testing.T) {
 	if fi, err := os.Stat(archive); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("archive: %v %v", fi, err)
 	}
+	c.fails("exists: choose another name", "backup", "-o", archive)
 
 	// Refusals: the running server's own directories; then content.
 	dst := t.TempDir()

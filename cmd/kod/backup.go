@@ -148,14 +148,21 @@ func offlineBackup(ctx context.Context, cfg ServeConfig, w io.Writer) error {
 }
 
 // saveBackup runs write into out (via out.partial, renamed once the
-// archive checks out), showing progress on a terminal.
+// archive checks out), showing progress on a terminal. An existing out is
+// never replaced.
 func saveBackup(ctx context.Context, u *ui, out string, write func(context.Context, io.Writer) (string, error)) error {
 	if out == "-" {
 		_, err := write(ctx, u.out)
 		return err
 	}
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("%s exists: choose another name (-o) or remove it first", out)
+	}
 	tmp := out + ".partial"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists (left by a backup that did not finish, or one running now): remove it first", tmp)
+	}
 	if err != nil {
 		return fmt.Errorf("creating the archive: %w", err)
 	}
