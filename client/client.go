@@ -26,18 +26,20 @@ type Client struct {
 	base  *url.URL
 	token string
 	// HTTP sends the requests. Its Timeout must be zero: log streams and
-	// backups last as long as they last; per-call deadlines come from ctx.
+	// backups last as long as they last (a followed run may wait in the
+	// queue before its first byte).
 	HTTP *http.Client
+	// Timeout bounds each request that is not a stream (default 2 min);
+	// ctx may end it sooner.
+	Timeout time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
 }
 
-// DefaultHTTPClient is used by New: no overall timeout (streams), a bounded
-// connection set-up and time to the first response byte.
+// DefaultHTTPClient is used by New: no overall timeout (streams), the
+// default transport's bounded connection set-up.
 func DefaultHTTPClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = 2 * time.Minute
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 }
 
 // New returns a client of the server at baseURL (http or https, e.g.
@@ -48,7 +50,7 @@ func New(baseURL, token string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{base: u, token: token, HTTP: DefaultHTTPClient(), UserAgent: "kod-cli"}, nil
+	return &Client{base: u, token: token, HTTP: DefaultHTTPClient(), Timeout: 2 * time.Minute, UserAgent: "kod-cli"}, nil
 }
 
 // ParseServerURL checks that s is an absolute http(s) URL without query,
@@ -145,8 +147,17 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 // do sends method path with body (JSON-encoded unless nil) and decodes a
 // 2xx JSON answer into out (unless nil). Non-2xx answers are *Error.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	res, err := c.send(ctx, method, path, body, nil)
+	callCtx := ctx
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	res, err := c.send(callCtx, method, path, body, nil)
 	if err != nil {
+		if ctx.Err() == nil && callCtx.Err() != nil {
+			return &UnreachableError{URL: c.BaseURL(), Err: fmt.Errorf("no answer to %s %s within %s", method, path, c.Timeout)}
+		}
 		return err
 	}
 	defer res.Body.Close()

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kod-forge/kod/forge"
 )
@@ -104,4 +105,32 @@ func TestUnreachable(t *testing.T) {
 	if !errors.As(err, &u) || u.URL != "http://127.0.0.1:1" {
 		t.Errorf("got %v", err)
 	}
+}
+
+// TestTimeout: a request that gets no answer within Timeout is an
+// *UnreachableError saying so; streams are not bounded by it.
+func TestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/logs") {
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+		}
+		<-release
+		io.WriteString(w, "late\n")
+	}))
+	defer srv.Close()
+	defer close(release)
+	c, _ := New(srv.URL, "t")
+	c.Timeout = 50 * time.Millisecond
+	var u *UnreachableError
+	if err := c.Health(context.Background()); !errors.As(err, &u) || !strings.Contains(err.Error(), "no answer to GET /health within 50ms") {
+		t.Errorf("health: %v", err)
+	}
+	rc, err := c.Logs(context.Background(), "app", "r1", LogOptions{Follow: true})
+	if err != nil {
+		t.Fatalf("a stream must not time out: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	rc.Close()
 }
