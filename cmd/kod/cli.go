@@ -45,6 +45,12 @@ func addClientCommands(root *cobra.Command, a *app) {
 		newInitCmd(a), newRepoCmd(a), newTokenCmd(a), newKeysCmd(a), newCloneCmd(a),
 		newWorkflowCmd(a), newBackupCmd(a), newRestoreCmd(a), newDoctorCmd(a), newGitCredentialCmd(a),
 	)
+	for _, path := range [][]string{{"clone"}, {"repo", "info"}, {"repo", "update"}, {"repo", "delete"},
+		{"workflow", "status"}, {"workflow", "trigger"}, {"workflow", "show"}, {"workflow", "logs"}, {"workflow", "cancel"}} {
+		if c, _, err := root.Find(path); err == nil && c.Name() == path[len(path)-1] {
+			a.withRepoCompletion(c)
+		}
+	}
 }
 
 // client returns an API client from the resolved settings; it fails when no

@@ -253,3 +253,16 @@ func TestCLIInitAndPrecedence(t *testing.T) {
 		t.Errorf("-s must win over KOD_SERVER_URL: %d %s", res.code, res.stderr)
 	}
 }
+
+// TestCompletion: repository arguments complete from the server.
+func TestCompletion(t *testing.T) {
+	f := newFakeAPI(t)
+	res := runCLI(t, f, nil, "", "__complete", "workflow", "trigger", "a")
+	if res.code != 0 || !strings.HasPrefix(res.stdout, "app\n:4\n") {
+		t.Errorf("completion: %d %q %q", res.code, res.stdout, res.stderr)
+	}
+	res = runCLI(t, f, nil, "", "__complete", "repo", "info", "")
+	if !strings.HasPrefix(res.stdout, "app\ndocs\n") {
+		t.Errorf("completion: %q", res.stdout)
+	}
+}
