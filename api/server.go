@@ -38,6 +38,8 @@ type Deps struct {
 	// ImportTimeout bounds one import's git clone; 0 means
 	// DefaultImportTimeout.
 	ImportTimeout time.Duration
+	Secrets       *forge.SecretBox // seals repository secrets; nil without KOD_ENCRYPTION_KEY
+	Webhooks      DeliveryRetrier  // sends a webhook delivery again at once
 	// HostKeyPath is the SSH host key, included in backups ("" = none).
 	HostKeyPath string
 }
@@ -90,6 +92,8 @@ func New(d Deps) *Server {
 	s.protectionRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
+	s.secretRoutes()
+	s.webhookRoutes()
 	s.backupRoutes()
 	notFound := s.authenticated(func(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})

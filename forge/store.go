@@ -75,5 +75,8 @@ type Store interface {
 	TokenStore
 	RunStore
 	MetaStore
+	SecretStore
+	WebhookStore
+	DeliveryStore
 	Close() error
 }

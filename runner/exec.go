@@ -29,6 +29,10 @@ type execution struct {
 	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps, expanded
 	nextIdx int               // index of the next step container
 	failed  bool              // a step failed without continue_on_error
+
+	secrets []forge.SecretValue // decrypted for this run, memory only
+	mask    *masker             // masks the secrets; nil if none
+
 	// pending step removals, awaited before the run's objects go.
 	removals sync.WaitGroup
 }
@@ -41,6 +45,7 @@ type execution struct {
 func (r *Runner) execute(ctx context.Context, run *forge.Run) {
 	x := &execution{r: r, run: run}
 	status, reason := x.do(ctx)
+	reason = x.mask.String(reason)
 	defer x.cleanup(ctx)
 	final, err := r.store.UpdateRun(context.WithoutCancel(ctx), run.ID, func(s *forge.Run) error {
 		finish(s, status, reason)
@@ -58,6 +63,11 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run) {
 
 // do returns the final status and, for failures of the run as a whole, why.
 func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
+	// Secrets first: a wrong key fails the run at once, and the masker
+	// covers every later error text.
+	if err := x.loadSecrets(ctx); err != nil {
+		return forge.RunFailed, err.Error()
+	}
 	wfs, err := x.loadWorkflows(ctx)
 	if err != nil {
 		return forge.RunFailed, err.Error()

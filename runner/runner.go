@@ -29,6 +29,7 @@ type Config struct {
 	OutputCap     int                // bytes of a step's output kept in the run record; default 64 KiB
 	Limits        sandbox.Limits     // per step container
 	SweepEvery    time.Duration      // period of the leak sweep; default 1 min
+	Secrets       Secrets            // repository secrets for the steps; nil: none
 }
 
 func (c *Config) setDefaults() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"path"
 	"slices"
@@ -68,8 +69,9 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 		res.Error = fmt.Sprintf("opening the step log: %v", err)
 		return res
 	}
-	exit, runErr := x.runContainer(ctx, st, spec, log)
-	if err := log.Close(); err != nil {
+	out := newMaskWriter(x.mask, log)
+	exit, runErr := x.runContainer(ctx, st, spec, out)
+	if err := errors.Join(out.Flush(), log.Close()); err != nil {
 		x.r.log.Error("closing a step log", "run", x.run.ID, "err", err)
 	}
 	res.Output = log.Tail()
@@ -84,6 +86,7 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 	default:
 		res.Success = true
 	}
+	res.Error = x.mask.String(res.Error)
 	if runErr == nil || exit.ExitCode != 0 {
 		code := exit.ExitCode
 		res.ExitCode = &code
@@ -94,7 +97,7 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 
 // runContainer starts the step, waits for it under ctx's deadline, and
 // stops it (SIGTERM, SIGKILL after the grace) when ctx ends first.
-func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *sandbox.StepSpec, out *stepLog) (sandbox.ExitState, error) {
+func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *sandbox.StepSpec, out io.Writer) (sandbox.ExitState, error) {
 	stepCtx := ctx
 	if st.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -170,7 +173,8 @@ func (x *execution) envMap(wf *workflow.Workflow) map[string]string {
 }
 
 // env is the container environment, later entries winning: workflow env,
-// earlier exports, step env, then kod's own variables.
+// earlier exports, step env, the repository's secrets, then kod's own
+// variables (reserved: a secret named like one of them does not replace it).
 func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.Vars) []string {
 	var env []string
 	for _, name := range slices.Sorted(maps.Keys(vars.Env)) {
@@ -179,6 +183,7 @@ func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.
 	for _, e := range st.Env {
 		env = append(env, e.Name+"="+e.Value)
 	}
+	env = append(env, x.secretEnv()...)
 	return append(env,
 		"CI=true",
 		"KOD_REPO="+x.run.RepoName,

@@ -38,6 +38,9 @@ type ServeConfig struct {
 	// (netpolicy.Parse syntax).
 	WebhookAllowedHosts string
 	ImportTimeout       time.Duration
+	// WebhookRetrySchedule overrides the retry delays of webhook
+	// deliveries ("1s,2s,3s"); for tests, not shown in --help.
+	WebhookRetrySchedule string
 }
 
 // DefaultImage is the step image built by scripts/build-images from
@@ -102,6 +105,7 @@ func serveSettings(c *ServeConfig) []setting {
 		{"sshAnonymousRead", []string{"KOD_SSH_ANONYMOUS_READ"}, "ssh-anonymous-read", "", "allow anonymous read over SSH", &c.SSHAnonymousRead},
 		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
 		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
+		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
 	}
 }
 
@@ -257,6 +261,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.ImportTimeout <= 0 {
 		errs = append(errs, errors.New("import timeout (KOD_IMPORT_TIMEOUT, --import-timeout) must be positive"))
+	}
+	if _, err := parseRetrySchedule(c.WebhookRetrySchedule); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

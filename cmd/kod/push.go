@@ -12,6 +12,7 @@ import (
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/runner/workflow"
+	"github.com/kod-forge/kod/webhook"
 )
 
 // pushHandler is the server side of the git hooks: pre-receive applies the
@@ -20,6 +21,7 @@ type pushHandler struct {
 	store    forge.RepoStore
 	git      *gitsvc.Git
 	runner   *runner.Runner
+	webhooks pushNotifier
 	reposDir string
 	log      *slog.Logger
 }
@@ -38,8 +40,38 @@ func (h *pushHandler) PreReceive(ctx context.Context, push *gitsvc.Push, updates
 // so clones check something out.
 func (h *pushHandler) PostReceive(ctx context.Context, push *gitsvc.Push, updates []forge.RefUpdate) []string {
 	h.fixHead(ctx, push.Repo, updates)
-	_, msgs := h.runner.OnPush(ctx, push.Repo, push.Principal.TokenID, updates)
+	runs, msgs := h.runner.OnPush(ctx, push.Repo, push.Principal.TokenID, updates)
+	if err := h.notifyPush(ctx, push.Repo, updates, runs); err != nil {
+		h.log.Error("recording push webhook deliveries", "repo", push.Repo, "err", err)
+		msgs = append(msgs, "kod: could not record webhook deliveries for this push")
+	}
 	return msgs
+}
+
+// pushNotifier records push deliveries (webhook.Dispatcher).
+type pushNotifier interface {
+	Push(ctx context.Context, repo string, events []webhook.PushEvent) error
+}
+
+// notifyPush records one push delivery per updated branch, with the run
+// queued for it; the dispatcher sends them, never this hook.
+func (h *pushHandler) notifyPush(ctx context.Context, repo string, updates []forge.RefUpdate, runs []*forge.Run) error {
+	if h.webhooks == nil {
+		return nil
+	}
+	events := make([]webhook.PushEvent, 0, len(updates))
+	for _, u := range updates {
+		ev := webhook.PushEvent{Update: u}
+		if b, ok := u.Branch(); ok {
+			for _, run := range runs {
+				if run.Branch == b && run.Commit == u.New {
+					ev.RunID = run.ID
+				}
+			}
+		}
+		events = append(events, ev)
+	}
+	return h.webhooks.Push(ctx, repo, events)
 }
 
 func (h *pushHandler) fixHead(ctx context.Context, repo string, updates []forge.RefUpdate) {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kod-forge/kod/api"
+	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/netpolicy"
@@ -98,6 +99,15 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	} else if cfg.AdminToken != "" {
 		log.Warn("tokens already exist: ignoring the configured admin token")
 	}
+	secretBox, err := forge.OpenSecretBox(ctx, store, cfg.EncryptionKey, log)
+	if err != nil {
+		return err
+	}
+	store.SetSecretBox(secretBox)
+	webhooks, err := newDispatcher(cfg, store, log)
+	if err != nil {
+		return err
+	}
 
 	backend, err := docker.New(docker.Config{}, log)
 	if err != nil {
@@ -114,14 +124,16 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		LogsDir:       logsDir,
 		StopGrace:     cfg.StopGrace,
 		Limits:        sandbox.Limits{MemoryBytes: 2 << 30, NanoCPUs: 2e9, PIDs: 1024},
+		Secrets:       secretSource{store: store, box: secretBox},
 	}, store, backend, &gitSource{git: git, reposDir: reposDir}, log)
-	hooks := gitsvc.NewHookServer(filepath.Join(dataDir, "hook.sock"), &pushHandler{store: store, git: git, runner: run, reposDir: reposDir, log: log}, log)
+	run.OnRunDone = webhooks.RunDone
+	hooks := gitsvc.NewHookServer(filepath.Join(dataDir, "hook.sock"), &pushHandler{store: store, git: git, runner: run, webhooks: webhooks, reposDir: reposDir, log: log}, log)
 	hostPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
 	if err != nil {
 		return err
 	}
 	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, Log: log,
-		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, HostKeyPath: cfg.SSHHostKeyPath})
+		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, Secrets: secretBox, Webhooks: webhooks, HostKeyPath: cfg.SSHHostKeyPath})
 	if err := srv.RemoveStaleImports(); err != nil {
 		log.Warn("removing unfinished imports", "err", err)
 	}
@@ -134,6 +146,9 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	}
 	defer hooks.Shutdown(context.WithoutCancel(ctx))
 	if err := run.Start(ctx); err != nil {
+		return err
+	}
+	if err := webhooks.Start(ctx); err != nil {
 		return err
 	}
 
@@ -163,6 +178,9 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	}
 	if err := run.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping runs: %w", err))
+	}
+	if err := webhooks.Stop(shutCtx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping webhook deliveries: %w", err))
 	}
 	return errors.Join(errs...)
 }

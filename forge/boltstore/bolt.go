@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,14 +27,25 @@ var (
 	bucketRuns       = []byte("runs")         // id -> Run
 	bucketRunsByRepo = []byte("runs_by_repo") // repo \x00 seq(8) -> id
 	bucketQueue      = []byte("run_queue")    // seq(8) -> id
+
+	bucketSecrets          = []byte("secrets")            // repo \x00 name -> Secret (sealed)
+	bucketWebhooks         = []byte("webhooks")           // id -> Webhook
+	bucketWebhooksByRepo   = []byte("webhooks_by_repo")   // repo \x00 id -> ""
+	bucketDeliveries       = []byte("deliveries")         // id -> Delivery
+	bucketDeliveriesByHook = []byte("deliveries_by_hook") // webhook id \x00 seq(8) -> id
+	bucketDeliveriesDue    = []byte("deliveries_due")     // nextAttemptAt ms(8) + id -> "" (pending, not leased)
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue}
+var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue,
+	bucketSecrets, bucketWebhooks, bucketWebhooksByRepo, bucketDeliveries, bucketDeliveriesByHook, bucketDeliveriesDue}
 
 // Store is the bbolt implementation of forge.Store. It is safe for
 // concurrent use; bbolt serialises writers.
 type Store struct {
 	db *bolt.DB
+	// box re-seals secrets when their repository is renamed (the sealed
+	// value is bound to the repository name); nil without a key.
+	box atomic.Pointer[forge.SecretBox]
 }
 
 // Open opens (creating if needed) the bbolt file at path with mode 0600. It

@@ -87,7 +87,7 @@ func (s *Store) DeleteRepo(ctx context.Context, name string) error {
 		if err := b.Delete([]byte(name)); err != nil {
 			return err
 		}
-		for _, cascade := range repoCascades {
+		for _, cascade := range s.cascades() {
 			if err := cascade(tx, name, ""); err != nil {
 				return err
 			}
@@ -126,7 +126,7 @@ func (s *Store) RenameRepo(ctx context.Context, oldName, newName string) (*forge
 		if err := putJSON(b, []byte(newName), &r); err != nil {
 			return err
 		}
-		for _, cascade := range repoCascades {
+		for _, cascade := range s.cascades() {
 			if err := cascade(tx, oldName, newName); err != nil {
 				return err
 			}

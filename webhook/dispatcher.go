@@ -1,0 +1,263 @@
+// Package webhook announces repository events to subscribed URLs. A
+// delivery is written to the store when its event happens (a push after the
+// refs moved, a run reaching its final state) and sent later by the
+// Dispatcher, never inside the git push: a cron job (robfig/cron) picks up
+// due deliveries every second, signs them, sends them through the outbound
+// host policy, and reschedules failures (30 s, 5 min, 30 min, then failed).
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/netpolicy"
+)
+
+// Store is what the dispatcher needs from the forge store.
+type Store interface {
+	forge.WebhookStore
+	forge.DeliveryStore
+}
+
+// DefaultSchedule is Kod's: after failed attempt n the next is due after
+// DefaultSchedule[n-1]; after len+1 attempts the delivery is failed.
+var DefaultSchedule = []time.Duration{30 * time.Second, 5 * time.Minute, 30 * time.Minute}
+
+// Config tunes the dispatcher. Zero values take the defaults noted.
+type Config struct {
+	Schedule    []time.Duration   // retry delays; default DefaultSchedule (4 attempts)
+	Timeout     time.Duration     // per attempt, connect to last byte; default 5 s
+	Every       string            // cron spec of the pick-up job; default "@every 1s"
+	Concurrency int               // attempts in flight at once; default 4
+	Policy      *netpolicy.Policy // outbound host policy; default public addresses only
+	Now         func() time.Time  // clock; default time.Now
+}
+
+// Dispatcher writes and sends deliveries. Create with New, then Start.
+type Dispatcher struct {
+	cfg    Config
+	store  Store
+	client *http.Client
+	log    *slog.Logger
+	sem    chan struct{} // one token per attempt in flight
+	wg     sync.WaitGroup
+	cron   *cron.Cron
+}
+
+// New returns a dispatcher; nothing is sent until Start.
+func New(cfg Config, store Store, log *slog.Logger) (*Dispatcher, error) {
+	if cfg.Schedule == nil {
+		cfg.Schedule = DefaultSchedule
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Every == "" {
+		cfg.Every = "@every 1s"
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Policy == nil {
+		p, err := netpolicy.Parse("")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Policy = p
+	}
+	d := &Dispatcher{cfg: cfg, store: store, log: log.With("component", "webhooks"), sem: make(chan struct{}, cfg.Concurrency)}
+	d.client = newClient(cfg.Policy, cfg.Timeout)
+	return d, nil
+}
+
+func (d *Dispatcher) now() forge.Millis { return d.cfg.Now().UnixMilli() }
+
+// MaxAttempts is the number of attempts before a delivery is failed.
+func (d *Dispatcher) MaxAttempts() int { return len(d.cfg.Schedule) + 1 }
+
+// Start recovers deliveries whose attempt was interrupted by a crash (they
+// are due again at once: at-least-once, the receiver may have got the
+// interrupted attempt and can tell by its X-Kod-Delivery id), then starts
+// the cron job. Sends stop with Stop.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	if err := d.recover(ctx); err != nil {
+		return err
+	}
+	loopCtx := context.WithoutCancel(ctx)
+	d.cron = cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	if _, err := d.cron.AddFunc(d.cfg.Every, func() { d.tick(loopCtx) }); err != nil {
+		return fmt.Errorf("scheduling webhook deliveries: %w", err)
+	}
+	d.cron.Start()
+	return nil
+}
+
+func (d *Dispatcher) recover(ctx context.Context) error {
+	leased, err := d.store.LeasedDeliveries(ctx)
+	if err != nil {
+		return fmt.Errorf("listing interrupted webhook deliveries: %w", err)
+	}
+	now := d.now()
+	for _, del := range leased {
+		_, err := d.store.UpdateDelivery(ctx, del.ID, func(x *forge.Delivery) error {
+			x.LeaseUntil = 0
+			x.Attempts = max(x.Attempts-1, 0) // the interrupted attempt's outcome is unknown: send it again
+			x.Status = forge.DeliveryPending
+			x.NextAttemptAt = now
+			return nil
+		})
+		if err != nil && !errors.Is(err, forge.ErrNotFound) {
+			return fmt.Errorf("recovering webhook delivery %s: %w", del.ID, err)
+		}
+		d.log.Warn("webhook delivery interrupted by a restart: sending it again", "delivery", del.ID, "repo", del.RepoName)
+	}
+	return nil
+}
+
+// Stop stops picking up deliveries and waits, until ctx ends, for attempts
+// in flight (at most Timeout each) so their outcome is recorded.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	if d.cron != nil {
+		<-d.cron.Stop().Done()
+	}
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("webhook deliveries still in flight: %w", ctx.Err())
+	}
+}
+
+// tick claims due deliveries while attempt slots are free and sends each
+// in its own goroutine.
+func (d *Dispatcher) tick(ctx context.Context) {
+	free := cap(d.sem) - len(d.sem)
+	if free <= 0 {
+		return
+	}
+	due, err := d.store.DueDeliveries(ctx, d.now(), free)
+	if err != nil {
+		d.log.Error("reading due webhook deliveries", "err", err)
+		return
+	}
+	for _, del := range due {
+		select {
+		case d.sem <- struct{}{}:
+		default:
+			return
+		}
+		claimed, err := d.claim(ctx, del.ID, false)
+		if err != nil {
+			<-d.sem
+			if !errors.Is(err, errNotDue) && !errors.Is(err, forge.ErrNotFound) {
+				d.log.Error("claiming a webhook delivery", "delivery", del.ID, "err", err)
+			}
+			continue
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			defer func() { <-d.sem }()
+			d.attempt(ctx, claimed)
+		}()
+	}
+}
+
+var errNotDue = errors.New("delivery is not due")
+
+// claim records the start of an attempt before it is made: the attempt is
+// counted and the delivery leased, in one transaction, so no other sender
+// takes it and a crash during the attempt is found at the next start.
+// manual claims any delivery that is not being sent (Kod: retry now).
+func (d *Dispatcher) claim(ctx context.Context, id string, manual bool) (*forge.Delivery, error) {
+	now := d.now()
+	return d.store.UpdateDelivery(ctx, id, func(x *forge.Delivery) error {
+		switch {
+		case manual && x.LeaseUntil != 0:
+			return forge.Conflict("Webhook delivery is being sent")
+		case !manual && !x.Due(now):
+			return errNotDue
+		}
+		x.Status = forge.DeliveryPending
+		x.Attempts++
+		x.LastAttemptAt = now
+		x.LeaseUntil = now + (d.cfg.Timeout + 30*time.Second).Milliseconds()
+		return nil
+	})
+}
+
+// attempt sends a claimed delivery and records the outcome, releasing the
+// lease: success, another attempt per the schedule, or failed.
+func (d *Dispatcher) attempt(ctx context.Context, del *forge.Delivery) *forge.Delivery {
+	var status int
+	hook, err := d.store.GetWebhook(ctx, del.WebhookID)
+	if err == nil {
+		sendCtx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+		status, err = d.send(sendCtx, del, hook.Secret)
+		cancel()
+	} else if errors.Is(err, forge.ErrNotFound) {
+		err = errors.New("webhook no longer exists")
+	}
+	now := d.now()
+	final, uerr := d.store.UpdateDelivery(context.WithoutCancel(ctx), del.ID, func(x *forge.Delivery) error {
+		x.LeaseUntil, x.ResponseStatus, x.Error, x.NextAttemptAt = 0, status, "", 0
+		switch {
+		case err == nil:
+			x.Status = forge.DeliverySuccess
+		case x.Attempts < x.MaxAttempts:
+			x.Status, x.Error = forge.DeliveryPending, err.Error()
+			x.NextAttemptAt = now + d.delay(x.Attempts).Milliseconds()
+		default:
+			x.Status, x.Error = forge.DeliveryFailed, err.Error()
+		}
+		return nil
+	})
+	switch {
+	case uerr != nil && !errors.Is(uerr, forge.ErrNotFound): // deleted with its webhook
+		d.log.Error("recording a webhook attempt", "delivery", del.ID, "err", uerr)
+	case uerr != nil:
+	case err != nil:
+		d.log.Warn("webhook delivery failed", "delivery", del.ID, "repo", del.RepoName, "webhook", del.WebhookID,
+			"attempt", final.Attempts, "status", final.Status, "err", err)
+	default:
+		d.log.Info("webhook delivered", "delivery", del.ID, "repo", del.RepoName, "webhook", del.WebhookID, "http", status)
+	}
+	return final
+}
+
+// delay is the wait after failed attempt n (1-based).
+func (d *Dispatcher) delay(n int) time.Duration {
+	if len(d.cfg.Schedule) == 0 {
+		return 0
+	}
+	return d.cfg.Schedule[min(max(n-1, 0), len(d.cfg.Schedule)-1)]
+}
+
+// Retry sends delivery id at once, whatever its state (Kod API: POST
+// .../deliveries/:deliveryId/retry), and returns it as recorded after the
+// attempt. ErrNotFound; ErrConflict while an attempt is in flight.
+func (d *Dispatcher) Retry(ctx context.Context, id string) (*forge.Delivery, error) {
+	claimed, err := d.claim(ctx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	d.wg.Add(1)
+	defer d.wg.Done()
+	if final := d.attempt(ctx, claimed); final != nil {
+		return final, nil
+	}
+	return d.store.GetDelivery(ctx, id)
+}
