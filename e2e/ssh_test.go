@@ -13,13 +13,13 @@ import (
 	"time"
 )
 
-// sshKey is a key pair made by ssh-keygen.
-type sshKey struct {
+// keyPair is a key pair made by ssh-keygen.
+type keyPair struct {
 	Path string // private key; the public key is Path + ".pub"
 	Pub  string // the public key line
 }
 
-func newSSHKey(t testing.TB, comment string) sshKey {
+func newSSHKey(t testing.TB, comment string) keyPair {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "id_ed25519")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path).CombinedOutput(); err != nil {
@@ -29,13 +29,13 @@ func newSSHKey(t testing.TB, comment string) sshKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sshKey{Path: path, Pub: strings.TrimSpace(string(pub))}
+	return keyPair{Path: path, Pub: strings.TrimSpace(string(pub))}
 }
 
 // sshArgs are the OpenSSH options of every test connection to s with key
 // (no key at all when key.Path is ""), after extra options (OpenSSH keeps
 // the first value of an option, so extra ones win).
-func (s *server) sshArgs(key sshKey, extra ...string) []string {
+func (s *server) sshArgs(key keyPair, extra ...string) []string {
 	_, port, _ := net.SplitHostPort(s.SSHAddr)
 	args := append(append([]string{"-F", "/dev/null"}, extra...), "-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10")
@@ -49,7 +49,7 @@ func (s *server) sshArgs(key sshKey, extra ...string) []string {
 
 // ssh runs `ssh [opts] user@host command...` against s and returns its
 // combined output and exit status.
-func (s *server) ssh(key sshKey, user string, opts []string, command ...string) (string, int) {
+func (s *server) ssh(key keyPair, user string, opts []string, command ...string) (string, int) {
 	s.t.Helper()
 	host, _, _ := net.SplitHostPort(s.SSHAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -75,7 +75,7 @@ func (s *server) sshURL(user, repo string) string {
 
 // gitSSH runs git in p with GIT_SSH_COMMAND using key (and extra ssh
 // options); it returns the combined output.
-func (p *project) gitSSH(s *server, key sshKey, extra []string, args ...string) (string, error) {
+func (p *project) gitSSH(s *server, key keyPair, extra []string, args ...string) (string, error) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -96,7 +96,7 @@ func (p *project) gitSSH(s *server, key sshKey, extra []string, args ...string) 
 type user struct {
 	Name  string
 	Token string
-	Key   sshKey
+	Key   keyPair
 	KeyID string
 }
 
@@ -283,7 +283,7 @@ func TestSSHAnonymousReadAndHostKey(t *testing.T) {
 	s.createRepo("pub")
 	seed := newProject(t, "main", map[string]string{"README.md": "public\n"})
 	seed.git("push", "-q", s.gitURL("pub", adminToken), "main")
-	noKey := sshKey{}
+	noKey := keyPair{}
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
 	pinned := []string{"-o", "HostKeyAlias=kod-e2e", "-o", "UserKnownHostsFile=" + knownHosts}
 

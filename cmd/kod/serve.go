@@ -33,11 +33,15 @@ func newServeCmd() *cobra.Command {
 		Long: `Run the kod server.
 
 Settings come from, in rising precedence: defaults, the config file
-(~/.kod/config.json or --config), KOD_* environment variables, and flags.`,
+(~/.kod/config.json or --config), KOD_* environment variables, and flags.
+-t/--token is Kod's legacy name of --admin-token here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := loadServeConfig(&cfg, configPath, cmd.Flags(), os.Getenv); err != nil {
 				return err
+			}
+			if tok := cmd.Flags().Lookup("token"); tok != nil && tok.Changed && !cmd.Flags().Changed("admin-token") {
+				cfg.AdminToken = tok.Value.String() // Kod's legacy `kod serve --token`
 			}
 			return serve(cmd.Context(), cfg, newLogger())
 		},
@@ -129,7 +133,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		return err
 	}
 	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, Log: log,
-		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, Secrets: secretBox, Webhooks: webhooks})
+		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, Secrets: secretBox, Webhooks: webhooks, HostKeyPath: cfg.SSHHostKeyPath})
 	if err := srv.RemoveStaleImports(); err != nil {
 		log.Warn("removing unfinished imports", "err", err)
 	}
