@@ -92,6 +92,7 @@ func New(d Deps) *Server {
 	s.protectionRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
+	s.keyRoutes()
 	s.secretRoutes()
 	s.webhookRoutes()
 	s.backupRoutes()

@@ -151,6 +151,10 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	if err := webhooks.Start(ctx); err != nil {
 		return err
 	}
+	sshAddr, stopSSH, err := startSSH(cfg, store, git, hooks, reposDir, log)
+	if err != nil {
+		return err
+	}
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -160,7 +164,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
-	log.Info("kod is listening", "http", ln.Addr().String(), "instance", instance, "data", dataDir, "repos", reposDir, "image", cfg.DefaultImage)
+	log.Info("kod is listening", "http", ln.Addr().String(), "instance", instance, "data", dataDir, "repos", reposDir, "image", cfg.DefaultImage, "ssh", sshAddr)
 
 	select {
 	case err = <-served:
@@ -175,6 +179,9 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	}
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
+	}
+	if err := stopSSH(shutCtx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping SSH: %w", err))
 	}
 	if err := run.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping runs: %w", err))
