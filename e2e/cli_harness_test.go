@@ -148,17 +148,6 @@ func golden(t testing.TB, name, got string) {
 	}
 }
 
-// skipIfRouteMissing skips the rest of a test when the server answered a
-// command with the unknown-route 404 ("Not found"): the route's server side
-// is another issue's and not merged yet. The lead removes these skips once
-// it is.
-func skipIfRouteMissing(t *testing.T, res result) {
-	t.Helper()
-	if res.Code != 0 && strings.Contains(res.Stderr, "kod: Not found\n") {
-		t.Skipf("route not on this server yet: %s", strings.TrimSpace(res.Stderr))
-	}
-}
-
 // writeFile writes content to path, creating its directory.
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()

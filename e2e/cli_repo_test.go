@@ -107,16 +107,14 @@ func decodeJSON(t testing.TB, data string, v any) {
 
 // TestCLIRepoScoped runs the repository-scoped commands (collaborators,
 // protected branches, webhooks, secrets), import, rename and keys against
-// the real server. Their server routes come from other issues: a subtest
-// whose route the server does not know yet (404 "Not found") is skipped.
+// the real server.
 func TestCLIRepoScoped(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "", []string{"KOD_ENCRYPTION_KEY=e2e-cli-key", "KOD_WEBHOOK_ALLOWED_HOSTS=*"})
 	c := newCLI(t, s)
 	c.ok("repo", "create", "app")
 	t.Run("collaborators", func(t *testing.T) {
-		res := c.run("", "", "repo", "app", "collaborator", "add", "alice")
-		skipIfRouteMissing(t, res)
+		c.ok("repo", "app", "collaborator", "add", "alice")
 		c.ok("repo", "app", "collaborator", "add", "bob")
 		c.fails("Collaborator already added", "repo", "app", "collaborator", "add", "alice")
 		var list struct {
@@ -132,8 +130,7 @@ func TestCLIRepoScoped(t *testing.T) {
 		}
 	})
 	t.Run("protections", func(t *testing.T) {
-		res := c.run("", "", "repo", "app", "protect", "main")
-		skipIfRouteMissing(t, res)
+		c.ok("repo", "app", "protect", "main")
 		c.ok("repo", "app", "protect", "release/1")
 		if out := c.ok("repo", "app", "protected"); !strings.Contains(out, "main, release/1") {
 			t.Errorf("protected: %q", out)
@@ -147,7 +144,6 @@ func TestCLIRepoScoped(t *testing.T) {
 	})
 	t.Run("secrets", func(t *testing.T) {
 		res := c.run("", "s3cret-value\n", "repo", "app", "secret", "set", "DEPLOY_TOKEN")
-		skipIfRouteMissing(t, res)
 		if res.Code != 0 {
 			t.Fatalf("secret set: %+v", res)
 		}
@@ -160,7 +156,6 @@ func TestCLIRepoScoped(t *testing.T) {
 	})
 	t.Run("webhooks", func(t *testing.T) {
 		res := c.run("", "", "repo", "app", "webhook", "add", "http://127.0.0.1:9/hook", "--events", "push,workflow", "--secret", "sig")
-		skipIfRouteMissing(t, res)
 		if res.Code != 0 {
 			t.Fatalf("webhook add: %+v", res)
 		}
@@ -176,7 +171,6 @@ func TestCLIRepoScoped(t *testing.T) {
 	t.Run("rename", func(t *testing.T) {
 		c.ok("repo", "create", "old")
 		res := c.run("", "", "repo", "update", "old", "name", "new")
-		skipIfRouteMissing(t, res)
 		if res.Code != 0 {
 			t.Fatalf("rename: %+v", res)
 		}
@@ -186,7 +180,6 @@ func TestCLIRepoScoped(t *testing.T) {
 	t.Run("import", func(t *testing.T) {
 		p := newProject(t, "main", map[string]string{"README": "x\n"})
 		res := c.run("", "", "repo", "import", p.Dir, "--name", "imported")
-		skipIfRouteMissing(t, res)
 		if res.Code != 0 {
 			t.Fatalf("import: %+v", res)
 		}
@@ -198,10 +191,8 @@ func TestCLIRepoScoped(t *testing.T) {
 		pub := sshKey(t)
 		// Keys belong to known users: alice is made a collaborator first.
 		if res := c.run("", "", "repo", "app", "collaborator", "add", "alice"); !strings.Contains(res.Stderr, "already added") {
-			skipIfRouteMissing(t, res)
 		}
 		res := c.run("", "", "keys", "add", pub, "--name", "laptop", "--username", "alice")
-		skipIfRouteMissing(t, res)
 		if res.Code != 0 {
 			t.Fatalf("keys add: %+v", res)
 		}
