@@ -40,6 +40,8 @@ type Deps struct {
 	ImportTimeout time.Duration
 	Secrets       *forge.SecretBox // seals repository secrets; nil without KOD_ENCRYPTION_KEY
 	Webhooks      DeliveryRetrier  // sends a webhook delivery again at once
+	// HostKeyPath is the SSH host key, included in backups ("" = none).
+	HostKeyPath string
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -93,8 +95,10 @@ func New(d Deps) *Server {
 	s.protectionRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
+	s.keyRoutes()
 	s.secretRoutes()
 	s.webhookRoutes()
+	s.backupRoutes()
 	notFound := s.authenticated(func(w http.ResponseWriter, r *http.Request, _ *forge.Principal) {
 		writeJSON(w, http.StatusNotFound, errorBody{"Not found"})
 	})

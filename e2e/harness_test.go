@@ -60,30 +60,53 @@ type server struct {
 	env      []string
 	args     []string
 	stopped  bool
+	// SSH is on when the server was started by startSSHServer; SSHAddr is
+	// then its host:port (a new random port after every start).
+	SSH     bool
+	SSHAddr string
 	bin      string // the kod binary; "" means kodBin
 }
 
 // startServer starts kod serve with a fresh home (or the given one), HTTP
-// on a random port, SSH off unless args say otherwise. It is stopped with
-// SIGTERM at the end of the test.
+// on a random port, SSH off. It is stopped with SIGTERM at the end of the
+// test.
 func startServer(t testing.TB, home string, env []string, args ...string) *server {
+	t.Helper()
+	return newServer(t, home, env, false, args)
+}
+
+// startSSHServer is startServer with SSH on too, on 127.0.0.1 and a random
+// port (s.SSHAddr).
+func startSSHServer(t testing.TB, home string, env []string, args ...string) *server {
+	t.Helper()
+	return newServer(t, home, env, true, args)
+}
+
+func newServer(t testing.TB, home string, env []string, ssh bool, args []string) *server {
 	t.Helper()
 	dockertest.Require(t)
 	if home == "" {
 		home = t.TempDir()
 	}
-	s := &server{t: t, Home: home, env: env, args: args}
+	s := &server{t: t, Home: home, env: env, args: args, SSH: ssh}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
 }
 
-var listenRE = regexp.MustCompile(`msg="kod is listening" http=(\S+) instance=(\S+)`)
+var (
+	listenRE    = regexp.MustCompile(`msg="kod is listening" http=(\S+) instance=(\S+)`)
+	sshListenRE = regexp.MustCompile(`msg="kod is listening" .* ssh=(\S+)`)
+)
 
 func (s *server) start() {
 	t := s.t
 	t.Helper()
-	args := append([]string{"serve", "--port", "0", "--host", "127.0.0.1", "--no-ssh"}, s.args...)
+	args := []string{"serve", "--port", "0", "--host", "127.0.0.1", "--no-ssh"}
+	if s.SSH {
+		args = []string{"serve", "--port", "0", "--host", "127.0.0.1", "--ssh-port", "0", "--ssh-host", "127.0.0.1"}
+	}
+	args = append(args, s.args...)
 	bin := kodBin
 	if s.bin != "" {
 		bin = s.bin
@@ -115,7 +138,11 @@ func (s *server) start() {
 			s.log.WriteString(line + "\n")
 			s.logMu.Unlock()
 			if m := listenRE.FindStringSubmatch(line); m != nil {
-				addr <- m[1:]
+				a := append([]string(nil), m[1:]...)
+				if m := sshListenRE.FindStringSubmatch(line); m != nil {
+					a = append(a, m[1])
+				}
+				addr <- a
 			}
 		}
 	}()
@@ -123,6 +150,9 @@ func (s *server) start() {
 	select {
 	case a := <-addr:
 		s.URL, s.Instance = "http://"+a[0], a[1]
+		if s.SSH && len(a) > 2 {
+			s.SSHAddr = a[2]
+		}
 	case <-s.exited:
 		t.Fatalf("kod serve exited at start:\n%s", s.Logs())
 	case <-time.After(30 * time.Second):

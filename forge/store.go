@@ -62,6 +62,22 @@ type RunStore interface {
 	DeleteRun(ctx context.Context, id string) error
 }
 
+// KeyStore keeps users' SSH public keys. A fingerprint is unique across all
+// users. Errors wrap ErrNotFound ("SSH key not found") / ErrConflict.
+type KeyStore interface {
+	// CreateKey stores k; ErrConflict "SSH key already exists" if a key with
+	// its fingerprint exists (for any user).
+	CreateKey(ctx context.Context, k *SSHKey) error
+	// GetKey returns the key with id; ErrNotFound.
+	GetKey(ctx context.Context, id string) (*SSHKey, error)
+	// KeyByFingerprint returns the key whose Fingerprint is fp; ErrNotFound.
+	KeyByFingerprint(ctx context.Context, fp string) (*SSHKey, error)
+	// ListKeys returns the keys of username ("" = every user), oldest first.
+	ListKeys(ctx context.Context, username string) ([]*SSHKey, error)
+	// DeleteKey removes the key with id; ErrNotFound.
+	DeleteKey(ctx context.Context, id string) error
+}
+
 // MetaStore keeps server-wide values.
 type MetaStore interface {
 	// InstanceID returns this data dir's stable id, created on first use. It
@@ -74,6 +90,7 @@ type Store interface {
 	RepoStore
 	TokenStore
 	RunStore
+	KeyStore
 	MetaStore
 	SecretStore
 	WebhookStore

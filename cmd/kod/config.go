@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kod-forge/kod/api"
+	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/netpolicy"
 )
 
@@ -41,6 +42,9 @@ type ServeConfig struct {
 	SSHPort           int
 	SSHHostKeyPath    string
 	SSHAnonymousRead  bool
+	SSHIdleTimeout    time.Duration
+	SSHMaxSession     time.Duration
+	SSHMaxPerAddress  int
 	// WebhookAllowedHosts is the host policy of imports and webhooks
 	// (netpolicy.Parse syntax).
 	WebhookAllowedHosts string
@@ -76,6 +80,9 @@ func defaultServeConfig(home string) ServeConfig {
 		SSHHostKeyPath:      filepath.Join(home, "ssh_host_ed25519_key"),
 		WebhookAllowedHosts: netpolicy.Default,
 		ImportTimeout:       api.DefaultImportTimeout,
+		SSHIdleTimeout:      gitsvc.DefaultSSHIdleTimeout,
+		SSHMaxSession:       gitsvc.DefaultSSHMaxSession,
+		SSHMaxPerAddress:    gitsvc.DefaultSSHMaxPerAddr,
 	}
 }
 
@@ -124,6 +131,9 @@ func serveSettings(c *ServeConfig) []setting {
 		{"sshPort", []string{"KOD_SSH_PORT"}, "ssh-port", "", "SSH port", &c.SSHPort},
 		{"sshHostKeyPath", []string{"KOD_SSH_HOST_KEY_PATH"}, "ssh-host-key", "", "SSH host key file (created if missing)", &c.SSHHostKeyPath},
 		{"sshAnonymousRead", []string{"KOD_SSH_ANONYMOUS_READ"}, "ssh-anonymous-read", "", "allow anonymous read over SSH", &c.SSHAnonymousRead},
+		{"sshIdleTimeout", []string{"KOD_SSH_IDLE_TIMEOUT"}, "ssh-idle-timeout", "", "close SSH connections idle this long", &c.SSHIdleTimeout},
+		{"sshMaxSession", []string{"KOD_SSH_MAX_SESSION"}, "ssh-max-session", "", "longest an SSH connection may last", &c.SSHMaxSession},
+		{"sshMaxPerAddress", []string{"KOD_SSH_MAX_PER_ADDRESS"}, "ssh-max-per-address", "", "concurrent SSH connections (and sessions) per remote address", &c.SSHMaxPerAddress},
 		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
 		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
 		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
@@ -289,6 +299,15 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.MaxConcurrentRuns < 1 {
 		errs = append(errs, fmt.Errorf("max concurrent runs (KOD_MAX_CONCURRENT_RUNS) must be at least 1, got %d", c.MaxConcurrentRuns))
+	}
+	if c.SSHEnabled && c.SSHHostKeyPath == "" {
+		errs = append(errs, errors.New("SSH host key path (KOD_SSH_HOST_KEY_PATH, --ssh-host-key) must not be empty"))
+	}
+	if c.SSHIdleTimeout <= 0 || c.SSHMaxSession <= 0 {
+		errs = append(errs, errors.New("SSH idle timeout and max session (KOD_SSH_IDLE_TIMEOUT, KOD_SSH_MAX_SESSION) must be positive"))
+	}
+	if c.SSHMaxPerAddress < 1 {
+		errs = append(errs, fmt.Errorf("SSH max per address (KOD_SSH_MAX_PER_ADDRESS) must be at least 1, got %d", c.SSHMaxPerAddress))
 	}
 	if c.StopGrace < 0 {
 		errs = append(errs, errors.New("stop grace (KOD_STOP_GRACE) must not be negative"))

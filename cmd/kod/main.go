@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kod-forge/kod/forge"
 )
 
 func main() {
@@ -34,8 +36,10 @@ func newRootCmd() *cobra.Command {
 		Short:         "kod: a self-hosted Git forge whose workflows run every step in a throwaway container",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       forge.Version,
 	}
 	root.AddCommand(newServeCmd(), newHookCmd())
+	addClientCommands(root, newApp())
 	return root
 }
 

@@ -18,7 +18,10 @@ import (
 // pushHandler is the server side of the git hooks: pre-receive applies the
 // forge ref policy, post-receive queues runs.
 type pushHandler struct {
-	store    forge.RepoStore
+	store interface {
+		forge.RepoStore
+		forge.TokenStore
+	}
 	git      *gitsvc.Git
 	runner   *runner.Runner
 	webhooks pushNotifier
@@ -31,6 +34,13 @@ func (h *pushHandler) PreReceive(ctx context.Context, push *gitsvc.Push, updates
 	repo, err := h.store.GetRepo(ctx, push.Repo)
 	if err != nil {
 		return err
+	}
+	if repo.OwnerUsername == "" && repo.OwnerTokenID != "" && push.Principal.TokenID == "" {
+		// A record without OwnerUsername: an SSH user still owns it by the
+		// username of its creating token, as the SSH server decided.
+		if t, err := h.store.GetToken(ctx, repo.OwnerTokenID); err == nil {
+			repo.OwnerUsername = t.Username
+		}
 	}
 	return forge.CheckRefUpdates(push.Principal, repo, updates)
 }

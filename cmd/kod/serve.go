@@ -33,11 +33,15 @@ func newServeCmd() *cobra.Command {
 		Long: `Run the kod server.
 
 Settings come from, in rising precedence: defaults, the config file
-(~/.kod/config.json or --config), KOD_* environment variables, and flags.`,
+(~/.kod/config.json or --config), KOD_* environment variables, and flags.
+-t/--token is Kod's legacy name of --admin-token here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := loadServeConfig(&cfg, configPath, cmd.Flags(), os.Getenv); err != nil {
 				return err
+			}
+			if tok := cmd.Flags().Lookup("token"); tok != nil && tok.Changed && !cmd.Flags().Changed("admin-token") {
+				cfg.AdminToken = tok.Value.String() // Kod's legacy `kod serve --token`
 			}
 			return serve(cmd.Context(), cfg, newLogger())
 		},
@@ -137,7 +141,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		return err
 	}
 	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, Log: log,
-		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, Secrets: secretBox, Webhooks: webhooks})
+		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, Secrets: secretBox, Webhooks: webhooks, HostKeyPath: cfg.SSHHostKeyPath})
 	if err := srv.RemoveStaleImports(); err != nil {
 		log.Warn("removing unfinished imports", "err", err)
 	}
@@ -155,6 +159,10 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	if err := webhooks.Start(ctx); err != nil {
 		return err
 	}
+	sshAddr, stopSSH, err := startSSH(cfg, store, git, hooks, reposDir, log)
+	if err != nil {
+		return err
+	}
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -165,7 +173,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	httpSrv.RegisterOnShutdown(srv.StopStreams) // log followers must not hold the shutdown
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
-	log.Info("kod is listening", "http", ln.Addr().String(), "instance", instance, "data", dataDir, "repos", reposDir, "image", cfg.DefaultImage)
+	log.Info("kod is listening", "http", ln.Addr().String(), "instance", instance, "data", dataDir, "repos", reposDir, "image", cfg.DefaultImage, "ssh", sshAddr)
 
 	select {
 	case err = <-served:
@@ -180,6 +188,9 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	}
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
+	}
+	if err := stopSSH(shutCtx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping SSH: %w", err))
 	}
 	if err := run.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping runs: %w", err))

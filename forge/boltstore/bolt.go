@@ -34,10 +34,14 @@ var (
 	bucketDeliveries       = []byte("deliveries")         // id -> Delivery
 	bucketDeliveriesByHook = []byte("deliveries_by_hook") // webhook id \x00 seq(8) -> id
 	bucketDeliveriesDue    = []byte("deliveries_due")     // nextAttemptAt ms(8) + id -> "" (pending, not leased)
+
+	bucketKeys   = []byte("ssh_keys")    // id -> SSHKey
+	bucketKeyFPs = []byte("ssh_key_fps") // fingerprint -> id
 )
 
 var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue,
-	bucketSecrets, bucketWebhooks, bucketWebhooksByRepo, bucketDeliveries, bucketDeliveriesByHook, bucketDeliveriesDue}
+	bucketSecrets, bucketWebhooks, bucketWebhooksByRepo, bucketDeliveries, bucketDeliveriesByHook, bucketDeliveriesDue,
+	bucketKeys, bucketKeyFPs}
 
 // Store is the bbolt implementation of forge.Store. It is safe for
 // concurrent use; bbolt serialises writers.
