@@ -64,7 +64,7 @@ type server struct {
 	// then its host:port (a new random port after every start).
 	SSH     bool
 	SSHAddr string
-	bin      string // the kod binary; "" means kodBin
+	bin     string // the kod binary; "" means kodBin
 }
 
 // startServer starts kod serve with a fresh home (or the given one), HTTP
