@@ -61,6 +61,9 @@ type Server struct {
 	touchMu sync.Mutex
 	touched map[string]time.Time // token id -> last lastUsedAt write
 	now     func() time.Time
+
+	streamsStopped  chan struct{} // closed by StopStreams
+	stopStreamsOnce sync.Once
 }
 
 // Route is one registered API route with the action it requires; tests
@@ -74,7 +77,7 @@ type Route struct {
 
 // New returns the API server with every route registered.
 func New(d Deps) *Server {
-	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now}
+	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now, streamsStopped: make(chan struct{})}
 	if s.HostPolicy == nil {
 		s.HostPolicy, _ = netpolicy.Parse(netpolicy.Default)
 	}

@@ -2,11 +2,7 @@ package api
 
 import (
 	"cmp"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -177,46 +173,6 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request, c *call) error {
 	}
 	writeJSON(w, http.StatusOK, run)
 	return nil
-}
-
-// runLogs is GET /repos/:name/workflows/:id/logs: the full log of every
-// step as text/plain, each step introduced by a "==> <name>" line.
-func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error {
-	run, err := s.runOf(r, c)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	var steps []forge.StepResult
-	if run.Result != nil {
-		steps = run.Result.Steps
-	}
-	for i := 0; ; i++ {
-		name := "(running)"
-		if i < len(steps) {
-			name = steps[i].Name
-		}
-		f, err := os.Open(runner.StepLogPath(s.LogsDir, run.ID, i))
-		if errors.Is(err, os.ErrNotExist) {
-			if i < len(steps) {
-				if steps[i].Skipped {
-					fmt.Fprintf(w, "==> %s (skipped)\n", name)
-				}
-				continue
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "==> %s\n", name)
-		_, err = io.Copy(w, f)
-		f.Close()
-		if err != nil {
-			return nil // client gone
-		}
-	}
 }
 
 // cancelRun is POST /repos/:name/workflows/:id/cancel -> 202.

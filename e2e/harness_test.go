@@ -64,6 +64,7 @@ type server struct {
 	// then its host:port (a new random port after every start).
 	SSH     bool
 	SSHAddr string
+	bin     string // the kod binary; "" means kodBin
 }
 
 // startServer starts kod serve with a fresh home (or the given one), HTTP
@@ -106,7 +107,11 @@ func (s *server) start() {
 		args = []string{"serve", "--port", "0", "--host", "127.0.0.1", "--ssh-port", "0", "--ssh-host", "127.0.0.1"}
 	}
 	args = append(args, s.args...)
-	cmd := exec.Command(kodBin, args...)
+	bin := kodBin
+	if s.bin != "" {
+		bin = s.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
 		"KOD_HOME="+s.Home,
 		"KOD_DATA_DIR="+filepath.Join(s.Home, "data"),

@@ -43,6 +43,9 @@ type Run struct {
 	// Files limits the run to these workflow files (manual trigger); empty
 	// means every file of .kod/workflows.
 	Files []string `json:"files,omitempty"`
+	// CurrentStep is the step executing now; absent when none is (queued,
+	// between steps, finished). Steps enter Result.Steps when they end.
+	CurrentStep *CurrentStep `json:"currentStep,omitempty"`
 	// QueuePosition is the 1-based position of a queued run in the global
 	// queue; filled when runs are listed, never stored.
 	QueuePosition int `json:"queuePosition,omitempty"`
@@ -51,6 +54,15 @@ type Run struct {
 	// TokenID is the token whose push or trigger created the run ("" for
 	// schedules).
 	TokenID string `json:"tokenId,omitempty"`
+}
+
+// CurrentStep names the step a running run is executing. Index is the
+// position its result will take in Result.Steps and the index of its log.
+type CurrentStep struct {
+	Index     int    `json:"index"`
+	Name      string `json:"name"`
+	Workflow  string `json:"workflow,omitempty"`
+	StartedAt Millis `json:"startedAt"`
 }
 
 // Result is the outcome of a run so far: steps are appended as they end, and

@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kod-forge/kod/forge"
@@ -44,8 +46,14 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*forge.Run, error) {
 // OnPush queues one run per updated branch (deletions and non-branch refs
 // are ignored) whose commit has workflow files that accept a push of that
 // branch. Files that do not parse still queue the run, which then fails with
-// the parse error, so the author sees it. It returns lines for the pusher.
+// the parse error, so the author sees it. Unless Config.KeepSuperseded,
+// each new run supersedes (cancels) the older push runs of the same branch
+// and workflow files that are still queued: only the newest commit of a
+// busy branch gets built; runs already executing are left alone. The
+// repository's schedules are re-read afterwards (the push may have changed
+// the default branch). It returns lines for the pusher.
 func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []forge.RefUpdate) ([]*forge.Run, []string) {
+	defer r.sched.reconcileRepo(ctx, repo)
 	var runs []*forge.Run
 	var msgs []string
 	for _, u := range updates {
@@ -71,8 +79,48 @@ func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []for
 		}
 		runs = append(runs, run)
 		msgs = append(msgs, fmt.Sprintf("kod: queued workflow run %s for %s (%s)", run.ID, branch, strings.Join(selected, ", ")))
+		if !r.cfg.KeepSuperseded {
+			for _, old := range r.supersede(ctx, run) {
+				msgs = append(msgs, fmt.Sprintf("kod: cancelled queued run %s of %s (superseded)", old, branch))
+			}
+		}
 	}
 	return runs, msgs
+}
+
+// supersede cancels the queued push runs older than run of the same
+// repository, branch and workflow files, and returns their ids.
+func (r *Runner) supersede(ctx context.Context, run *forge.Run) []string {
+	queued, err := r.store.QueuedRuns(ctx)
+	if err != nil {
+		r.log.Error("reading the queue to supersede runs", "run", run.ID, "err", err)
+		return nil
+	}
+	reason := "superseded by run " + run.ID
+	var ids []string
+	for _, q := range queued {
+		if q.Seq >= run.Seq || q.RepoName != run.RepoName || q.Branch != run.Branch ||
+			q.Trigger != forge.TriggerPush || !slices.Equal(q.Files, run.Files) {
+			continue
+		}
+		final, err := r.store.UpdateRun(ctx, q.ID, func(x *forge.Run) error {
+			if x.Status != forge.RunQueued {
+				return errNotQueued // claimed meanwhile: it runs
+			}
+			finish(x, forge.RunCancelled, reason)
+			return nil
+		})
+		if err != nil {
+			if !errors.Is(err, errNotQueued) && !errors.Is(err, forge.ErrNotFound) {
+				r.log.Error("superseding a queued run", "run", q.ID, "err", err)
+			}
+			continue
+		}
+		r.log.Info("queued run superseded", "run", q.ID, "by", run.ID, "repo", run.RepoName, "branch", run.Branch)
+		r.notifyDone(ctx, final)
+		ids = append(ids, q.ID)
+	}
+	return ids
 }
 
 // pushWorkflows returns the paths of files whose triggers accept a push of

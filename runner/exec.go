@@ -25,6 +25,7 @@ const cleanupTimeout = 2 * time.Minute
 type execution struct {
 	r       *Runner
 	run     *forge.Run
+	stream  *runStream // what log followers see
 	spec    *sandbox.RunSpec
 	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps, expanded
 	nextIdx int               // index of the next step container
@@ -42,8 +43,8 @@ type execution struct {
 // the run's containers, volume and network are removed after that, and
 // execute returns only once they are gone, so the run keeps its
 // concurrency slot until its resources are free.
-func (r *Runner) execute(ctx context.Context, run *forge.Run) {
-	x := &execution{r: r, run: run}
+func (r *Runner) execute(ctx context.Context, run *forge.Run, stream *runStream) {
+	x := &execution{r: r, run: run, stream: stream}
 	status, reason := x.do(ctx)
 	reason = x.mask.String(reason)
 	defer x.cleanup(ctx)
@@ -51,6 +52,7 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run) {
 		finish(s, status, reason)
 		return nil
 	})
+	r.endStream(run.ID)
 	if err != nil {
 		if !errors.Is(err, forge.ErrNotFound) { // deleted with its repository
 			r.log.Error("storing the end of a run", "run", run.ID, "err", err)
@@ -59,6 +61,7 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run) {
 	}
 	r.log.Info("run finished", "run", run.ID, "repo", run.RepoName, "status", final.Status, "ms", final.Result.Duration)
 	r.notifyDone(context.WithoutCancel(ctx), final)
+	r.prune(context.WithoutCancel(ctx), run.RepoName)
 }
 
 // do returns the final status and, for failures of the run as a whole, why.
@@ -202,6 +205,17 @@ func (r *Runner) imageFor(wf *workflow.Workflow, st *workflow.Step) string {
 	return r.cfg.DefaultImage
 }
 
+// markCurrent records that step index is executing (currentStep).
+func (x *execution) markCurrent(ctx context.Context, c forge.CurrentStep) {
+	_, err := x.r.store.UpdateRun(context.WithoutCancel(ctx), x.run.ID, func(s *forge.Run) error {
+		s.CurrentStep = &c
+		return nil
+	})
+	if err != nil && !errors.Is(err, forge.ErrNotFound) {
+		x.r.log.Error("storing the current step", "run", x.run.ID, "step", c.Name, "err", err)
+	}
+}
+
 // appendStep records a finished step in the run record.
 func (x *execution) appendStep(ctx context.Context, res forge.StepResult) {
 	_, err := x.r.store.UpdateRun(context.WithoutCancel(ctx), x.run.ID, func(s *forge.Run) error {
@@ -209,6 +223,7 @@ func (x *execution) appendStep(ctx context.Context, res forge.StepResult) {
 			s.Result = &forge.Result{}
 		}
 		s.Result.Steps = append(s.Result.Steps, res)
+		s.CurrentStep = nil
 		return nil
 	})
 	if err != nil && !errors.Is(err, forge.ErrNotFound) {

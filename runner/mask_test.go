@@ -195,7 +195,7 @@ func BenchmarkMaskStepLog(b *testing.B) {
 	dir := b.TempDir()
 	for b.Loop() {
 		for _, withMask := range []bool{true, false} {
-			log, err := newStepLog(dir+"/0.log", 64<<10)
+			log, err := newStepLog(dir+"/0.log", DefaultLogCap, 64<<10, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

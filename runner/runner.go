@@ -27,9 +27,21 @@ type Config struct {
 	LogsDir       string             // step logs go to <LogsDir>/<run>/<step>.log (required)
 	StopGrace     time.Duration      // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
 	OutputCap     int                // bytes of a step's output kept in the run record; default 64 KiB
+	LogCap        int64              // bytes of a step's log kept on disk (first and last half); default DefaultLogCap
 	Limits        sandbox.Limits     // per step container
 	SweepEvery    time.Duration      // period of the leak sweep; default 1 min
 	Secrets       Secrets            // repository secrets for the steps; nil: none
+	// Retention is how many runs of each repository are kept with their
+	// logs; older finished runs are deleted. 0 keeps every run.
+	Retention int
+	// KeepSuperseded turns off the supersede policy: by default a push
+	// cancels the older queued push runs of the same branch and workflow
+	// files (see OnPush).
+	KeepSuperseded bool
+	// ScheduleEvery is how often `[on] schedule` entries are brought in
+	// line with the repositories' default branches (besides after pushes);
+	// default 1 min.
+	ScheduleEvery time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -48,12 +60,19 @@ func (c *Config) setDefaults() {
 	if c.SweepEvery <= 0 {
 		c.SweepEvery = time.Minute
 	}
+	if c.LogCap <= 0 {
+		c.LogCap = DefaultLogCap
+	}
+	if c.ScheduleEvery <= 0 {
+		c.ScheduleEvery = time.Minute
+	}
 }
 
 // Store is what the runner needs from the forge store.
 type Store interface {
 	forge.RunStore
 	GetRepo(ctx context.Context, name string) (*forge.Repo, error)
+	ListRepos(ctx context.Context) ([]*forge.Repo, error)
 }
 
 // File is one workflow file read from a repository.
@@ -89,22 +108,29 @@ type Runner struct {
 	// active maps the id of every executing run to its cancel function.
 	active map[string]context.CancelCauseFunc
 	// busy holds repo+"\x00"+branch of executing runs: one at a time each.
-	busy    map[string]bool
-	wg      sync.WaitGroup
-	stop    context.CancelFunc
-	stopped chan struct{}
+	busy map[string]bool
+	// streams holds the live log view of every executing run.
+	streams   map[string]*runStream
+	runStarts notifier // a run started executing
+	sched     *scheduler
+	wg        sync.WaitGroup
+	stop      context.CancelFunc
+	stopped   chan struct{}
 }
 
 // New returns a runner; it does nothing until Start.
 func New(cfg Config, store Store, backend sandbox.Backend, src Source, log *slog.Logger) *Runner {
 	cfg.setDefaults()
-	return &Runner{
+	r := &Runner{
 		cfg: cfg, store: store, backend: backend, src: src,
-		log:    log.With("component", "runner"),
-		wake:   make(chan struct{}, 1),
-		active: map[string]context.CancelCauseFunc{},
-		busy:   map[string]bool{},
+		log:     log.With("component", "runner"),
+		wake:    make(chan struct{}, 1),
+		active:  map[string]context.CancelCauseFunc{},
+		busy:    map[string]bool{},
+		streams: map[string]*runStream{},
 	}
+	r.sched = r.newScheduler()
+	return r
 }
 
 // Errors used as cancellation causes; their text ends up in run records.
@@ -115,42 +141,20 @@ var (
 )
 
 // Start recovers from a previous process (runs left "running" become failed
-// with a restart reason, and their containers are removed), then starts
+// with a restart reason, their logs are completed and their containers
+// removed), applies the retention, registers schedules, then starts
 // dispatching queued runs. It returns once recovery is done.
 func (r *Runner) Start(ctx context.Context) error {
 	if err := r.recover(ctx); err != nil {
 		return err
 	}
+	r.pruneAll(ctx)
 	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	r.stop = stop
 	r.stopped = make(chan struct{})
+	r.sched.start(loopCtx, r.cfg.ScheduleEvery)
 	go r.loop(loopCtx)
 	r.Wake()
-	return nil
-}
-
-func (r *Runner) recover(ctx context.Context) error {
-	running, err := r.store.RunsWithStatus(ctx, forge.RunRunning)
-	if err != nil {
-		return fmt.Errorf("listing interrupted runs: %w", err)
-	}
-	for _, run := range running {
-		done, err := r.store.UpdateRun(ctx, run.ID, func(x *forge.Run) error {
-			finish(x, forge.RunFailed, errRestarted)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("marking run %s failed: %w", run.ID, err)
-		}
-		r.log.Warn("run interrupted by a restart", "run", run.ID, "repo", run.RepoName)
-		r.notifyDone(ctx, done)
-	}
-	removed, err := r.backend.Sweep(ctx, r.cfg.Instance, func(string) bool { return false })
-	if err != nil {
-		r.log.Error("sweeping leftover containers", "err", err)
-	} else if len(removed) > 0 {
-		r.log.Info("removed leftover containers", "runs", removed)
-	}
 	return nil
 }
 
@@ -163,6 +167,7 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	}
 	r.stop()
 	<-r.stopped
+	r.sched.stop()
 	r.mu.Lock()
 	for _, cancel := range r.active {
 		cancel(errShutdown)
@@ -242,14 +247,17 @@ func (r *Runner) dispatch(ctx context.Context) {
 		// Not derived from ctx: stopping the dispatcher must not cancel runs
 		// without a cause; Shutdown cancels them with errShutdown.
 		runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		stream := &runStream{}
 		r.mu.Lock()
 		r.active[run.ID] = cancel
 		r.busy[key] = true
+		r.streams[run.ID] = stream
 		r.mu.Unlock()
+		r.runStarts.notify()
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.execute(runCtx, run)
+			r.execute(runCtx, run, stream)
 			cancel(nil)
 			r.mu.Lock()
 			delete(r.active, run.ID)
@@ -294,6 +302,7 @@ func finish(x *forge.Run, status forge.RunStatus, reason string) {
 	if x.Result == nil {
 		x.Result = &forge.Result{Steps: []forge.StepResult{}}
 	}
+	x.CurrentStep = nil
 	x.Result.Success = status == forge.RunCompleted
 	if x.StartedAt != 0 {
 		x.Result.Duration = now - x.StartedAt

@@ -32,7 +32,9 @@ func fakeRunner(t *testing.T, cfg runner.Config, src runner.Source, play sandbox
 	fake := sandboxtest.New(play)
 	cfg.Instance = "test"
 	cfg.DefaultImage = "img"
-	cfg.LogsDir = filepath.Join(dir, "logs")
+	if cfg.LogsDir == "" {
+		cfg.LogsDir = filepath.Join(dir, "logs")
+	}
 	r := runner.New(cfg, store, fake, src, slog.New(slog.DiscardHandler))
 	done := make(chan *forge.Run, 64)
 	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }

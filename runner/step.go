@@ -60,15 +60,21 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 	x.nextIdx++
 	if !st.If.Eval(x.run.Branch, x.envMap(wf)) {
 		res.Success, res.Skipped = true, true
+		x.stream.addStep(streamStep{Name: st.Name, Workflow: wf.File, Skipped: true})
 		return res
 	}
 	started := time.Now()
 	spec := x.stepSpec(idx, wf, st)
-	log, err := newStepLog(StepLogPath(x.r.cfg.LogsDir, x.run.ID, idx), x.r.cfg.OutputCap)
+	x.markCurrent(ctx, forge.CurrentStep{Index: idx, Name: st.Name, Workflow: wf.File, StartedAt: forge.NowMillis()})
+	log, err := newStepLog(StepLogPath(x.r.cfg.LogsDir, x.run.ID, idx), x.r.cfg.LogCap, x.r.cfg.OutputCap, x.stream.changed.notify)
 	if err != nil {
+		x.stream.addStep(streamStep{Name: st.Name, Workflow: wf.File})
 		res.Error = fmt.Sprintf("opening the step log: %v", err)
 		return res
 	}
+	x.stream.addStep(streamStep{Name: st.Name, Workflow: wf.File, log: log})
+	// The output chain: container -> secret masking -> log (file, tail for
+	// the record, followers).
 	out := newMaskWriter(x.mask, log)
 	exit, runErr := x.runContainer(ctx, st, spec, out)
 	if err := errors.Join(out.Flush(), log.Close()); err != nil {
@@ -150,13 +156,25 @@ func (x *execution) stepSpec(idx int, wf *workflow.Workflow, st *workflow.Step) 
 		Index:     idx,
 		Name:      st.Name,
 		Image:     x.r.imageFor(wf, st),
-		Pull:      x.r.cfg.Pull,
+		Pull:      pullPolicy(x.r.cfg.Pull, wf.Pull, st.Pull),
 		Command:   shellCommand(st.Script(vars)),
 		Env:       x.env(wf, st, vars),
 		WorkDir:   path.Join(sandbox.WorkspacePath, st.WorkingDir),
 		Limits:    x.r.cfg.Limits,
 		NoNetwork: wf.Network == sandbox.NetworkNone,
 	}
+}
+
+// pullPolicy returns the most specific of the server's, the workflow's
+// and the step's pull policies.
+func pullPolicy(server sandbox.PullPolicy, wf, step string) sandbox.PullPolicy {
+	switch {
+	case step != "":
+		return sandbox.PullPolicy(step)
+	case wf != "":
+		return sandbox.PullPolicy(wf)
+	}
+	return server
 }
 
 // envMap is the environment `if` conditions and {env.X} see: the workflow's

@@ -30,6 +30,13 @@ type ServeConfig struct {
 	DefaultImage      string
 	MaxConcurrentRuns int
 	StopGrace         time.Duration
+	StepMemory        ByteSize // per step container; 0 = no limit
+	StepCPUs          float64  // per step container; 0 = no limit
+	StepPIDs          int      // per step container; 0 = no limit
+	StepLogLimit      ByteSize // bytes of a step's log kept (first and last half)
+	PullPolicy        string   // if-not-present, always or never
+	RunRetention      int      // runs kept per repository; 0 = all
+	CancelSuperseded  bool     // a push cancels older queued runs of its branch
 	SSHEnabled        bool
 	SSHHost           string
 	SSHPort           int
@@ -60,6 +67,13 @@ func defaultServeConfig(home string) ServeConfig {
 		DefaultImage:        DefaultImage,
 		MaxConcurrentRuns:   2,
 		StopGrace:           10 * time.Second,
+		StepMemory:          2 << 30,
+		StepCPUs:            2,
+		StepPIDs:            1024,
+		StepLogLimit:        16 << 20,
+		PullPolicy:          "if-not-present",
+		RunRetention:        100,
+		CancelSuperseded:    true,
 		SSHEnabled:          true,
 		SSHHost:             "0.0.0.0",
 		SSHPort:             2222,
@@ -105,6 +119,13 @@ func serveSettings(c *ServeConfig) []setting {
 		{"defaultImage", []string{"KOD_DEFAULT_IMAGE"}, "default-image", "", "image of steps whose workflow names none", &c.DefaultImage},
 		{"maxConcurrentRuns", []string{"KOD_MAX_CONCURRENT_RUNS"}, "max-concurrent-runs", "", "workflow runs executing at once", &c.MaxConcurrentRuns},
 		{"stopGrace", []string{"KOD_STOP_GRACE"}, "stop-grace", "", "grace between SIGTERM and SIGKILL when a step is stopped", &c.StopGrace},
+		{"stepMemory", []string{"KOD_STEP_MEMORY"}, "step-memory", "", "memory limit of a step container (e.g. 2g; 0 = none)", &c.StepMemory},
+		{"stepCpus", []string{"KOD_STEP_CPUS"}, "step-cpus", "", "CPU limit of a step container (e.g. 1.5; 0 = none)", &c.StepCPUs},
+		{"stepPids", []string{"KOD_STEP_PIDS"}, "step-pids", "", "process limit of a step container (0 = none)", &c.StepPIDs},
+		{"stepLogLimit", []string{"KOD_STEP_LOG_LIMIT"}, "step-log-limit", "", "bytes of a step's log kept: its first and last half (e.g. 16m)", &c.StepLogLimit},
+		{"pullPolicy", []string{"KOD_PULL_POLICY"}, "pull-policy", "", "when step images are pulled: if-not-present, always or never", &c.PullPolicy},
+		{"runRetention", []string{"KOD_RUN_RETENTION"}, "run-retention", "", "runs kept per repository with their logs (0 = all)", &c.RunRetention},
+		{"cancelSuperseded", []string{"KOD_CANCEL_SUPERSEDED"}, "cancel-superseded", "", "a push cancels the older queued runs of its branch and workflows", &c.CancelSuperseded},
 		{"sshEnabled", []string{"KOD_SSH_ENABLED"}, "ssh", "", "serve git over SSH", &c.SSHEnabled},
 		{"sshHost", []string{"KOD_SSH_HOST"}, "ssh-host", "", "SSH listen address", &c.SSHHost},
 		{"sshPort", []string{"KOD_SSH_PORT"}, "ssh-port", "", "SSH port", &c.SSHPort},
@@ -135,6 +156,10 @@ func registerFlags(fs *pflag.FlagSet, settings []setting) {
 			fs.BoolP(s.flag, s.short, *p, s.usage)
 		case *time.Duration:
 			fs.DurationP(s.flag, s.short, *p, s.usage)
+		case *float64:
+			fs.Float64P(s.flag, s.short, *p, s.usage)
+		case *ByteSize:
+			fs.StringP(s.flag, s.short, p.String(), s.usage)
 		}
 	}
 }
@@ -235,6 +260,18 @@ func setFromString(ptr any, v string) error {
 			return fmt.Errorf("%q is not a duration (e.g. 10s)", v)
 		}
 		*p = d
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
+		*p = f
+	case *ByteSize:
+		b, err := parseByteSize(v)
+		if err != nil {
+			return err
+		}
+		*p = b
 	default:
 		return fmt.Errorf("unsupported setting type %T", ptr)
 	}
@@ -284,5 +321,31 @@ func (c *ServeConfig) Validate() error {
 	if _, err := parseRetrySchedule(c.WebhookRetrySchedule); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, c.validateRunner()...)...)
+}
+
+// validateRunner checks the settings of step containers and runs.
+func (c *ServeConfig) validateRunner() []error {
+	var errs []error
+	if c.StepMemory != 0 && c.StepMemory < 6<<20 {
+		errs = append(errs, fmt.Errorf("step memory (KOD_STEP_MEMORY) must be 0 (no limit) or at least 6m, got %s", c.StepMemory))
+	}
+	if c.StepCPUs < 0 || c.StepCPUs > 1024 {
+		errs = append(errs, fmt.Errorf("step CPUs (KOD_STEP_CPUS) must be between 0 (no limit) and 1024, got %g", c.StepCPUs))
+	}
+	if c.StepPIDs < 0 {
+		errs = append(errs, fmt.Errorf("step PIDs (KOD_STEP_PIDS) must be 0 (no limit) or more, got %d", c.StepPIDs))
+	}
+	if c.StepLogLimit < 64<<10 {
+		errs = append(errs, fmt.Errorf("step log limit (KOD_STEP_LOG_LIMIT) must be at least 64k, got %s", c.StepLogLimit))
+	}
+	switch c.PullPolicy {
+	case "if-not-present", "always", "never":
+	default:
+		errs = append(errs, fmt.Errorf("pull policy (KOD_PULL_POLICY) must be if-not-present, always or never, got %q", c.PullPolicy))
+	}
+	if c.RunRetention < 0 {
+		errs = append(errs, fmt.Errorf("run retention (KOD_RUN_RETENTION) must be 0 (keep all) or more, got %d", c.RunRetention))
+	}
+	return errs
 }

@@ -123,8 +123,16 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		MaxConcurrent: cfg.MaxConcurrentRuns,
 		LogsDir:       logsDir,
 		StopGrace:     cfg.StopGrace,
-		Limits:        sandbox.Limits{MemoryBytes: 2 << 30, NanoCPUs: 2e9, PIDs: 1024},
-		Secrets:       secretSource{store: store, box: secretBox},
+		Limits: sandbox.Limits{
+			MemoryBytes: int64(cfg.StepMemory),
+			NanoCPUs:    int64(cfg.StepCPUs * 1e9),
+			PIDs:        int64(cfg.StepPIDs),
+		},
+		LogCap:         int64(cfg.StepLogLimit),
+		Pull:           sandbox.PullPolicy(cfg.PullPolicy),
+		Retention:      cfg.RunRetention,
+		KeepSuperseded: !cfg.CancelSuperseded,
+		Secrets:        secretSource{store: store, box: secretBox},
 	}, store, backend, &gitSource{git: git, reposDir: reposDir}, log)
 	run.OnRunDone = webhooks.RunDone
 	hooks := gitsvc.NewHookServer(filepath.Join(dataDir, "hook.sock"), &pushHandler{store: store, git: git, runner: run, webhooks: webhooks, reposDir: reposDir, log: log}, log)
@@ -162,6 +170,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	httpSrv.RegisterOnShutdown(srv.StopStreams) // log followers must not hold the shutdown
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 	log.Info("kod is listening", "http", ln.Addr().String(), "instance", instance, "data", dataDir, "repos", reposDir, "image", cfg.DefaultImage, "ssh", sshAddr)

@@ -27,6 +27,7 @@ type Workflow struct {
 	Format  Format        // which syntax the file used
 	Timeout time.Duration // limit for the whole workflow; DefaultTimeout if the file names none
 	Image   string        // default image of every step; "" means the server's default image
+	Pull    string        // pull policy of its steps (PullPolicies); "" means the server's
 	Network string        // "" (a dedicated network per run) or "none"
 	Env     []EnvVar      // workflow-level environment (TOML [env]), sorted by name
 	On      Triggers      // which events start the workflow
@@ -54,6 +55,7 @@ type Step struct {
 	Line            int           // 1-based line of the step's header in the file, for error messages
 	Run             string        // shell script; for legacy steps, env directives already turned into exports; run Script(vars), not Run
 	Image           string        // "" means the workflow's image
+	Pull            string        // pull policy (PullPolicies); "" means the workflow's
 	If              *Condition    // nil means always
 	WorkingDir      string        // relative to the workspace, cleaned, never escaping it; "" = workspace root
 	ContinueOnError bool          // a failure is recorded and the run goes on

@@ -16,6 +16,7 @@ import (
 //
 //	timeout = 600            # whole workflow, seconds, 1..86400 (default 300)
 //	image = "alpine:3.20"    # default image of every step
+//	pull = "always"          # or "if-not-present" / "never"; absent: the server's policy
 //	network = "none"         # or "bridge" / absent: a dedicated network
 //	[env]                    # NAME = "value"; integers and booleans are turned into text
 //	GREETING = "hi"
@@ -25,16 +26,16 @@ import (
 //	[[steps]]                # at least one
 //	name = "test"            # required, unique
 //	run = "make test"        # required, run as written (no interpolation)
-//	image, if, working_dir, continue_on_error, timeout, env   # optional
+//	image, pull, if, working_dir, continue_on_error, timeout, env   # optional
 //
 // Keys are matched exactly and an unknown key is an error (a typo must not
 // be ignored). BurntSushi/toml matches struct fields ignoring case and leaves
 // type errors without a position, so the file is decoded into plain maps and
 // checked here instead, with lines from scanKeys.
 var (
-	topKeys  = []string{"timeout", "image", "network", "env", "on", "steps"}
+	topKeys  = []string{"timeout", "image", "pull", "network", "env", "on", "steps"}
 	onKeys   = []string{"push", "schedule"}
-	stepKeys = []string{"name", "run", "image", "if", "working_dir", "continue_on_error", "timeout", "env"}
+	stepKeys = []string{"name", "run", "image", "pull", "if", "working_dir", "continue_on_error", "timeout", "env"}
 )
 
 // tomlParser checks a decoded TOML document; keys finds line numbers.
@@ -158,6 +159,11 @@ func (p *tomlParser) top(raw map[string]any, wf *Workflow) *ParseError {
 			return perr
 		}
 	}
+	if v, ok := raw["pull"]; ok {
+		if wf.Pull, perr = p.pull(v, -1, "pull"); perr != nil {
+			return perr
+		}
+	}
 	if v, ok := raw["network"]; ok {
 		s, perr := p.str(v, -1, "network")
 		if perr != nil {
@@ -225,6 +231,11 @@ func (p *tomlParser) step(i int, t map[string]any) (Step, *ParseError) {
 	}
 	if v, ok := t["image"]; ok {
 		if s.Image, perr = p.image(v, i, "steps", "image"); perr != nil {
+			return s, perr
+		}
+	}
+	if v, ok := t["pull"]; ok {
+		if s.Pull, perr = p.pull(v, i, "steps", "pull"); perr != nil {
 			return s, perr
 		}
 	}

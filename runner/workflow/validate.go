@@ -5,6 +5,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Rules both formats share. Each returns a message for the user (no file or
@@ -78,17 +80,24 @@ func checkNetwork(v string) (string, error) {
 	return "", fmt.Errorf("%q is not supported; use \"none\" (no network) or leave it out", v)
 }
 
-// checkCron does the loose check of a schedule entry: five space-separated
-// fields or an @descriptor (@daily, @every 1h). The scheduler parses it fully.
+// checkCron checks a schedule entry the way the scheduler reads it
+// (robfig/cron's standard parser): five fields (minute hour day-of-month
+// month day-of-week), or a descriptor (@daily, @every 1h), optionally after
+// CRON_TZ=<zone>.
 func checkCron(expr string) error {
 	f := strings.Fields(expr)
-	switch {
-	case len(f) == 0:
+	if len(f) == 0 {
 		return fmt.Errorf("empty cron expression")
-	case strings.HasPrefix(f[0], "@"):
-		return nil
-	case len(f) != 5:
-		return fmt.Errorf("cron expression %q has %d fields, want 5 (minute hour day-of-month month day-of-week)", expr, len(f))
+	}
+	rest := f
+	if strings.HasPrefix(f[0], "CRON_TZ=") || strings.HasPrefix(f[0], "TZ=") {
+		rest = f[1:]
+	}
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "@") && len(rest) != 5 {
+		return fmt.Errorf("cron expression %q has %d fields, want 5 (minute hour day-of-month month day-of-week)", expr, len(rest))
+	}
+	if _, err := cron.ParseStandard(expr); err != nil {
+		return fmt.Errorf("cron expression %q: %v", expr, err)
 	}
 	return nil
 }

@@ -57,7 +57,8 @@ func (st *stepState) stop() {
 // the step's stdout and stderr, interleaved as the engine receives them,
 // until the step ends. The container runs under docker-init (so signals
 // reach the step's whole process group), with the run's workspace at
-// sandbox.WorkspacePath, the run's network (or none), no new privileges, the
+// sandbox.WorkspacePath, the run's network (none if the run has none or
+// step.NoNetwork is set), no new privileges, the
 // configured capabilities dropped and step.Limits applied (memory without
 // extra swap). A container of the same name left by an earlier attempt is
 // replaced. Image, pull and spec problems are *sandbox.StepError; on any
@@ -214,7 +215,7 @@ func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*cont
 		workDir = sandbox.WorkspacePath
 	}
 	networkMode := container.NetworkMode("none")
-	if run.Network != sandbox.NetworkNone {
+	if run.Network != sandbox.NetworkNone && !step.NoNetwork {
 		networkMode = container.NetworkMode(networkName(run.ID))
 	}
 	var secOpt []string
