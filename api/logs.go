@@ -63,7 +63,21 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 		}
 	}
 	err = s.Runner.StreamLogs(ctx, run.ID, runner.LogOptions{Step: step, Follow: follow}, p.emit)
+	if err == nil && p.headers {
+		err = p.runError(ctx, s.Store, run.ID)
+	}
 	return s.streamEnded(r, err, p.wrote)
+}
+
+// runError ends a full log with the run's own error, if it ended with one
+// (a workflow that does not parse, a restart): without it a run that failed
+// before any step would show an empty log.
+func (p *plainLog) runError(ctx context.Context, store forge.RunStore, id string) error {
+	run, err := store.GetRun(ctx, id)
+	if err != nil || !run.Status.Done() || run.Error == "" {
+		return nil // deleted meanwhile, or nothing to add
+	}
+	return p.write([]byte(fmt.Sprintf("%s==> run %s: %s\n", p.newline(), run.Status, run.Error)))
 }
 
 // streamEnded turns the error that ended a stream into the handler's

@@ -25,7 +25,10 @@ func TestGitOverHTTP(t *testing.T) {
 		"README.md":                  "hello\n",
 		".kod/workflows/broken.toml": "[[steps]]\nname = \"x\"\nrun = \"true\"\nimage = 5\n",
 	})
-	p.git("push", "-q", s.gitURL("code", adminToken), "main")
+	out := p.git("push", s.gitURL("code", adminToken), "main")
+	if !strings.Contains(out, "warning: .kod/workflows/broken.toml:4") {
+		t.Errorf("the push does not warn about the broken workflow:\n%s", out)
+	}
 
 	// The broken workflow queued a run that fails naming file and line.
 	runs := s.runs("code")
@@ -36,11 +39,14 @@ func TestGitOverHTTP(t *testing.T) {
 	if run.Status != forge.RunFailed || !strings.Contains(run.Error, ".kod/workflows/broken.toml:4") {
 		t.Errorf("broken workflow run: %s %q", run.Status, run.Error)
 	}
+	if logs := s.logs("code", run.ID); !strings.Contains(logs, "==> run failed: invalid workflow: .kod/workflows/broken.toml:4") {
+		t.Errorf("the log of a run that failed before any step does not say why: %q", logs)
+	}
 
 	head := strings.TrimSpace(p.git("rev-parse", "HEAD"))
 	for _, version := range []string{"0", "2"} {
 		dir := filepath.Join(t.TempDir(), "clone")
-		out := p.git("-c", "protocol.version="+version, "clone", "-q", s.gitURL("code", adminToken), dir)
+		out = p.git("-c", "protocol.version="+version, "clone", "-q", s.gitURL("code", adminToken), dir)
 		got, err := os.ReadFile(filepath.Join(dir, "README.md"))
 		if err != nil || string(got) != "hello\n" {
 			t.Errorf("protocol v%s clone: %v %q %s", version, err, got, out)
@@ -83,7 +89,7 @@ func TestGitOverHTTP(t *testing.T) {
 	}
 
 	// A push to a repository that does not exist fails clearly and creates nothing.
-	out, err := p.gitErr("push", s.gitURL("nowhere", adminToken), "main")
+	out, err = p.gitErr("push", s.gitURL("nowhere", adminToken), "main")
 	if err == nil || !strings.Contains(out, "not found") {
 		t.Errorf("push to a missing repository: %v\n%s", err, out)
 	}

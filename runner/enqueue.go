@@ -67,9 +67,12 @@ func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []for
 			msgs = append(msgs, fmt.Sprintf("kod: could not read workflow files of %s: no run queued", branch))
 			continue
 		}
-		selected := pushWorkflows(files, branch)
+		selected, invalid := pushWorkflows(files, branch)
 		if len(selected) == 0 {
 			continue
+		}
+		for _, err := range invalid {
+			msgs = append(msgs, fmt.Sprintf("kod: warning: %v (the run will fail)", err))
 		}
 		run, err := r.Enqueue(ctx, Request{Repo: repo, Branch: branch, Commit: u.New, Trigger: forge.TriggerPush, Files: selected, TokenID: tokenID})
 		if err != nil {
@@ -124,17 +127,19 @@ func (r *Runner) supersede(ctx context.Context, run *forge.Run) []string {
 }
 
 // pushWorkflows returns the paths of files whose triggers accept a push of
-// branch; a file that does not parse is kept so that its run reports why.
-func pushWorkflows(files []File, branch string) []string {
-	var out []string
+// branch, and the parse errors of files that do not parse (kept, so that
+// their run reports why).
+func pushWorkflows(files []File, branch string) (selected []string, invalid []error) {
 	for _, f := range files {
 		wf, err := workflow.Parse(f.Path, f.Data)
-		if err == nil && !acceptsPush(wf, branch) {
+		if err != nil {
+			invalid = append(invalid, err)
+		} else if !acceptsPush(wf, branch) {
 			continue
 		}
-		out = append(out, f.Path)
+		selected = append(selected, f.Path)
 	}
-	return out
+	return selected, invalid
 }
 
 func acceptsPush(wf *workflow.Workflow, branch string) bool {

@@ -97,7 +97,9 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	} else if created {
 		log.Info("created the admin token from KOD_ADMIN_TOKEN")
 	} else if cfg.AdminToken != "" {
-		log.Warn("tokens already exist: ignoring the configured admin token")
+		if _, err := store.TokenByHash(ctx, forge.HashToken(cfg.AdminToken)); err != nil {
+			log.Warn("the configured admin token (KOD_ADMIN_TOKEN) is not used: it is only created when no token exists, and tokens exist")
+		}
 	}
 	secretBox, err := forge.OpenSecretBox(ctx, store, cfg.EncryptionKey, log)
 	if err != nil {
