@@ -74,6 +74,8 @@ func TestDefaultBranchUpdate(t *testing.T) {
 	e.table(t, []refCase{
 		{name: "set", method: "PATCH", path: "/repos/r", auth: bearer(owner), body: `{"defaultBranch":"dev"}`, code: 200, has: []string{`"name":"r"`, `"defaultBranch":"dev"`, `"branches":["dev","main","release/1"]`}},
 		{name: "collaborator", method: "PATCH", path: "/repos/r", auth: alice, body: `{"defaultBranch":"main"}`, code: 403, msg: "Only the repository owner can update this repository"},
+		{name: "without repo:write", method: "PATCH", path: "/repos/r", auth: bearer(e.token([]forge.Permission{forge.PermRepoRead}, "")), body: `{"defaultBranch":"main"}`, code: 403, msg: "Permission denied"},
+		{name: "stranger", method: "PATCH", path: "/repos/r", auth: bearer(e.token([]forge.Permission{forge.PermRepoWrite}, "alice2")), body: `{"defaultBranch":"main"}`, code: 403, msg: "Access denied"},
 		{name: "missing branch", method: "PATCH", path: "/repos/r", auth: bearer(owner), body: `{"defaultBranch":"nope"}`, code: 400, msg: "Branch 'nope' does not exist"},
 		{name: "invalid branch", method: "PATCH", path: "/repos/r", auth: bearer(owner), body: `{"defaultBranch":"a..b"}`, code: 400, msg: "Invalid branch name"},
 		{name: "empty branch", method: "PATCH", path: "/repos/r", auth: bearer(owner), body: `{"defaultBranch":""}`, code: 400, msg: "Invalid branch name"},

@@ -23,8 +23,8 @@ import (
 //	[on]                     # optional; absent = every push of every branch
 //	push = ["main", "release/*"]   # branch patterns, see MatchBranch
 //	schedule = ["0 3 * * *"]       # cron, 5 fields or @descriptor
-//	[[steps]]                # at least one
-//	name = "test"            # required, unique
+//	[[steps]]                # at least one, at most MaxSteps
+//	name = "test"            # required, unique, no control characters
 //	run = "make test"        # required, run as written (no interpolation)
 //	image, pull, if, working_dir, continue_on_error, timeout, env   # optional
 //
