@@ -103,6 +103,9 @@ func TestSSHKeyGrantsNoMoreThanItsToken(t *testing.T) {
 		t.Fatalf("storing an old key: %v %v", err, cerr)
 	}
 	s.Restart()
+	if !strings.Contains(s.Logs(), `msg="SSH keys stored before kod recorded which token adds a key grant nothing until they are removed and added again" keys=1 users=[alice]`) {
+		t.Errorf("no warning at start about the old key:\n%s", s.Logs())
+	}
 	if out, code := s.ssh(oldKey, "kod", nil, "repos"); code != 1 || !strings.Contains(out, "was added before kod recorded which token adds a key") {
 		t.Errorf("old key: %d %q", code, out)
 	}
