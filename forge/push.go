@@ -29,7 +29,8 @@ func (u RefUpdate) Branch() (string, bool) { return strings.CutPrefix(u.Ref, "re
 // force-push or delete) and p is neither an admin nor the owner holding
 // repo:write. Kod: "branch '<b>' is protected". Callers have authorised
 // repo:write already; the owner's check repeats it so that ownership alone
-// (an SSH user owns by username) never moves a protected branch.
+// (the user of an admin-added SSH key owns by username) never moves a
+// protected branch.
 func CheckRefUpdates(p *Principal, r *Repo, updates []RefUpdate) error {
 	if p != nil && (p.IsAdmin() || p.IsOwner(r) && p.Has(PermRepoWrite)) {
 		return nil
