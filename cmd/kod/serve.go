@@ -241,7 +241,8 @@ func executablePath() (string, error) {
 }
 
 // reinstallHooks points every repository's hooks at this binary (it may
-// have moved since they were written).
+// have moved since they were written) and removes the quarantine of pushes
+// that a crash interrupted.
 func reinstallHooks(ctx context.Context, store *boltstore.Store, reposDir, binary string) error {
 	repos, err := store.ListRepos(ctx)
 	if err != nil {
@@ -257,6 +258,9 @@ func reinstallHooks(ctx context.Context, store *boltstore.Store, reposDir, binar
 		}
 		if err := gitsvc.InstallHooks(dir, binary); err != nil {
 			return fmt.Errorf("installing hooks of %s: %w", r.Name, err)
+		}
+		if err := gitsvc.RemoveStaleQuarantines(dir, 10*time.Minute); err != nil {
+			return fmt.Errorf("cleaning %s: %w", r.Name, err)
 		}
 	}
 	return nil
