@@ -45,8 +45,9 @@ type ServeConfig struct {
 	SSHIdleTimeout    time.Duration
 	SSHMaxSession     time.Duration
 	SSHMaxPerAddress  int
-	// WebhookAllowedHosts is the host policy of imports and webhooks
-	// (netpolicy.Parse syntax).
+	// WebhookAllowedHosts is the host policy of imports, webhooks and,
+	// unless RegistryAllowedHosts is set, image pulls (netpolicy.Parse
+	// syntax).
 	WebhookAllowedHosts string
 	// RegistryAllowedHosts is the host policy of image pulls; "" means
 	// WebhookAllowedHosts's.
