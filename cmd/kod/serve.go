@@ -111,7 +111,11 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		return err
 	}
 
-	backend, err := docker.New(docker.Config{}, log)
+	registries, err := cfg.registryPolicy()
+	if err != nil {
+		return err
+	}
+	backend, err := docker.New(docker.Config{CheckRegistry: registryCheck(registries)}, log)
 	if err != nil {
 		return fmt.Errorf("connecting to the Docker engine: %w", err)
 	}
