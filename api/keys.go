@@ -10,12 +10,15 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-// actKeys guards the SSH key routes. Kod names no permission for them:
-// every token manages its own username's keys, admins anyone's (decided
-// per route). A key grants no more than its user's tokens hold
-// (forge.UserPrincipal), so a token without repo permissions that adds a
-// key gains nothing by it.
-var actKeys = forge.Action{AnyToken: true}
+// actKeys guards the SSH key routes. Kod names no permission for them;
+// kod asks for repo:read (admin implies it), since a key is a way to read
+// and write repositories: a token that cannot read any (a workflow-only
+// token, a token holding nothing) can neither list, add nor remove keys.
+// Which keys a token may manage is then decided per route: its own
+// username's, admins anyone's. What a key grants is forge.KeyPrincipal's
+// rule: a key added by a non-admin token never grants more than that
+// token holds, and nothing once it is deleted or has expired.
+var actKeys = forge.Action{Perm: forge.PermRepoRead, Denied: "Permission denied: managing SSH keys requires a token with repo:read"}
 
 func (s *Server) keyRoutes() {
 	s.handle(http.MethodGet, "/keys", actKeys, s.listKeys)
@@ -51,9 +54,11 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, c *call) error
 
 // addKey is Kod API POST /keys {publicKey, name?, username?} -> 201 with
 // the key. The key belongs to the token's username; admins may name
-// another (known) user, and an admin token without a username must.
-// 400: invalid or unsupported key, no username; 403: another user's key
-// without admin; 409 "SSH key already exists" (for any user).
+// another (known) user, and an admin token without a username must. The
+// key records the adding token (addedByTokenId, addedByAdmin), which
+// decides what it grants (forge.KeyPrincipal). 400: invalid or unsupported
+// key, no username; 403: no repo:read, another user's key without admin;
+// 409 "SSH key already exists" (for any user).
 func (s *Server) addKey(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req struct {
 		PublicKey string `json:"publicKey"`
@@ -80,14 +85,14 @@ func (s *Server) addKey(w http.ResponseWriter, r *http.Request, c *call) error {
 			return forge.Invalid("User '%s' not found: not a collaborator of any repository nor the username of a token", user)
 		}
 	}
-	key, err := forge.NewSSHKey(user, req.PublicKey, req.Name)
+	key, err := forge.NewSSHKey(user, req.PublicKey, req.Name, c.p)
 	if err != nil {
 		return err
 	}
 	if err := s.Store.CreateKey(r.Context(), key); err != nil {
 		return err
 	}
-	s.log.Info("SSH key added", "user", user, "fingerprint", key.Fingerprint, "by_token", c.p.TokenID)
+	s.log.Info("SSH key added", "user", user, "fingerprint", key.Fingerprint, "by_token", c.p.TokenID, "by_admin", key.AddedByAdmin)
 	writeJSON(w, http.StatusCreated, key)
 	return nil
 }

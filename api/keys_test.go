@@ -43,6 +43,7 @@ func TestKeysAPI(t *testing.T) {
 	bob := e.token([]forge.Permission{forge.PermRepoRead}, "bob")
 	system := e.token([]forge.Permission{forge.PermRepoRead, forge.PermRepoWrite}, "")
 	noRepo := e.token([]forge.Permission{forge.PermWorkflowRead}, "alice")
+	noPerms := e.token([]forge.Permission{}, "alice")
 	keyA, fpA := pubKey(t, "alice@laptop")
 	keyB, _ := pubKey(t, "")
 
@@ -52,8 +53,12 @@ func TestKeysAPI(t *testing.T) {
 		t.Fatalf("add own key: %d %s", code, body)
 	}
 	if created.Username != "alice" || created.Name != "alice@laptop" || created.Fingerprint != fpA || created.KeyType != "ssh-ed25519" ||
-		created.PublicKey != strings.TrimSuffix(keyA, " alice@laptop") || len(created.ID) != 12 || created.CreatedAt == 0 {
+		created.PublicKey != strings.TrimSuffix(keyA, " alice@laptop") || len(created.ID) != 12 || created.CreatedAt == 0 ||
+		created.AddedByTokenID != e.tokenID(alice) || created.AddedByAdmin {
 		t.Errorf("created: %+v", created)
+	}
+	if !strings.Contains(body, `"addedByTokenId":"`+e.tokenID(alice)+`"`) || !strings.Contains(body, `"addedByAdmin":false`) {
+		t.Errorf("the adding token is not shown: %s", body)
 	}
 	cases := []struct {
 		name, method, path, auth, body string
@@ -70,6 +75,12 @@ func TestKeysAPI(t *testing.T) {
 		{"admin without username", "POST", "/keys", admin, keyBody(keyB, "", ""), 400, "This token has no username"},
 		{"admin, unknown user", "POST", "/keys", admin, keyBody(keyB, "", "ghost"), 400, "User 'ghost' not found"},
 		{"list another user's", "GET", "/keys?username=alice", bob, "", 403, "Admin permission required"},
+		// A token that cannot read repositories manages no keys (the finding:
+		// a token holding nothing added a key and pushed with it).
+		{"add without repo:read", "POST", "/keys", noRepo, keyBody(keyB, "", ""), 403, "Permission denied: managing SSH keys requires a token with repo:read"},
+		{"add holding nothing", "POST", "/keys", noPerms, keyBody(keyB, "", ""), 403, "Permission denied: managing SSH keys requires a token with repo:read"},
+		{"list without repo:read", "GET", "/keys", noRepo, "", 403, "Permission denied: managing SSH keys"},
+		{"delete without repo:read", "DELETE", "/keys/" + created.ID, noRepo, "", 403, "Permission denied: managing SSH keys"},
 		{"list, system token", "GET", "/keys", system, "", 400, "This token has no username"},
 		{"delete another user's", "DELETE", "/keys/" + created.ID, bob, "", 404, "SSH key not found"},
 		{"delete unknown", "DELETE", "/keys/nope", alice, "", 404, "SSH key not found"},
@@ -84,7 +95,9 @@ func TestKeysAPI(t *testing.T) {
 	}
 
 	// An admin adds a key for bob; lists show the right keys to the right people.
-	if code, body, _ := e.req("POST", "/keys", bearer(admin), keyBody(keyB, "bob's", "bob")); code != 201 {
+	var bobsKey forge.SSHKey
+	if code, body, _ := e.req("POST", "/keys", bearer(admin), keyBody(keyB, "bob's", "bob")); code != 201 || json.Unmarshal([]byte(body), &bobsKey) != nil ||
+		bobsKey.AddedByTokenID != e.tokenID(admin) || !bobsKey.AddedByAdmin {
 		t.Fatalf("admin adds bob's key: %d %s", code, body)
 	}
 	list := func(auth, query string) []forge.SSHKey {
@@ -125,16 +138,18 @@ func TestKeysAPI(t *testing.T) {
 	if keys := list(admin, ""); len(keys) != 0 {
 		t.Errorf("left: %+v", keys)
 	}
-	// Any token of a user manages that user's keys (Kod names no
-	// permission; the key grants only what the user's tokens hold).
+	// Any token of a user holding repo:read manages that user's keys,
+	// including keys other tokens added (the key grants only what the
+	// token that added it holds).
+	readOnly := e.token([]forge.Permission{forge.PermRepoRead}, "alice")
 	keyC, _ := pubKey(t, "")
 	var c forge.SSHKey
-	code, body, _ = e.req("POST", "/keys", bearer(noRepo), keyBody(keyC, "", ""))
-	if code != 201 || json.Unmarshal([]byte(body), &c) != nil || c.Username != "alice" {
-		t.Errorf("a workflow-only token adds its user's key: %d %s", code, body)
+	code, body, _ = e.req("POST", "/keys", bearer(readOnly), keyBody(keyC, "", ""))
+	if code != 201 || json.Unmarshal([]byte(body), &c) != nil || c.Username != "alice" || c.AddedByTokenID != e.tokenID(readOnly) {
+		t.Errorf("a read-only token adds its user's key: %d %s", code, body)
 	}
-	if code, body, _ := e.req("DELETE", "/keys/"+c.ID, bearer(noRepo), ""); code != 204 {
-		t.Errorf("and removes it: %d %s", code, body)
+	if code, body, _ := e.req("DELETE", "/keys/"+c.ID, bearer(alice), ""); code != 204 {
+		t.Errorf("another token of the user removes it: %d %s", code, body)
 	}
 	// The removed key can be added again.
 	if code, body, _ := e.req("POST", "/keys", bearer(alice), keyBody(keyA, "", "")); code != 201 {

@@ -45,7 +45,7 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 	if step != "" && run.Status.Done() && !hasStep(run, step) {
 		return forge.NotFound("Step not found")
 	}
-	ctx, stop := s.streamContext(r.Context())
+	ctx, stop := s.streamContext(r.Context(), c.p)
 	defer stop()
 	if wantsEventStream(r) {
 		return s.serveEventStream(ctx, w, r, run, step)
@@ -151,17 +151,50 @@ func (s *Server) StopStreams() {
 }
 
 // streamContext derives the context of one log stream: it ends with the
-// request or at StopStreams.
-func (s *Server) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// request, at StopStreams, or when the principal's token is deleted or
+// expires (checked every Deps.TokenRecheck, default 30 s).
+func (s *Server) streamContext(ctx context.Context, p *forge.Principal) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
+	every := s.TokenRecheck
+	if every <= 0 {
+		every = 30 * time.Second
+	}
 	go func() {
-		select {
-		case <-s.streamsStopped:
-			cancel()
-		case <-ctx.Done():
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.streamsStopped:
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if !s.tokenStillValid(ctx, p) {
+					cancel()
+					return
+				}
+			}
 		}
 	}()
 	return ctx, cancel
+}
+
+// tokenStillValid reports whether the token a long stream was opened with
+// still exists and has not expired: a deleted token must not keep reading
+// logs for the rest of a run. Principals without a token pass.
+func (s *Server) tokenStillValid(ctx context.Context, p *forge.Principal) bool {
+	if p == nil || p.TokenID == "" {
+		return true
+	}
+	tok, err := s.Store.GetToken(ctx, p.TokenID)
+	if errors.Is(err, forge.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		return true // a store hiccup does not cut a reader off; the next check decides
+	}
+	return !tok.Expired(s.now().UnixMilli())
 }
 
 func flusherOf(w http.ResponseWriter) http.Flusher {

@@ -48,6 +48,12 @@ run = "true"
 // logEnv serves the API with a runner whose steps are played by play.
 func logEnv(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server, *runner.Runner, *api.Server) {
 	t.Helper()
+	srv, r, s, _ := logEnvWithStore(t, play)
+	return srv, r, s
+}
+
+func logEnvWithStore(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server, *runner.Runner, *api.Server, *boltstore.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := boltstore.Open(filepath.Join(dir, "kod.db"))
 	if err != nil {
@@ -68,10 +74,10 @@ func logEnv(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server, *runner.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
-	s := api.New(api.Deps{Store: store, Git: &gitsvc.Git{}, Runner: r, ReposDir: dir, LogsDir: logs, HookBinary: "/bin/false", Log: log})
+	s := api.New(api.Deps{Store: store, Git: &gitsvc.Git{}, Runner: r, ReposDir: dir, LogsDir: logs, HookBinary: "/bin/false", Log: log, TokenRecheck: 50 * time.Millisecond})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return srv, r, s
+	return srv, r, s, store
 }
 
 func logRequest(t *testing.T, srv *httptest.Server, path string, header ...string) *http.Response {
@@ -264,5 +270,49 @@ func TestLogStreamsEndAtStopStreams(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream did not end at StopStreams")
+	}
+}
+
+// A stream opened with a token ends soon after the token is deleted.
+func TestLogStreamEndsWhenItsTokenIsDeleted(t *testing.T) {
+	t.Parallel()
+	block := make(chan struct{})
+	defer close(block)
+	srv, r, _, store := logEnvWithStore(t, func(ctx context.Context, st *sandbox.StepSpec, out io.Writer) int {
+		fmt.Fprintln(out, "still running")
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return 0
+	})
+	ctx := context.Background()
+	reader := forge.NewTokenSecret()
+	tok := &forge.Token{ID: forge.NewID(), Name: "reader", Hash: forge.HashToken(reader), Permissions: []forge.Permission{forge.PermWorkflowRead}}
+	if err := store.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	run, _ := r.Enqueue(ctx, runner.Request{Repo: "app", Branch: "a", Commit: strings.Repeat("a", 40), Trigger: forge.TriggerManual})
+	req, _ := http.NewRequest("GET", srv.URL+"/repos/app/workflows/"+run.ID+"/logs?follow=true", nil)
+	req.Header.Set("Authorization", bearer(reader))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("follow: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	ended := make(chan struct{})
+	go func() { io.Copy(io.Discard, res.Body); close(ended) }()
+	select {
+	case <-ended:
+		t.Fatal("the stream ended while its token was valid")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := store.DeleteToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream went on after its token was deleted")
 	}
 }

@@ -42,6 +42,9 @@ type Deps struct {
 	Webhooks      DeliveryRetrier  // sends a webhook delivery again at once
 	// HostKeyPath is the SSH host key, included in backups ("" = none).
 	HostKeyPath string
+	// TokenRecheck is how often a long log stream checks that its token
+	// still exists and has not expired; 0 means 30 s.
+	TokenRecheck time.Duration
 }
 
 // Server is the HTTP API. It implements http.Handler.

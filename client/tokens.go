@@ -65,6 +65,11 @@ type Key struct {
 	KeyType     string `json:"keyType"`
 	Fingerprint string `json:"fingerprint"`
 	CreatedAt   int64  `json:"createdAt"`
+	// AddedByTokenID and AddedByAdmin name the token that added the key,
+	// which decides what it grants (kod's addition; "" for keys stored
+	// before kod recorded it, which grant nothing).
+	AddedByTokenID string `json:"addedByTokenId,omitempty"`
+	AddedByAdmin   bool   `json:"addedByAdmin"`
 }
 
 // KeyRequest is POST /keys; Username only for admin tokens.

@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -61,6 +65,98 @@ func TestCLIClone(t *testing.T) {
 		t.Errorf("clone with a refused token: %+v", res)
 	}
 	c.fails("neither a URL nor a repository name", "clone", "../etc")
+}
+
+// authRecorder is a fake git server on its own port: it answers every
+// request 401 with a Basic challenge, as a server fishing for credentials
+// would, and records the Authorization headers it got.
+type authRecorder struct {
+	*httptest.Server
+	mu    sync.Mutex
+	auths []string
+	hits  int
+}
+
+func newAuthRecorder(t *testing.T) *authRecorder {
+	r := &authRecorder{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.hits++
+		if h := req.Header.Get("Authorization"); h != "" {
+			r.auths = append(r.auths, h)
+		}
+		r.mu.Unlock()
+		w.Header().Set("WWW-Authenticate", `Basic realm="fake"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// received returns the passwords of the Basic credentials received (and
+// any other Authorization header as it came) and the number of requests,
+// since the last call.
+func (r *authRecorder) received() ([]string, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer func() { r.auths, r.hits = nil, 0 }()
+	var out []string
+	for _, h := range r.auths {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, "Basic ")); err == nil {
+			_, pass, _ := strings.Cut(string(b), ":")
+			h = pass
+		}
+		out = append(out, h)
+	}
+	return out, r.hits
+}
+
+// TestCLICloneSendsTheTokenOnlyToItsServer: `kod clone URL` of another
+// host (another port of the same address here) never sends the configured
+// token, not even when that host asks for credentials or the configured
+// server redirects there; a token given with -c goes to the URL named.
+func TestCLICloneSendsTheTokenOnlyToItsServer(t *testing.T) {
+	t.Parallel()
+	fake := newAuthRecorder(t)
+	c := newCLI(t, nil)
+	c.env["KOD_SERVER_URL"] = "http://127.0.0.1:1" // the configured server (unused here)
+	work := t.TempDir()
+	res := c.run(work, "", "clone", fake.URL+"/repos/app.git", "a")
+	got, hits := fake.received()
+	if res.Code == 0 || hits == 0 || len(got) != 0 || !strings.Contains(res.Stderr, "not sending the configured token to "+fake.URL) {
+		t.Errorf("clone from another host: exit %d, %d requests, credentials %q, stderr %q", res.Code, hits, got, res.Stderr)
+	}
+
+	// The configured server redirects to the other host: the helper is
+	// scoped to the server, so git has nothing to give the other host.
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, fake.URL+r.URL.RequestURI(), http.StatusFound)
+	}))
+	defer redirect.Close()
+	c.env["KOD_SERVER_URL"] = redirect.URL
+	res = c.run(work, "", "clone", "app", "b")
+	got, hits = fake.received()
+	if res.Code == 0 || hits == 0 || len(got) != 0 {
+		t.Errorf("clone redirected to another host: exit %d, %d requests, credentials %q, stderr %q", res.Code, hits, got, res.Stderr)
+	}
+
+	// -c TOKEN: the user chose to send it to this URL.
+	chosen := "kod_chosenchosenchosenchosenchosen1"
+	res = c.run(work, "", "clone", fake.URL+"/repos/app.git", "c", "-c", chosen)
+	got, _ = fake.received()
+	if res.Code == 0 || len(got) == 0 {
+		t.Errorf("clone -c: exit %d, credentials %q, stderr %q", res.Code, got, res.Stderr)
+	}
+	for _, pass := range got {
+		if pass != chosen {
+			t.Errorf("clone -c sent %q", pass)
+		}
+	}
+	for _, dir := range []string{"a", "b", "c"} {
+		if _, err := os.Stat(filepath.Join(work, dir)); err == nil {
+			t.Errorf("a failed clone left %s", dir)
+		}
+	}
 }
 
 // assertNoToken fails if token appears in any file of the clone's .git

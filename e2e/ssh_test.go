@@ -227,7 +227,8 @@ func TestGitOverSSH(t *testing.T) {
 	}
 
 	// The admin-linked user may push the protected branch over SSH; so may
-	// the owner of a repository (by username) on their own.
+	// the owner of a repository on their own (the key acts as the token that
+	// added it, which created the repository).
 	if out, err := c.gitSSH(s, zed.Key, nil, "push", "-q", "origin", "main"); err != nil || s.headOf("proj", "main") != direct {
 		t.Errorf("admin-linked push of main: %v\n%s", err, out)
 	}

@@ -6,7 +6,7 @@ import "slices"
 // HTTP), or a user resolved from an SSH key. Only the fields below take part
 // in decisions.
 type Principal struct {
-	TokenID     string       // the token used; "" for SSH users and anonymous
+	TokenID     string       // the token used (for an SSH key, the token that added it); "" for admin-added SSH keys and anonymous
 	Username    string       // linked username; "" for system tokens
 	Permissions []Permission // what the principal may do at all
 	Anonymous   bool         // unauthenticated read (SSH anonymous read)
@@ -26,9 +26,13 @@ func (p *Principal) Has(perm Permission) bool {
 func (p *Principal) IsAdmin() bool { return slices.Contains(p.Permissions, PermAdmin) }
 
 // IsOwner reports whether p owns r. Kod's rule is by token: the token that
-// created r (ownerTokenId). A principal without a token (an SSH user) owns r
-// when its username is the one recorded from the creating token
-// (r.OwnerUsername), so ownership stays decidable without the token.
+// created r (ownerTokenId); an SSH key added by a user's own token acts as
+// that token (KeyPrincipal), so the same rule holds. A principal without a
+// token (the user of a key an admin added, UserPrincipal) owns r when its
+// username is the one recorded from the creating token (r.OwnerUsername).
+// Owning lets p reach r and pass owner-only checks; it never adds a
+// permission (Authorize checks the permission first, CheckRefUpdates wants
+// repo:write from an owner).
 func (p *Principal) IsOwner(r *Repo) bool {
 	if p.TokenID != "" {
 		return p.TokenID == r.OwnerTokenID
@@ -60,9 +64,10 @@ func (p *Principal) CanAccess(r *Repo) bool {
 //
 // Every route of every transport declares one. Perm must be a valid
 // permission unless AnyToken says, explicitly, that any authenticated
-// principal may call it (routes acting only on the caller's own data, such
-// as its SSH keys); an Action with neither is refused to everyone but
-// admins, and the API's route walk test fails on it.
+// principal may call it (routes acting only on the caller's own data that
+// can grant nothing; SSH keys can, so they ask for repo:read); an Action
+// with neither is refused to everyone but admins, and the API's route walk
+// test fails on it.
 type Action struct {
 	Perm      Permission
 	OwnerVerb string

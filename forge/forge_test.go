@@ -92,7 +92,7 @@ func TestTokens(t *testing.T) {
 	if err := CheckRefUpdates(p, r, []RefUpdate{{Ref: "refs/heads/dev"}, u}); err == nil || !strings.Contains(err.Error(), "branch 'main' is protected") {
 		t.Errorf("protected: %v", err)
 	}
-	if err := CheckRefUpdates(&Principal{TokenID: "o"}, r, []RefUpdate{u}); err != nil {
+	if err := CheckRefUpdates(&Principal{TokenID: "o", Permissions: []Permission{PermRepoWrite}}, r, []RefUpdate{u}); err != nil {
 		t.Errorf("owner refused: %v", err)
 	}
 }
@@ -136,7 +136,7 @@ func TestRepoMutations(t *testing.T) {
 
 func TestCheckRefUpdates(t *testing.T) {
 	a, b := strings.Repeat("a", 40), strings.Repeat("b", 40)
-	r := &Repo{OwnerTokenID: "o", ProtectedBranches: []string{"main", "release/1"}, Collaborators: []Collaborator{{Username: "alice"}}}
+	r := &Repo{OwnerTokenID: "o", OwnerUsername: "olga", ProtectedBranches: []string{"main", "release/1"}, Collaborators: []Collaborator{{Username: "alice"}}}
 	collab := &Principal{TokenID: "c", Username: "alice", Permissions: []Permission{PermRepoWrite}}
 	owner := &Principal{TokenID: "o", Permissions: []Permission{PermRepoWrite}}
 	admin := &Principal{TokenID: "x", Permissions: []Permission{PermAdmin}}
@@ -171,6 +171,9 @@ func TestCheckRefUpdates(t *testing.T) {
 		{"admin may create the tag", admin, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/main"}}, ""},
 		{"prefix is not the branch", collab, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/main2"}}, ""},
 		{"owner", owner, []RefUpdate{main(a, zeroOID)}, ""},
+		{"owner without repo:write", &Principal{TokenID: "o", Permissions: []Permission{PermRepoRead}}, []RefUpdate{main(a, b)}, "main"},
+		{"owner by username", &Principal{Username: "olga", Permissions: []Permission{PermRepoWrite}}, []RefUpdate{main(a, b)}, ""},
+		{"owner by username without repo:write", &Principal{Username: "olga", Permissions: []Permission{PermRepoRead}}, []RefUpdate{main(a, b)}, "main"},
 		{"admin", admin, []RefUpdate{main(a, b)}, ""},
 		{"no principal", nil, []RefUpdate{main(a, b)}, "main"},
 	}

@@ -22,6 +22,14 @@ type SSHKey struct {
 	KeyType     string `json:"keyType"`
 	Fingerprint string `json:"fingerprint"`
 	CreatedAt   Millis `json:"createdAt"`
+	// AddedByTokenID is the id of the token that added the key and
+	// AddedByAdmin whether that token held admin then. Together they decide
+	// what the key grants (KeyPrincipal): a key added by an admin token
+	// speaks for its user, any other key for the token that added it. Keys
+	// stored before kod recorded this have neither and grant nothing. Not
+	// part of the Kod API.
+	AddedByTokenID string `json:"addedByTokenId,omitempty"`
+	AddedByAdmin   bool   `json:"addedByAdmin"`
 }
 
 // MinRSAKeyBits is the smallest RSA modulus kod accepts.
@@ -102,10 +110,12 @@ func rsaBits(k ssh.PublicKey) int {
 }
 
 // NewSSHKey builds the record of a key for username from the text of a
-// public key (see ParsePublicKey) and an optional name. Without a name the
-// key's comment is used, and without a comment its type. Errors are
-// ErrInvalid: the key's, or "Key name must be at most 100 characters".
-func NewSSHKey(username, publicKey, name string) (*SSHKey, error) {
+// public key (see ParsePublicKey) and an optional name, added by the token
+// of principal by (recorded in AddedByTokenID and AddedByAdmin; a nil or
+// tokenless by makes a key that grants nothing). Without a name the key's
+// comment is used, and without a comment its type. Errors are ErrInvalid:
+// the key's, or "Key name must be at most 100 characters".
+func NewSSHKey(username, publicKey, name string, by *Principal) (*SSHKey, error) {
 	key, comment, err := ParsePublicKey(publicKey)
 	if err != nil {
 		return nil, err
@@ -120,7 +130,7 @@ func NewSSHKey(username, publicKey, name string) (*SSHKey, error) {
 	if len(name) > MaxKeyNameLen || !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\r\n") {
 		return nil, Invalid("Key name must be at most %d characters on one line", MaxKeyNameLen)
 	}
-	return &SSHKey{
+	k := &SSHKey{
 		ID:          NewID(),
 		Username:    username,
 		Name:        name,
@@ -128,7 +138,11 @@ func NewSSHKey(username, publicKey, name string) (*SSHKey, error) {
 		KeyType:     key.Type(),
 		Fingerprint: Fingerprint(key),
 		CreatedAt:   NowMillis(),
-	}, nil
+	}
+	if by != nil && by.TokenID != "" {
+		k.AddedByTokenID, k.AddedByAdmin = by.TokenID, by.IsAdmin()
+	}
+	return k, nil
 }
 
 // truncateRunes cuts s to at most n bytes without splitting a character.

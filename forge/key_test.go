@@ -44,7 +44,7 @@ func TestSSHKeysFromSSHKeygen(t *testing.T) {
 	}
 	for _, c := range accepted {
 		pub, fp := keygen(t, c.args...)
-		k, err := NewSSHKey("alice", "  "+pub+"\n", "")
+		k, err := NewSSHKey("alice", "  "+pub+"\n", "", nil)
 		if err != nil {
 			t.Fatalf("%v refused: %v", c.args, err)
 		}
@@ -64,7 +64,7 @@ func TestSSHKeysFromSSHKeygen(t *testing.T) {
 	}
 	for _, c := range refused {
 		pub, _ := keygen(t, c.args...)
-		if _, err := NewSSHKey("alice", pub, ""); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.msg) {
+		if _, err := NewSSHKey("alice", pub, "", nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%v: %v, want %q", c.args, err, c.msg)
 		}
 	}
@@ -88,17 +88,17 @@ func TestSSHKeyBadInput(t *testing.T) {
 		{sk, "Unsupported SSH key type sk-ssh-ed25519@openssh.com"},
 	}
 	for _, c := range cases {
-		if _, err := NewSSHKey("alice", c.in, ""); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.msg) {
+		if _, err := NewSSHKey("alice", c.in, "", nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%q: %v, want %q", c.in, err, c.msg)
 		}
 	}
-	if _, err := NewSSHKey("alice", pub, strings.Repeat("n", 101)); !errors.Is(err, ErrInvalid) {
+	if _, err := NewSSHKey("alice", pub, strings.Repeat("n", 101), nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("long name: %v", err)
 	}
-	if k, err := NewSSHKey("alice", fields[0]+" "+fields[1], ""); err != nil || k.Name != "ssh-ed25519" {
+	if k, err := NewSSHKey("alice", fields[0]+" "+fields[1], "", nil); err != nil || k.Name != "ssh-ed25519" {
 		t.Errorf("no comment, no name: %+v %v", k, err)
 	}
-	if k, err := NewSSHKey("alice", fields[0]+" "+fields[1]+" "+strings.Repeat("é", 80), ""); err != nil || len(k.Name) > MaxKeyNameLen {
+	if k, err := NewSSHKey("alice", fields[0]+" "+fields[1]+" "+strings.Repeat("é", 80), "", nil); err != nil || len(k.Name) > MaxKeyNameLen {
 		t.Errorf("long comment: %+v %v", k, err)
 	}
 }

@@ -26,8 +26,11 @@ func (u RefUpdate) Branch() (string, bool) { return strings.CutPrefix(u.Ref, "re
 // CheckRefUpdates is the policy every way of changing refs goes through
 // (git push over HTTP or SSH, and any API that moves refs): it refuses the
 // whole set when one update touches a protected branch (create, update,
-// force-push or delete) and p is neither the owner nor an admin.
-// Kod: "branch '<b>' is protected".
+// force-push or delete) and p is neither an admin nor the owner holding
+// repo:write. Kod: "branch '<b>' is protected". Callers have authorised
+// repo:write already; the owner's check repeats it so that ownership alone
+// (the user of an admin-added SSH key owns by username) never moves a
+// protected branch.
 //
 // It also refuses, to the same principals, creating or updating a ref
 // outside refs/heads that git would resolve in place of a protected branch:
@@ -36,7 +39,7 @@ func (u RefUpdate) Branch() (string, bool) { return strings.CutPrefix(u.Ref, "re
 // ambiguous for every client (`git push origin HEAD:main` then fails or
 // picks the tag). Deleting one stays allowed: it removes the ambiguity.
 func CheckRefUpdates(p *Principal, r *Repo, updates []RefUpdate) error {
-	if p != nil && (p.IsAdmin() || p.IsOwner(r)) {
+	if p != nil && (p.IsAdmin() || p.IsOwner(r) && p.Has(PermRepoWrite)) {
 		return nil
 	}
 	for _, u := range updates {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // WebhookEvent is what a webhook subscribes to (Kod: push, workflow).
@@ -114,6 +115,17 @@ type Delivery struct {
 	Seq uint64 `json:"seq"`
 }
 
+// Receiver returns the host of d.URL (a lower-case name or an address,
+// without port): the receiver whose attempt slots d shares. "" if the URL
+// does not parse (webhook URLs are checked when the webhook is created).
+func (d *Delivery) Receiver() string {
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}
+
 // Due reports whether d waits for an attempt at or before now (ms).
 func (d *Delivery) Due(now Millis) bool {
 	return d.Status == DeliveryPending && d.LeaseUntil == 0 && d.NextAttemptAt <= now
@@ -149,9 +161,12 @@ type DeliveryStore interface {
 	// ListDeliveries returns the deliveries of a webhook, newest first, at
 	// most limit (0 = all).
 	ListDeliveries(ctx context.Context, webhookID string, limit int) ([]*Delivery, error)
-	// DueDeliveries returns up to limit deliveries that are Due at now,
-	// earliest first.
-	DueDeliveries(ctx context.Context, now Millis, limit int) ([]*Delivery, error)
+	// DueDeliveries returns up to limit (0 = no limit) deliveries that are
+	// Due at now, earliest first. A non-nil take is asked, in that order and
+	// before the delivery is read, about each one by its repository and
+	// Receiver; only those it takes are returned. take runs inside the
+	// store's read transaction: it must not call the store.
+	DueDeliveries(ctx context.Context, now Millis, limit int, take func(repo, receiver string) bool) ([]*Delivery, error)
 	// LeasedDeliveries returns every delivery with a lease (being sent, or
 	// interrupted by a crash).
 	LeasedDeliveries(ctx context.Context) ([]*Delivery, error)

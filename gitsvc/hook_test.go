@@ -6,10 +6,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/kod-forge/kod/forge"
 )
@@ -161,5 +163,30 @@ func TestPushesFollowRename(t *testing.T) {
 	}
 	if len(h.pushes) != 1 || h.pushes[0] != "new" {
 		t.Errorf("hook saw repository %v, want new", h.pushes)
+	}
+}
+
+func TestRemoveStaleQuarantines(t *testing.T) {
+	repo := t.TempDir()
+	old := filepath.Join(repo, "objects", "tmp_objdir-incoming-OLD")
+	fresh := filepath.Join(repo, "objects", "tmp_objdir-incoming-NEW")
+	pack := filepath.Join(repo, "objects", "pack")
+	for _, d := range []string{old, fresh, pack} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-time.Hour)
+	os.Chtimes(old, past, past)
+	if err := RemoveStaleQuarantines(repo, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("stale quarantine kept: %v", err)
+	}
+	for _, d := range []string{fresh, pack} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s removed: %v", d, err)
+		}
 	}
 }

@@ -1,10 +1,12 @@
 package gitsvc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // HookNames are the server-side hooks kod installs in every repository.
@@ -44,3 +46,26 @@ func InstallHooks(repoDir, binary string) error {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// RemoveStaleQuarantines removes the object quarantine directories
+// (objects/tmp_objdir-incoming-*) that git receive-pack leaves behind when
+// it is killed mid-push, if they are older than age. Pushes only run as
+// children of the server, so at start-up any such directory older than a
+// few minutes belongs to a push that can no longer finish.
+func RemoveStaleQuarantines(repoDir string, age time.Duration) error {
+	dirs, err := filepath.Glob(filepath.Join(repoDir, "objects", "tmp_objdir-incoming-*"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range dirs {
+		st, err := os.Lstat(d)
+		if err != nil || !st.IsDir() || time.Since(st.ModTime()) < age {
+			continue
+		}
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -56,7 +56,9 @@ func (g *Git) InfoRefs(w http.ResponseWriter, r *http.Request, dir string, svc S
 	w.WriteHeader(http.StatusOK)
 	// Protocol v2 clients get the capability advertisement straight from
 	// git; v0/v1 expect the "# service=" preamble first (as git-http-backend).
-	if !isV2(proto) {
+	// Only a value git will also see counts: a malformed header is dropped
+	// from git's environment, so it must not change the preamble either.
+	if GitProtocolEnv(proto) == nil || !isV2(proto) {
 		if _, err := io.WriteString(w, pktLine(fmt.Sprintf("# service=%s\n", svc))+"0000"); err != nil {
 			return nil // client gone
 		}

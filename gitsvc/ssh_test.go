@@ -125,8 +125,20 @@ func (e *sshEnv) repo(name string, users ...string) {
 }
 
 // newKey returns a fresh ed25519 signer, registered for user unless user
-// is "".
+// is "", added by a new read-write token of user.
 func (e *sshEnv) newKey(user string) (gossh.Signer, *forge.SSHKey) {
+	e.t.Helper()
+	if user == "" {
+		return e.keyAddedBy("", nil)
+	}
+	id := e.token(user, forge.PermRepoRead, forge.PermRepoWrite)
+	return e.keyAddedBy(user, &forge.Principal{TokenID: id, Username: user, Permissions: []forge.Permission{forge.PermRepoRead, forge.PermRepoWrite}})
+}
+
+// keyAddedBy returns a fresh ed25519 signer, registered for user unless
+// user is "", recorded as added by principal by (nil: a key from before
+// kod recorded who adds keys).
+func (e *sshEnv) keyAddedBy(user string, by *forge.Principal) (gossh.Signer, *forge.SSHKey) {
 	e.t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -139,14 +151,13 @@ func (e *sshEnv) newKey(user string) (gossh.Signer, *forge.SSHKey) {
 	if user == "" {
 		return signer, nil
 	}
-	key, err := forge.NewSSHKey(user, string(gossh.MarshalAuthorizedKey(signer.PublicKey())), "")
+	key, err := forge.NewSSHKey(user, string(gossh.MarshalAuthorizedKey(signer.PublicKey())), "", by)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.store.CreateKey(context.Background(), key); err != nil {
 		e.t.Fatal(err)
 	}
-	e.token(user, forge.PermRepoRead, forge.PermRepoWrite)
 	return signer, key
 }
 

@@ -72,7 +72,9 @@ var errKeyGone = forge.Forbidden("your SSH key is not registered with this serve
 //     also be the key gliderlabs reports for the session. The key is then
 //     looked up again, so a key removed over REST stops working for the
 //     next command, on new and already open connections alike, and the
-//     user's access is derived from the store as it is now.
+//     user's access is derived from the store as it is now, by
+//     forge.KeyPrincipal (the token that added the key, or for a key an
+//     admin added, the user's live tokens).
 func (s *SSHServer) identify(sess gl.Session) (*sshUser, error) {
 	ctx := sess.Context()
 	conn, _ := ctx.Value(gl.ContextKeyConn).(*gossh.ServerConn)
@@ -108,10 +110,12 @@ func (s *SSHServer) identify(sess gl.Session) (*sshUser, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &sshUser{p: forge.UserPrincipal(key.Username, tokens, s.cfg.Clock().UnixMilli()), name: key.Username, tokenUsers: map[string]string{}}
-	if len(u.p.Permissions) == 0 {
-		return nil, forge.Forbidden("Permission denied: SSH access follows the permissions of your tokens, and user '%s' has no active token with repo:read", key.Username)
+	p, err := forge.KeyPrincipal(key, tokens, s.cfg.Clock().UnixMilli())
+	if err != nil {
+		s.log.Info("ssh session refused: the key grants nothing", "user", key.Username, "fingerprint", fp, "added_by_token", key.AddedByTokenID, "reason", err)
+		return nil, err
 	}
+	u := &sshUser{p: p, name: key.Username, tokenUsers: map[string]string{}}
 	for _, t := range tokens {
 		u.tokenUsers[t.ID] = t.Username
 	}

@@ -1,8 +1,9 @@
 // Package netpolicy decides which hosts kod may connect to on behalf of
-// users: repository imports (git clone of a user-given URL) and webhook
-// deliveries. It is the one host policy of the server (setting
-// KOD_WEBHOOK_ALLOWED_HOSTS), so an address refused for webhooks is refused
-// for imports too.
+// users: repository imports (git clone of a user-given URL), webhook
+// deliveries and the registries step images are pulled from. It is the one
+// host policy of the server (setting KOD_WEBHOOK_ALLOWED_HOSTS), so an
+// address refused for webhooks is refused for imports and image pulls too;
+// only image pulls can be given a policy of their own (RegistrySetting).
 //
 // Use it in two places: CheckHost (or Resolve) before handing a URL to a
 // program that connects by itself, and DialContext as the dialer of an
@@ -14,6 +15,7 @@
 package netpolicy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +31,10 @@ import (
 // "webhookAllowedHosts", flag --webhook-allowed-hosts).
 const Setting = "KOD_WEBHOOK_ALLOWED_HOSTS"
 
+// RegistrySetting names the optional policy of image pulls (config file
+// key "registryAllowedHosts"); when it is empty, pulls follow Setting.
+const RegistrySetting = "KOD_REGISTRY_ALLOWED_HOSTS"
+
 // Default is the policy when the setting is empty: public addresses only.
 const Default = "external"
 
@@ -37,16 +43,18 @@ var ErrRefused = errors.New("refused by the host policy")
 
 // RefusedError says which host and address the policy refused.
 type RefusedError struct {
-	Host  string     // as given (a name or an address)
-	Addr  netip.Addr // the refused address
-	Class Class
+	Host    string     // as given (a name or an address)
+	Addr    netip.Addr // the refused address
+	Class   Class
+	Setting string // the setting of the policy; "" means Setting
 }
 
 func (e *RefusedError) Error() string {
+	setting := cmp.Or(e.Setting, Setting)
 	if e.Host != "" && e.Host != e.Addr.String() {
-		return fmt.Sprintf("host %q resolves to %s, a %s address that %s does not allow", e.Host, e.Addr, e.Class, Setting)
+		return fmt.Sprintf("host %q resolves to %s, a %s address that %s does not allow", e.Host, e.Addr, e.Class, setting)
 	}
-	return fmt.Sprintf("%s is a %s address that %s does not allow", e.Addr, e.Class, Setting)
+	return fmt.Sprintf("%s is a %s address that %s does not allow", e.Addr, e.Class, setting)
 }
 
 func (e *RefusedError) Unwrap() error { return ErrRefused }
@@ -59,6 +67,7 @@ type Policy struct {
 	nets     []netip.Prefix
 	names    []string // lower-case exact names
 	suffixes []string // ".example.com" for "*.example.com"
+	setting  string   // named in errors
 
 	// Lookup resolves host names; nil means the system resolver. Tests
 	// replace it.
@@ -72,12 +81,17 @@ type Policy struct {
 // wildcards ("*.corp.example"). The list is exact: "loopback" alone allows
 // only loopback, so write "external,loopback" to add to the default.
 // Link-local addresses (cloud metadata at 169.254.169.254) are allowed only
-// by "*" or an explicit CIDR. "" means Default.
-func Parse(s string) (*Policy, error) {
+// by "*" or an explicit CIDR. "" means Default. Errors and refusals name
+// Setting.
+func Parse(s string) (*Policy, error) { return ParseFor(Setting, s) }
+
+// ParseFor is Parse for the policy of another setting (e.g.
+// RegistrySetting), which its errors and refusals name.
+func ParseFor(setting, s string) (*Policy, error) {
 	if strings.TrimSpace(s) == "" {
 		s = Default
 	}
-	p := &Policy{}
+	p := &Policy{setting: setting}
 	for _, raw := range strings.Split(s, ",") {
 		e := strings.ToLower(strings.TrimSpace(raw))
 		switch {
@@ -94,7 +108,7 @@ func Parse(s string) (*Policy, error) {
 		case strings.Contains(e, "/"):
 			pfx, err := netip.ParsePrefix(e)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %q is not a valid CIDR", Setting, raw)
+				return nil, fmt.Errorf("%s: %q is not a valid CIDR", setting, raw)
 			}
 			p.nets = append(p.nets, pfx.Masked())
 		case strings.HasPrefix(e, "*."):
@@ -105,7 +119,7 @@ func Parse(s string) (*Policy, error) {
 				continue
 			}
 			if !validHostName(e) {
-				return nil, fmt.Errorf("%s: %q is not external, loopback, private, *, a CIDR, an address or a host name", Setting, raw)
+				return nil, fmt.Errorf("%s: %q is not external, loopback, private, *, a CIDR, an address or a host name", setting, raw)
 			}
 			p.names = append(p.names, strings.TrimSuffix(e, "."))
 		}
@@ -193,7 +207,7 @@ func (p *Policy) Resolve(ctx context.Context, host string) ([]netip.Addr, error)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if !p.AllowsAddr(ip) {
-			return nil, &RefusedError{Host: host, Addr: ip, Class: Classify(ip)}
+			return nil, p.refused(host, ip)
 		}
 		return []netip.Addr{ip.WithZone("")}, nil
 	}
@@ -215,14 +229,25 @@ func (p *Policy) Resolve(ctx context.Context, host string) ([]netip.Addr, error)
 	}
 	for _, ip := range addrs {
 		if !p.AllowsAddr(ip) {
-			return nil, &RefusedError{Host: host, Addr: ip, Class: Classify(ip)}
+			return nil, p.refused(host, ip)
 		}
 	}
 	return addrs, nil
 }
 
-// CheckHost returns nil when connecting to host is allowed (see Resolve).
+func (p *Policy) refused(host string, ip netip.Addr) *RefusedError {
+	ip = ip.WithZone("")
+	return &RefusedError{Host: host, Addr: ip, Class: Classify(ip), Setting: p.setting}
+}
+
+// CheckHost returns nil when connecting to host is allowed: at once for a
+// host allowed by name (AllowsName), without resolving it; otherwise as
+// Resolve decides (every address allowed, or a *RefusedError; resolution
+// failures as they are).
 func (p *Policy) CheckHost(ctx context.Context, host string) error {
+	if p.AllowsName(strings.Trim(host, "[]")) {
+		return nil
+	}
 	_, err := p.Resolve(ctx, host)
 	return err
 }
@@ -236,7 +261,7 @@ func (p *Policy) Control(network, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("netpolicy: unexpected dial address %q: %w", address, err)
 	}
 	if !p.AllowsAddr(ap.Addr()) {
-		return &RefusedError{Addr: ap.Addr().WithZone(""), Class: Classify(ap.Addr())}
+		return p.refused("", ap.Addr())
 	}
 	return nil
 }

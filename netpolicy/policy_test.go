@@ -195,3 +195,39 @@ func TestDialChecksTheConnectedAddress(t *testing.T) {
 	}
 	res.Body.Close()
 }
+
+// TestParseForNamesItsSetting: a policy of another setting (image pulls)
+// names that setting in its errors and refusals, and a host allowed by
+// name passes CheckHost without being resolved (a registry mirror's
+// engine may resolve names the server cannot).
+func TestParseForNamesItsSetting(t *testing.T) {
+	if _, err := ParseFor(RegistrySetting, "10.0.0.0/99"); err == nil || !strings.Contains(err.Error(), RegistrySetting) {
+		t.Errorf("parse error: %v", err)
+	}
+	p, err := ParseFor(RegistrySetting, "docker.io,ghcr.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookups := 0
+	p.Lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+		lookups++
+		return fakeDNS(map[string][]string{"evil.example": {"93.184.216.34"}})(ctx, host)
+	}
+	ctx := context.Background()
+	if err := p.CheckHost(ctx, "docker.io"); err != nil || lookups != 0 {
+		t.Errorf("allowed name: %v after %d lookups", err, lookups)
+	}
+	// The list is exact: a public registry not on it is refused.
+	err = p.CheckHost(ctx, "evil.example")
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), `host "evil.example" resolves to 93.184.216.34, a public address that `+RegistrySetting+` does not allow`) {
+		t.Errorf("refusal: %v", err)
+	}
+	if err := p.Control("tcp", "127.0.0.1:80", nil); err == nil || !strings.Contains(err.Error(), RegistrySetting) {
+		t.Errorf("dial refusal: %v", err)
+	}
+	// Parse keeps naming the shared setting.
+	q, _ := Parse("external")
+	if err := q.CheckHost(ctx, "127.0.0.1"); err == nil || !strings.Contains(err.Error(), Setting) {
+		t.Errorf("shared policy refusal: %v", err)
+	}
+}

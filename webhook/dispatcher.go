@@ -4,6 +4,8 @@
 // Dispatcher, never inside the git push: a cron job (robfig/cron) picks up
 // due deliveries every second, signs them, sends them through the outbound
 // host policy, and reschedules failures (30 s, 5 min, 30 min, then failed).
+// Attempts in flight are capped in all, per repository and per receiver
+// host, so a slow receiver delays only its own deliveries.
 package webhook
 
 import (
@@ -31,14 +33,23 @@ type Store interface {
 // DefaultSchedule[n-1]; after len+1 attempts the delivery is failed.
 var DefaultSchedule = []time.Duration{30 * time.Second, 5 * time.Minute, 30 * time.Minute}
 
+// Defaults of the attempt caps (Config).
+const (
+	DefaultConcurrency   = 16
+	DefaultPerRepository = 4
+	DefaultPerReceiver   = 4
+)
+
 // Config tunes the dispatcher. Zero values take the defaults noted.
 type Config struct {
-	Schedule    []time.Duration   // retry delays; default DefaultSchedule (4 attempts)
-	Timeout     time.Duration     // per attempt, connect to last byte; default 5 s
-	Every       string            // cron spec of the pick-up job; default "@every 1s"
-	Concurrency int               // attempts in flight at once; default 4
-	Policy      *netpolicy.Policy // outbound host policy; default public addresses only
-	Now         func() time.Time  // clock; default time.Now
+	Schedule      []time.Duration   // retry delays; default DefaultSchedule (4 attempts)
+	Timeout       time.Duration     // per attempt, connect to last byte; default 5 s
+	Every         string            // cron spec of the pick-up job; default "@every 1s"
+	Concurrency   int               // attempts in flight at once; default DefaultConcurrency
+	PerRepository int               // of which to one repository's webhooks; default DefaultPerRepository
+	PerReceiver   int               // of which to one receiver host; default DefaultPerReceiver
+	Policy        *netpolicy.Policy // outbound host policy; default public addresses only
+	Now           func() time.Time  // clock; default time.Now
 }
 
 // Dispatcher writes and sends deliveries. Create with New, then Start.
@@ -47,7 +58,8 @@ type Dispatcher struct {
 	store  Store
 	client *http.Client
 	log    *slog.Logger
-	sem    chan struct{} // one token per attempt in flight
+	load   *load      // attempts in flight, by repository and receiver
+	passMu sync.Mutex // one pick-up pass at a time
 	wg     sync.WaitGroup
 	cron   *cron.Cron
 }
@@ -64,7 +76,13 @@ func New(cfg Config, store Store, log *slog.Logger) (*Dispatcher, error) {
 		cfg.Every = "@every 1s"
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.PerRepository <= 0 {
+		cfg.PerRepository = DefaultPerRepository
+	}
+	if cfg.PerReceiver <= 0 {
+		cfg.PerReceiver = DefaultPerReceiver
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -76,7 +94,7 @@ func New(cfg Config, store Store, log *slog.Logger) (*Dispatcher, error) {
 		}
 		cfg.Policy = p
 	}
-	d := &Dispatcher{cfg: cfg, store: store, log: log.With("component", "webhooks"), sem: make(chan struct{}, cfg.Concurrency)}
+	d := &Dispatcher{cfg: cfg, store: store, log: log.With("component", "webhooks"), load: newLoad()}
 	d.client = newClient(cfg.Policy, cfg.Timeout)
 	return d, nil
 }
@@ -142,35 +160,35 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 }
 
 // tick claims due deliveries while attempt slots are free and sends each
-// in its own goroutine.
+// in its own goroutine. Deliveries are taken oldest first, passing over
+// those whose repository or receiver has used its slots (Config), so a
+// slow receiver's backlog never keeps others' deliveries waiting.
 func (d *Dispatcher) tick(ctx context.Context) {
-	free := cap(d.sem) - len(d.sem)
-	if free <= 0 {
+	d.passMu.Lock()
+	defer d.passMu.Unlock()
+	pick := d.load.picker(d.cfg)
+	if pick.free <= 0 {
 		return
 	}
-	due, err := d.store.DueDeliveries(ctx, d.now(), free)
+	due, err := d.store.DueDeliveries(ctx, d.now(), pick.free, pick.take)
 	if err != nil {
 		d.log.Error("reading due webhook deliveries", "err", err)
 		return
 	}
 	for _, del := range due {
-		select {
-		case d.sem <- struct{}{}:
-		default:
-			return
-		}
 		claimed, err := d.claim(ctx, del.ID, false)
 		if err != nil {
-			<-d.sem
 			if !errors.Is(err, errNotDue) && !errors.Is(err, forge.ErrNotFound) {
 				d.log.Error("claiming a webhook delivery", "delivery", del.ID, "err", err)
 			}
 			continue
 		}
+		s := slot{repo: del.RepoName, receiver: del.Receiver()}
+		d.load.acquire(s)
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			defer func() { <-d.sem }()
+			defer d.load.release(s)
 			d.attempt(ctx, claimed)
 		}()
 	}

@@ -34,11 +34,15 @@ func newCloneCmd(a *app) *cobra.Command {
 		Short: "Clone a repository, authenticating with the token without storing it",
 		Long: `Clone a repository by name (from the configured server) or URL.
 
-The token (-c, else the configured one) reaches git through a credential
-helper in the environment of the git process only: it is never written into
-.git/config, the remote URL or a credential store. Unless -c is given or
---no-credential-helper, the clone is set up to ask "kod git-credential" for
-the configured token on later fetches and pushes to the same server.`,
+The token reaches git through a credential helper in the environment of the
+git process only, and git asks that helper only for the clone URL's scheme,
+host and port: it is never written into .git/config, the remote URL or a
+credential store. The configured token is used only when the URL is on the
+configured server (same scheme, host and port); a token given with -c is
+used for the URL given, wherever it is. Unless -c is given or
+--no-credential-helper, a clone from the configured server is set up to ask
+"kod git-credential" for the configured token on later fetches and pushes to
+that server.`,
 		Example: "  kod clone my-project\n  kod clone http://kod.example.com:3000/repos/app.git app -c kod_...",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,14 +58,11 @@ the configured token on later fetches and pushes to the same server.`,
 			if len(args) == 2 {
 				dir = args[1]
 			}
-			tok := token
-			if tok == "" {
-				tok = s.Token
-			}
+			tok, ours := cloneToken(cmd.ErrOrStderr(), s, src, token)
 			if err := gitClone(cmd, src, dir, tok); err != nil {
 				return err
 			}
-			if token != "" || noHelper || !isHTTPURL(src) || s.Token == "" {
+			if token != "" || noHelper || !ours {
 				return nil
 			}
 			if dir == "" {
@@ -96,7 +97,69 @@ func isHTTPURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
 
-// gitClone runs git clone with the token supplied by cloneHelper. Helpers
+// cloneToken picks the token to clone src with: explicit (-c) when given,
+// for whatever URL the user named; else the configured token, and only
+// when src is on the configured server (sameServer), so a URL of another
+// host never receives it. It reports whether src is on the configured
+// server with the configured token (the case where the clone is set up to
+// ask `kod git-credential` later). A withheld token is said on errOut.
+func cloneToken(errOut io.Writer, s clientSettings, src, explicit string) (token string, ours bool) {
+	switch {
+	case !isHTTPURL(src):
+		return explicit, false
+	case explicit != "":
+		return explicit, false
+	case s.Token == "":
+		return "", false
+	case !sameServer(s.Server, src):
+		fmt.Fprintf(errOut, "kod: not sending the configured token to %s: it is for %s (pass -c TOKEN to clone with a token)\n", originOf(src), s.Server)
+		return "", false
+	}
+	return s.Token, true
+}
+
+// sameServer reports whether rawURL is on the server at server: the same
+// scheme, host and port (a missing port is the scheme's default; host
+// names compare without case, as written: no name is resolved, so
+// localhost and 127.0.0.1 differ). Unparsable URLs are never the server.
+// Both `kod clone` and `kod git-credential` decide with it whether the
+// configured token may go to a URL.
+func sameServer(server, rawURL string) bool {
+	a, errA := url.Parse(server)
+	b, errB := url.Parse(rawURL)
+	if errA != nil || errB != nil || a.Host == "" || b.Host == "" {
+		return false
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && portOf(a) == portOf(b)
+}
+
+// portOf is u's port, or its scheme's default port.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
+}
+
+// originOf is "scheme://host[:port]" of rawURL, without credentials or path
+// ("" if it does not parse): the URL a credential helper is scoped to.
+func originOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme) + "://" + u.Host
+}
+
+// gitClone runs git clone with the token supplied by cloneHelper, which git
+// asks only for src's scheme, host and port (credential.<origin>.helper):
+// a redirect to, or a submodule on, another server never gets it. Helpers
 // from the user's config are reset for this command so none of them stores
 // the token.
 func gitClone(cmd *cobra.Command, src, dir, token string) error {
@@ -105,8 +168,8 @@ func gitClone(cmd *cobra.Command, src, dir, token string) error {
 		args = append(args, dir)
 	}
 	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
-	if token != "" && isHTTPURL(src) {
-		args = append([]string{"-c", "credential.helper=", "-c", "credential.helper=" + cloneHelper}, args...)
+	if origin := originOf(src); token != "" && isHTTPURL(src) && origin != "" {
+		args = append([]string{"-c", "credential.helper=", "-c", "credential." + origin + ".helper=" + cloneHelper}, args...)
 		env = append(env, cloneTokenEnv+"="+token)
 	}
 	git := exec.CommandContext(cmd.Context(), "git", args...)
@@ -156,14 +219,25 @@ func newGitCredentialCmd(a *app) *cobra.Command {
 			if err != nil || s.Token == "" {
 				return err
 			}
-			server, err := url.Parse(s.Server)
-			if err != nil || req["protocol"] != server.Scheme || req["host"] != server.Host {
+			if !credentialForServer(req, s.Server) {
 				return nil // not our server: say nothing, git tries elsewhere
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "username=kod\npassword=%s\n", s.Token)
 			return nil
 		},
 	}
+}
+
+// credentialForServer reports whether git's credential request (protocol
+// and host fields) is for the server at server (sameServer). A protocol
+// other than http/https or a host that is more than host[:port] is never
+// the server, so no crafted field can smuggle the server's name in.
+func credentialForServer(req map[string]string, server string) bool {
+	proto, host := req["protocol"], req["host"]
+	if proto != "http" && proto != "https" || host == "" || strings.ContainsAny(host, "/@?#\\ ") {
+		return false
+	}
+	return sameServer(server, proto+"://"+host)
 }
 
 // readCredentialRequest parses git's key=value lines up to a blank line.

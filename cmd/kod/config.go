@@ -46,10 +46,14 @@ type ServeConfig struct {
 	SSHIdleTimeout    time.Duration
 	SSHMaxSession     time.Duration
 	SSHMaxPerAddress  int
-	// WebhookAllowedHosts is the host policy of imports and webhooks
-	// (netpolicy.Parse syntax).
+	// WebhookAllowedHosts is the host policy of imports, webhooks and,
+	// unless RegistryAllowedHosts is set, image pulls (netpolicy.Parse
+	// syntax).
 	WebhookAllowedHosts string
-	ImportTimeout       time.Duration
+	// RegistryAllowedHosts is the host policy of image pulls; "" means
+	// WebhookAllowedHosts's.
+	RegistryAllowedHosts string
+	ImportTimeout        time.Duration
 	// WebhookRetrySchedule overrides the retry delays of webhook
 	// deliveries ("1s,2s,3s"); for tests, not shown in --help.
 	WebhookRetrySchedule string
@@ -141,6 +145,7 @@ func serveSettings(c *ServeConfig) []setting {
 		{"sshMaxSession", []string{"KOD_SSH_MAX_SESSION"}, "ssh-max-session", "", "longest an SSH connection may last", &c.SSHMaxSession},
 		{"sshMaxPerAddress", []string{"KOD_SSH_MAX_PER_ADDRESS"}, "ssh-max-per-address", "", "concurrent SSH connections (and sessions) per remote address", &c.SSHMaxPerAddress},
 		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
+		{"registryAllowedHosts", []string{netpolicy.RegistrySetting}, "registry-allowed-hosts", "", "registries step images may be pulled from (same syntax; empty: as --webhook-allowed-hosts)", &c.RegistryAllowedHosts},
 		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
 		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
 		{"scheduleMinInterval", []string{"KOD_SCHEDULE_MIN_INTERVAL"}, "", "", "", &c.ScheduleMinInterval},
@@ -321,6 +326,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if _, err := netpolicy.Parse(c.WebhookAllowedHosts); err != nil {
 		errs = append(errs, fmt.Errorf("host policy (--webhook-allowed-hosts): %w", err))
+	}
+	if _, err := c.registryPolicy(); err != nil && strings.TrimSpace(c.RegistryAllowedHosts) != "" {
+		errs = append(errs, fmt.Errorf("registry host policy (--registry-allowed-hosts): %w", err))
 	}
 	if c.ImportTimeout <= 0 {
 		errs = append(errs, errors.New("import timeout (KOD_IMPORT_TIMEOUT, --import-timeout) must be positive"))

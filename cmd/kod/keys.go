@@ -40,14 +40,28 @@ func newKeysListCmd(a *app) *cobra.Command {
 			}
 			var rows [][]cell
 			for _, k := range ks {
-				rows = append(rows, plain(k.ID, orDash(k.Name), k.Username, k.KeyType, k.Fingerprint, ago(u.now, k.CreatedAt)))
+				rows = append(rows, plain(k.ID, orDash(k.Name), k.Username, k.KeyType, k.Fingerprint, ago(u.now, k.CreatedAt), addedBy(k)))
 			}
-			u.table([]string{"ID", "NAME", "USERNAME", "TYPE", "FINGERPRINT", "ADDED"}, rows)
+			u.table([]string{"ID", "NAME", "USERNAME", "TYPE", "FINGERPRINT", "ADDED", "ADDED BY"}, rows)
 			return nil
 		}),
 	}
 	list.Flags().StringVar(&username, "username", "", "list this user's keys (admin)")
 	return list
+}
+
+// addedBy is the ADDED BY column of a key: the id of the token that added
+// it (the key acts as that token), "admin <id>" for an admin token (the key
+// speaks for its user), or "-" for a key stored before kod recorded it
+// (it grants nothing).
+func addedBy(k client.Key) string {
+	switch {
+	case k.AddedByTokenID == "":
+		return "-"
+	case k.AddedByAdmin:
+		return "admin " + k.AddedByTokenID
+	}
+	return k.AddedByTokenID
 }
 
 func newKeysAddCmd(a *app) *cobra.Command {

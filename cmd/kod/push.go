@@ -128,7 +128,7 @@ func (h *pushHandler) fixHead(ctx context.Context, push *gitsvc.Push, updates []
 		if err != nil {
 			return nil
 		}
-		if p := push.Principal; p == nil || !(p.IsAdmin() || p.IsOwner(repo)) {
+		if p := push.Principal; p == nil || !(p.IsAdmin() || p.IsOwner(repo) && p.Has(forge.PermRepoWrite)) {
 			return []string{fmt.Sprintf("kod: the repository has no default branch yet (HEAD names %q, which does not exist); its owner can push one or set it with PATCH /repos/%s {\"defaultBranch\": ...}", head, push.Repo)}
 		}
 		for _, u := range updates {

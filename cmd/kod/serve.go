@@ -112,7 +112,11 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		return err
 	}
 
-	backend, err := docker.New(docker.Config{}, log)
+	registries, err := cfg.registryPolicy()
+	if err != nil {
+		return err
+	}
+	backend, err := docker.New(docker.Config{CheckRegistry: registryCheck(registries)}, log)
 	if err != nil {
 		return fmt.Errorf("connecting to the Docker engine: %w", err)
 	}
@@ -239,7 +243,8 @@ func executablePath() (string, error) {
 }
 
 // reinstallHooks points every repository's hooks at this binary (it may
-// have moved since they were written).
+// have moved since they were written) and removes the quarantine of pushes
+// that a crash interrupted.
 func reinstallHooks(ctx context.Context, store *boltstore.Store, reposDir, binary string) error {
 	repos, err := store.ListRepos(ctx)
 	if err != nil {
@@ -255,6 +260,9 @@ func reinstallHooks(ctx context.Context, store *boltstore.Store, reposDir, binar
 		}
 		if err := gitsvc.InstallHooks(dir, binary); err != nil {
 			return fmt.Errorf("installing hooks of %s: %w", r.Name, err)
+		}
+		if err := gitsvc.RemoveStaleQuarantines(dir, 10*time.Minute); err != nil {
+			return fmt.Errorf("cleaning %s: %w", r.Name, err)
 		}
 	}
 	return nil

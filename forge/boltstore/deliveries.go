@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -17,6 +18,19 @@ func deliveryHookKey(webhookID string, seq uint64) []byte {
 // dueKey orders pending deliveries by the time of their next attempt.
 func dueKey(d *forge.Delivery) []byte {
 	return append(u64(uint64(max(d.NextAttemptAt, 0))), d.ID...)
+}
+
+// dueValue is d's value in the due index: its repository and receiver,
+// so that DueDeliveries can pass over deliveries without reading them.
+func dueValue(d *forge.Delivery) []byte {
+	return []byte(d.RepoName + "\x00" + d.Receiver())
+}
+
+// parseDueValue reads a dueValue; ok is false for entries written without
+// one (by an earlier version), whose delivery must be read instead.
+func parseDueValue(v []byte) (repo, receiver string, ok bool) {
+	repo, receiver, ok = strings.Cut(string(v), "\x00")
+	return repo, receiver, ok
 }
 
 // waiting reports whether d belongs in the due index.
@@ -40,7 +54,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*forge.Delivery) erro
 				return err
 			}
 			if waiting(d) {
-				if err := tx.Bucket(bucketDeliveriesDue).Put(dueKey(d), nil); err != nil {
+				if err := tx.Bucket(bucketDeliveriesDue).Put(dueKey(d), dueValue(d)); err != nil {
 					return err
 				}
 			}
@@ -134,22 +148,29 @@ func (s *Store) ListDeliveries(ctx context.Context, webhookID string, limit int)
 	return out, err
 }
 
-// DueDeliveries implements forge.DeliveryStore.
-func (s *Store) DueDeliveries(ctx context.Context, now forge.Millis, limit int) ([]*forge.Delivery, error) {
+// DueDeliveries implements forge.DeliveryStore. Deliveries take refuses
+// are passed over by their index entry, unread, so a long queue of one
+// repository costs little to skip.
+func (s *Store) DueDeliveries(ctx context.Context, now forge.Millis, limit int, take func(repo, receiver string) bool) ([]*forge.Delivery, error) {
 	var out []*forge.Delivery
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDeliveries)
 		end := u64(uint64(max(now, 0)))
 		c := tx.Bucket(bucketDeliveriesDue).Cursor()
-		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], end) <= 0; k, _ = c.Next() {
+		for k, v := c.First(); k != nil && bytes.Compare(k[:8], end) <= 0; k, v = c.Next() {
+			repo, receiver, indexed := parseDueValue(v)
+			if indexed && take != nil && !take(repo, receiver) {
+				continue
+			}
 			var d forge.Delivery
 			ok, err := getJSON(b, k[8:], &d)
 			if err != nil {
 				return err
 			}
-			if ok && d.Due(now) {
-				out = append(out, &d)
+			if !ok || !d.Due(now) || !indexed && take != nil && !take(d.RepoName, d.Receiver()) {
+				continue
 			}
+			out = append(out, &d)
 			if limit > 0 && len(out) >= limit {
 				break
 			}
@@ -201,7 +222,7 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, fn func(*forge.De
 		}
 		d.ID, d.WebhookID, d.RepoName, d.Seq = id, hook, repo, seq
 		if waiting(&d) {
-			if err := due.Put(dueKey(&d), nil); err != nil {
+			if err := due.Put(dueKey(&d), dueValue(&d)); err != nil {
 				return err
 			}
 		}
@@ -244,6 +265,11 @@ func renameDeliveries(tx *bolt.Tx, webhookID, newName string) error {
 		d.RepoName = newName
 		if err := putJSON(b, []byte(id), &d); err != nil {
 			return err
+		}
+		if waiting(&d) {
+			if err := tx.Bucket(bucketDeliveriesDue).Put(dueKey(&d), dueValue(&d)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -43,7 +43,7 @@ func TestWebhooksAndDeliveries(t *testing.T) {
 	if err := s.CreateDeliveries(ctx, []*forge.Delivery{late, early, done}); err != nil {
 		t.Fatal(err)
 	}
-	due, _ := s.DueDeliveries(ctx, 200, 0)
+	due, _ := s.DueDeliveries(ctx, 200, 0, nil)
 	if len(due) != 1 || due[0].ID != early.ID {
 		t.Fatalf("due at 200: %+v", due)
 	}
@@ -52,7 +52,7 @@ func TestWebhooksAndDeliveries(t *testing.T) {
 	if _, err := s.UpdateDelivery(ctx, early.ID, func(d *forge.Delivery) error { d.LeaseUntil = 1000; d.Attempts++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.DueDeliveries(ctx, 200, 0); len(due) != 0 {
+	if due, _ := s.DueDeliveries(ctx, 200, 0, nil); len(due) != 0 {
 		t.Fatalf("leased delivery still due: %+v", due)
 	}
 	if leased, _ := s.LeasedDeliveries(ctx); len(leased) != 1 || leased[0].ID != early.ID {
@@ -61,7 +61,7 @@ func TestWebhooksAndDeliveries(t *testing.T) {
 	if _, err := s.UpdateDelivery(ctx, early.ID, func(d *forge.Delivery) error { d.LeaseUntil = 0; d.NextAttemptAt = 400; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	due, _ = s.DueDeliveries(ctx, 1000, 0)
+	due, _ = s.DueDeliveries(ctx, 1000, 0, nil)
 	if len(due) != 2 || due[0].ID != late.ID || due[1].ID != early.ID {
 		t.Fatalf("due at 1000: %+v", due)
 	}
@@ -95,7 +95,7 @@ func TestWebhooksAndDeliveries(t *testing.T) {
 	if _, err := s.GetDelivery(ctx, late.ID); !errors.Is(err, forge.ErrNotFound) {
 		t.Errorf("delivery of a deleted repository: %v", err)
 	}
-	if due, _ := s.DueDeliveries(ctx, 1<<40, 0); len(due) != 0 {
+	if due, _ := s.DueDeliveries(ctx, 1<<40, 0, nil); len(due) != 0 {
 		t.Errorf("due index keeps deleted deliveries: %+v", due)
 	}
 	if hooks, _ := s.ListWebhooks(ctx, "app-2"); len(hooks) != 1 {

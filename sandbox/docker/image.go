@@ -30,9 +30,10 @@ func (d *Docker) ImagePresent(ctx context.Context, ref string) (bool, error) {
 }
 
 // ensureImage makes ref present according to policy ("" means
-// sandbox.PullIfNotPresent). Failures that are the step's fault (missing
-// image, failed pull, unknown policy) are *sandbox.StepError; an unreachable
-// engine is not.
+// sandbox.PullIfNotPresent). A pull happens only after Config.CheckRegistry
+// allowed the image's registry. Failures that are the step's fault (missing
+// image, refused registry, failed pull, unknown policy) are
+// *sandbox.StepError; an unreachable engine is not.
 func (d *Docker) ensureImage(ctx context.Context, ref string, policy sandbox.PullPolicy) error {
 	if ref == "" {
 		return &sandbox.StepError{Msg: "no image given"}
@@ -46,18 +47,32 @@ func (d *Docker) ensureImage(ctx context.Context, ref string, policy sandbox.Pul
 		if policy == sandbox.PullNever {
 			return &sandbox.StepError{Msg: fmt.Sprintf("image %q is not present (pull policy never)", ref)}
 		}
-		if err := d.pull(ctx, ref); err != nil {
-			return pullErr(fmt.Sprintf("image %q is not present and could not be pulled", ref), err)
-		}
-		return nil
+		return d.checkedPull(ctx, ref, fmt.Sprintf("image %q is not present and could not be pulled", ref))
 	case sandbox.PullAlways:
-		if err := d.pull(ctx, ref); err != nil {
-			return pullErr(fmt.Sprintf("image %q could not be pulled (pull policy always)", ref), err)
-		}
-		return nil
+		return d.checkedPull(ctx, ref, fmt.Sprintf("image %q could not be pulled (pull policy always)", ref))
 	default:
 		return &sandbox.StepError{Msg: fmt.Sprintf("unknown pull policy %q", policy)}
 	}
+}
+
+// checkedPull pulls ref once its registry has passed Config.CheckRegistry.
+// msg says what failed; see pullErr for the errors.
+func (d *Docker) checkedPull(ctx context.Context, ref, msg string) error {
+	if err := d.checkRegistry(ctx, ref); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("docker: %s: %w", msg, ctx.Err())
+		}
+		return &sandbox.StepError{Msg: msg, Err: err}
+	}
+	pulled := d.pull(ctx, ref)
+	if pulled == nil {
+		return nil
+	}
+	err := pullErr(msg, &pullFailure{err: pulled})
+	if _, ok := err.(*sandbox.StepError); ok { // the engine's full reason, for the server's log only
+		d.log.Info("image pull failed", "image", ref, "err", truncate(pulled.Error(), 4096))
+	}
+	return err
 }
 
 // pullErr makes a pull failure a *sandbox.StepError unless it is the
