@@ -241,9 +241,15 @@ func (s *lineSplitter) send(emit lineFunc, cr bool) error {
 
 // flush sends what is held: as a partial piece (more of the line may come)
 // or, at the end of the step, as the last line (an output not ending with
-// a newline). A held "\r" line is complete either way.
+// a newline). A line ended by "\r" waits for the next byte (is it "\r\n"?)
+// or the end of the step.
 func (s *lineSplitter) flush(partial bool, emit lineFunc) error {
 	if s.cr {
+		if partial {
+			// Whether "\r" or "\r\n" ended the line is decided by the next
+			// byte; sending it now would turn a late "\n" into an empty line.
+			return nil
+		}
 		s.cr = false
 		return s.send(emit, true)
 	}

@@ -107,3 +107,29 @@ func TestSSEDataIsValidUTF8(t *testing.T) {
 		t.Errorf("line %q", ev.Line)
 	}
 }
+
+// A partial flush between "\r" and "\n" (the follower caught up there) must
+// neither send the line as a "\r" line nor turn the "\n" into an empty line.
+func TestLineSplitterCRLFAcrossAFlush(t *testing.T) {
+	t.Parallel()
+	var out []piece
+	emit := func(line []byte, end int64, partial, cr bool) error {
+		out = append(out, piece{string(line), end, partial, cr})
+		return nil
+	}
+	var s lineSplitter
+	for _, step := range []func() error{
+		func() error { return s.feed([]byte("two\r"), emit) },
+		func() error { return s.flush(true, emit) },
+		func() error { return s.feed([]byte("\nthree\n"), emit) },
+		func() error { return s.flush(false, emit) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []piece{{"two", 5, false, false}, {"three", 11, false, false}}
+	if len(out) != len(want) || out[0] != want[0] || out[1] != want[1] {
+		t.Errorf("got %+v, want %+v", out, want)
+	}
+}
