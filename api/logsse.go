@@ -83,17 +83,8 @@ type sseLog struct {
 	lastWrite time.Time
 	step      runner.LogEvent // the step being sent (Kind, Data unused)
 	lines     lineSplitter
-	// lastOutput is when output last arrived: a held line is sent as a
-	// partial piece only once the step has been quiet for holdLine.
-	lastOutput time.Time
+	fresh     bool // output arrived since the last LogCaughtUp
 }
-
-// holdLine is how long an unfinished line (or a line ended by "\r" that a
-// "\n" may still complete) is held before it is sent as it is. Caught-up
-// events also follow wake-ups that bring nothing new, right after output:
-// counting them alone would split "\r\n" written in two pieces into a
-// progress line and an empty one.
-const holdLine = 500 * time.Millisecond
 
 type sseLine struct {
 	Index   int    `json:"index"`
@@ -114,7 +105,7 @@ func (e *sseLog) emit(ev *runner.LogEvent) error {
 		})
 	case runner.LogOutput:
 		e.step.Step, e.step.Name = ev.Step, ev.Name // also when resuming mid-step
-		e.lastOutput = time.Now()
+		e.fresh = true
 		return e.lines.feed(ev.Data, e.line)
 	case runner.LogDropped:
 		if err := e.lines.flush(true, e.line); err != nil {
@@ -126,12 +117,13 @@ func (e *sseLog) emit(ev *runner.LogEvent) error {
 	case runner.LogStepEnded:
 		return e.lines.flush(false, e.line)
 	case runner.LogCaughtUp:
-		if time.Since(e.lastOutput) >= holdLine {
-			// A quiet period: send what is held of an unfinished line.
+		if !e.fresh {
+			// A second quiet period: send what is held of an unfinished line.
 			if err := e.lines.flush(true, e.line); err != nil {
 				return err
 			}
 		}
+		e.fresh = false
 		if time.Since(e.lastWrite) >= keepAlive {
 			if _, err := io.WriteString(e.w, ": keep-alive\n\n"); err != nil {
 				return err
