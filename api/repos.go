@@ -16,7 +16,7 @@ import (
 var (
 	actRepoRead   = forge.Action{Perm: forge.PermRepoRead}
 	actRepoWrite  = forge.Action{Perm: forge.PermRepoWrite}
-	actRepoRename = forge.Action{Perm: forge.PermRepoWrite, OwnerVerb: "rename this repository"}
+	actRepoUpdate = forge.Action{Perm: forge.PermRepoWrite, OwnerVerb: "update this repository"}
 	actRepoDelete = forge.Action{Perm: forge.PermRepoDelete, OwnerVerb: "delete this repository"}
 )
 
@@ -25,7 +25,7 @@ func (s *Server) repoRoutes() {
 	s.handle(http.MethodPost, "/repos", actRepoWrite, s.createRepo)
 	s.handle(http.MethodPost, "/repos/import", actRepoWrite, s.importRepo)
 	s.handle(http.MethodGet, "/repos/{name}", actRepoRead, s.getRepo)
-	s.handle(http.MethodPatch, "/repos/{name}", actRepoRename, s.renameRepo)
+	s.handle(http.MethodPatch, "/repos/{name}", actRepoUpdate, s.updateRepo)
 	s.handle(http.MethodDelete, "/repos/{name}", actRepoDelete, s.deleteRepo)
 }
 
@@ -180,24 +180,34 @@ func (s *Server) getRepo(w http.ResponseWriter, r *http.Request, c *call) error 
 	if err != nil {
 		return err
 	}
-	out := repoDetailJSON{repoJSON: s.toRepoJSON(repo), Collaborators: []string{}}
+	out, err := s.repoDetail(r.Context(), repo)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// repoDetail is the GET /repos/:name shape of repo.
+func (s *Server) repoDetail(ctx context.Context, repo *forge.Repo) (*repoDetailJSON, error) {
+	out := &repoDetailJSON{repoJSON: s.toRepoJSON(repo), Collaborators: []string{}}
 	for _, col := range repo.Collaborators {
 		out.Collaborators = append(out.Collaborators, col.Username)
 	}
-	out.Branches, err = s.Git.Branches(r.Context(), s.repoDir(repo))
+	var err error
+	out.Branches, err = s.Git.Branches(ctx, s.repoDir(repo))
 	if err != nil {
-		return fmt.Errorf("listing branches of %s: %w", repo.Name, err)
+		return nil, fmt.Errorf("listing branches of %s: %w", repo.Name, err)
 	}
 	if out.Branches == nil {
 		out.Branches = []string{}
 	}
-	if head, err := s.Git.HeadBranch(r.Context(), s.repoDir(repo)); err == nil && slices.Contains(out.Branches, head) {
+	if head, err := s.Git.HeadBranch(ctx, s.repoDir(repo)); err == nil && slices.Contains(out.Branches, head) {
 		out.DefaultBranch = &head
 	} else if len(out.Branches) > 0 {
 		out.DefaultBranch = &out.Branches[0]
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }
 
 // deleteRepo is Kod API DELETE /repos/:name -> 204: runs are cancelled,

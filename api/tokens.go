@@ -86,6 +86,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 	if len(req.Name) > 100 {
 		return forge.Invalid("Token name must be at most 100 characters")
 	}
+	if forge.HasControl(req.Name) {
+		return forge.Invalid("Token name must not contain control characters (such as NUL, tab, newline or ESC)")
+	}
 	perms := req.Permissions
 	if perms == nil {
 		perms = slices.Clone(forge.DefaultPermissions)

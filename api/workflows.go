@@ -1,10 +1,10 @@
 package api
 
 import (
-	"cmp"
+	"context"
+	"fmt"
 	"net/http"
 	"path"
-	"slices"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -30,8 +30,11 @@ func (s *Server) workflowRoutes() {
 
 // triggerWorkflow is Kod API POST /repos/:name/workflows {branch?, commit?,
 // files?} -> 202 {id, status:"queued", message}. branch defaults to "main";
-// commit defaults to the branch's head; files must stay inside
-// .kod/workflows/.
+// commit defaults to the branch's head and must otherwise be on the branch
+// (reachable from it: the run is labelled with the branch, which protected
+// branches and `if: branch == ...` trust), else 400 "Commit is not on
+// branch '<b>'"; a malformed or unknown commit is 400 "Invalid commit".
+// files must stay inside .kod/workflows/ (see cleanWorkflowFiles).
 func (s *Server) triggerWorkflow(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req struct {
 		Branch string   `json:"branch"`
@@ -73,6 +76,11 @@ func (s *Server) triggerWorkflow(w http.ResponseWriter, r *http.Request, c *call
 		}
 		return forge.Invalid("Branch '%s' does not exist", req.Branch)
 	}
+	if req.Commit != "" {
+		if err := s.checkCommitOnBranch(r.Context(), repo, commit, req.Branch); err != nil {
+			return err
+		}
+	}
 	run, err := s.Runner.Enqueue(r.Context(), runner.Request{
 		Repo: repo.Name, Branch: req.Branch, Commit: commit, Trigger: forge.TriggerManual, Files: files, TokenID: c.p.TokenID,
 	})
@@ -83,15 +91,55 @@ func (s *Server) triggerWorkflow(w http.ResponseWriter, r *http.Request, c *call
 	return nil
 }
 
+// checkCommitOnBranch is ErrInvalid unless commit is reachable from
+// refs/heads/<branch>: "Branch '<b>' does not exist", "Commit is not on
+// branch '<b>'".
+func (s *Server) checkCommitOnBranch(ctx context.Context, repo *forge.Repo, commit, branch string) error {
+	dir := s.repoDir(repo)
+	head, ok, err := s.Git.ResolveCommit(ctx, dir, "refs/heads/"+branch)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return forge.Invalid("Branch '%s' does not exist", branch)
+	}
+	on, err := s.Git.IsAncestor(ctx, dir, commit, head)
+	if err != nil {
+		return fmt.Errorf("checking that %s is on %s: %w", commit, branch, err)
+	}
+	if !on {
+		return forge.Invalid("Commit is not on branch '%s'", branch)
+	}
+	return nil
+}
+
+// maxFileName is the longest workflow file name accepted in a trigger,
+// bytes (file systems stop at 255).
+const maxFileName = 255
+
 // cleanWorkflowFiles checks that every path names a file inside
-// .kod/workflows/ (Kod: 400 otherwise) and returns them cleaned.
+// .kod/workflows/ (Kod: 400 otherwise) and returns them cleaned, without
+// repeats, in the order given. At most runner.MaxRunFiles different files,
+// names of at most 255 bytes without control characters: the list is kept
+// in the run record.
 func cleanWorkflowFiles(files []string) ([]string, error) {
 	var out []string
+	seen := map[string]bool{}
 	for _, f := range files {
 		clean := path.Clean(strings.TrimPrefix(f, "./"))
 		if f == "" || path.IsAbs(f) || strings.Contains(f, "\\") || path.Dir(clean) != workflow.Dir {
 			return nil, forge.Invalid("Workflow files must be inside %s/", workflow.Dir)
 		}
+		if len(path.Base(clean)) > maxFileName || forge.HasControl(clean) {
+			return nil, forge.Invalid("Workflow file names must be at most %d bytes, without control characters", maxFileName)
+		}
+		if seen[clean] {
+			continue
+		}
+		if len(out) == runner.MaxRunFiles {
+			return nil, forge.Invalid("Too many workflow files: a run may have at most %d", runner.MaxRunFiles)
+		}
+		seen[clean] = true
 		out = append(out, clean)
 	}
 	return out, nil
@@ -189,38 +237,34 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request, c *call) erro
 }
 
 // workflowStatus is Kod API GET /workflows/status: counts by status and the
-// 10 most recent runs, over the repositories the token can read.
+// 10 most recent runs, over the repositories the token can read. The store
+// counts without keeping records, so the answer costs ten records of
+// memory however many runs there are.
 func (s *Server) workflowStatus(w http.ResponseWriter, r *http.Request, c *call) error {
 	repos, err := s.Store.ListRepos(r.Context())
 	if err != nil {
 		return err
 	}
-	summary := map[forge.RunStatus]int{forge.RunQueued: 0, forge.RunRunning: 0, forge.RunCompleted: 0, forge.RunFailed: 0}
-	var recent []*forge.Run
+	var names []string
 	for _, repo := range repos {
-		if !c.p.CanAccess(repo) {
-			continue
+		if c.p.CanAccess(repo) {
+			names = append(names, repo.Name)
 		}
-		runs, err := s.Store.ListRuns(r.Context(), repo.Name, 0)
-		if err != nil {
-			return err
-		}
-		for _, run := range runs {
-			summary[run.Status]++
-		}
-		recent = append(recent, runs...)
 	}
-	sortRunsNewestFirst(recent)
-	if len(recent) > 10 {
-		recent = recent[:10]
+	counts, recent, err := s.Store.SummarizeRuns(r.Context(), names, 10)
+	if err != nil {
+		return err
+	}
+	summary := map[forge.RunStatus]int{forge.RunQueued: 0, forge.RunRunning: 0, forge.RunCompleted: 0, forge.RunFailed: 0}
+	for st, n := range counts {
+		summary[st] += n
+	}
+	if err := s.fillQueuePositions(r, recent); err != nil {
+		return err
 	}
 	if recent == nil {
 		recent = []*forge.Run{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"summary": summary, "recent": recent})
 	return nil
-}
-
-func sortRunsNewestFirst(runs []*forge.Run) {
-	slices.SortFunc(runs, func(a, b *forge.Run) int { return cmp.Compare(b.Seq, a.Seq) })
 }

@@ -105,6 +105,13 @@ func (c *Client) RenameRepo(ctx context.Context, name, newName string) (*Repo, e
 	return &out, c.do(ctx, http.MethodPatch, "/repos/"+esc(name), map[string]string{"name": newName}, &out)
 }
 
+// SetDefaultBranch is PATCH /repos/:name {defaultBranch} -> 200 (kod's
+// addition): HEAD points at branch, which must exist.
+func (c *Client) SetDefaultBranch(ctx context.Context, name, branch string) (*RepoDetail, error) {
+	var out RepoDetail
+	return &out, c.do(ctx, http.MethodPatch, "/repos/"+esc(name), map[string]string{"defaultBranch": branch}, &out)
+}
+
 // DeleteRepo is DELETE /repos/:name -> 204.
 func (c *Client) DeleteRepo(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/repos/"+esc(name), nil, nil)

@@ -304,7 +304,7 @@ func TestConcurrentPushesQueue(t *testing.T) {
 // the default branch with trigger schedule; `push = []` turns pushes off.
 func TestScheduledRunOnDefaultBranch(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "", nil)
+	s := startServer(t, "", []string{"KOD_SCHEDULE_MIN_INTERVAL=1s"}) // users get 1m at least
 	s.createRepo("cron")
 	p := newProject(t, "main", map[string]string{".kod/workflows/nightly.toml": `
 [on]

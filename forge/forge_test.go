@@ -154,7 +154,21 @@ func TestCheckRefUpdates(t *testing.T) {
 		{"nested protected", system, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/release/1"}}, "release/1"},
 		{"mixed push refused whole", collab, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/feature"}, main(a, b)}, "main"},
 		{"unprotected branch", collab, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/feature"}}, ""},
-		{"tag named like a branch", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/main"}}, ""},
+		{"tag named like an unprotected branch", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/feature"}}, ""},
+		{"tag shadowing main", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/main"}}, "shadow main"},
+		{"tag shadowing main, updated", system, []RefUpdate{{Old: a, New: b, Ref: "refs/tags/main"}}, "shadow main"},
+		{"tag shadowing a nested branch", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/release/1"}}, "shadow release/1"},
+		{"remote-tracking ref", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/remotes/main"}}, "shadow main"},
+		{"remote HEAD spelling", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/remotes/main/HEAD"}}, "shadow main"},
+		{"top-level ref", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/main"}}, "shadow main"},
+		{"any namespace", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/x/y/main"}}, "shadow main"},
+		{"shadowing ref in a mixed push", collab, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/feature"}, {Old: zeroOID, New: a, Ref: "refs/tags/main"}}, "shadow main"},
+		{"deleting a shadowing tag", collab, []RefUpdate{{Old: a, New: zeroOID, Ref: "refs/tags/main"}}, ""},
+		{"tag with a longer name", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/main2"}}, ""},
+		{"tag ending like a nested branch part", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/1"}}, ""},
+		{"branch in a folder named like main", collab, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/heads/alice/main"}}, ""},
+		{"owner may create the tag", owner, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/main"}}, ""},
+		{"admin may create the tag", admin, []RefUpdate{{Old: zeroOID, New: a, Ref: "refs/tags/main"}}, ""},
 		{"prefix is not the branch", collab, []RefUpdate{{Old: a, New: b, Ref: "refs/heads/main2"}}, ""},
 		{"owner", owner, []RefUpdate{main(a, zeroOID)}, ""},
 		{"owner without repo:write", &Principal{TokenID: "o", Permissions: []Permission{PermRepoRead}}, []RefUpdate{main(a, b)}, "main"},
@@ -168,6 +182,11 @@ func TestCheckRefUpdates(t *testing.T) {
 		switch {
 		case c.refused == "" && err != nil:
 			t.Errorf("%s: refused: %v", c.name, err)
+		case strings.HasPrefix(c.refused, "shadow "):
+			b := strings.TrimPrefix(c.refused, "shadow ")
+			if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "would shadow the protected branch '"+b+"'") {
+				t.Errorf("%s: got %v, want a refusal for shadowing %q", c.name, err, b)
+			}
 		case c.refused != "" && (!errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "branch '"+c.refused+"' is protected")):
 			t.Errorf("%s: got %v, want branch %q protected", c.name, err, c.refused)
 		}

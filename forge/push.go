@@ -31,6 +31,13 @@ func (u RefUpdate) Branch() (string, bool) { return strings.CutPrefix(u.Ref, "re
 // repo:write already; the owner's check repeats it so that ownership alone
 // (the user of an admin-added SSH key owns by username) never moves a
 // protected branch.
+//
+// It also refuses, to the same principals, creating or updating a ref
+// outside refs/heads that git would resolve in place of a protected branch:
+// refs/tags/main, refs/remotes/main, refs/main, refs/remotes/main/HEAD, and
+// any refs/<anything>/main (kod's addition). Such a ref makes `main`
+// ambiguous for every client (`git push origin HEAD:main` then fails or
+// picks the tag). Deleting one stays allowed: it removes the ambiguity.
 func CheckRefUpdates(p *Principal, r *Repo, updates []RefUpdate) error {
 	if p != nil && (p.IsAdmin() || p.IsOwner(r) && p.Has(PermRepoWrite)) {
 		return nil
@@ -40,5 +47,28 @@ func CheckRefUpdates(p *Principal, r *Repo, updates []RefUpdate) error {
 			return Forbidden("branch '%s' is protected: only the repository owner or an admin can change it", b)
 		}
 	}
+	for _, u := range updates {
+		if b, ok := shadowedBranch(r, u.Ref); ok && !u.IsDelete() {
+			return Forbidden("ref '%s' would shadow the protected branch '%s' (git would resolve '%s' to it): only the repository owner or an admin can create it", u.Ref, b, b)
+		}
+	}
 	return nil
+}
+
+// shadowedBranch returns the protected branch of r that ref, a ref outside
+// refs/heads, has as its last name parts: "refs/tags/main" and
+// "refs/x/y/main" shadow "main", "refs/tags/release/1" shadows "release/1";
+// "refs/main" and "refs/remotes/main/HEAD" are git's other spellings that
+// resolve "main" (git rev-parse's lookup rules).
+func shadowedBranch(r *Repo, ref string) (string, bool) {
+	rest, ok := strings.CutPrefix(ref, "refs/")
+	if !ok || strings.HasPrefix(rest, "heads/") {
+		return "", false
+	}
+	for _, b := range r.ProtectedBranches {
+		if rest == b || strings.HasSuffix(rest, "/"+b) || rest == "remotes/"+b+"/HEAD" {
+			return b, true
+		}
+	}
+	return "", false
 }

@@ -62,6 +62,15 @@ type RunStore interface {
 	DeleteRun(ctx context.Context, id string) error
 }
 
+// RunSummaryStore answers GET /workflows/status without loading every run.
+type RunSummaryStore interface {
+	// SummarizeRuns counts the runs of repos by status and returns the
+	// recent (at most) newest of them, newest first, in one read. Only
+	// those are decoded in full: memory stays bounded by recent records
+	// however many runs the repositories hold.
+	SummarizeRuns(ctx context.Context, repos []string, recent int) (map[RunStatus]int, []*Run, error)
+}
+
 // KeyStore keeps users' SSH public keys. A fingerprint is unique across all
 // users. Errors wrap ErrNotFound ("SSH key not found") / ErrConflict.
 type KeyStore interface {
@@ -90,6 +99,7 @@ type Store interface {
 	RepoStore
 	TokenStore
 	RunStore
+	RunSummaryStore
 	KeyStore
 	MetaStore
 	SecretStore

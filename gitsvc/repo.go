@@ -3,9 +3,11 @@ package gitsvc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -103,6 +105,26 @@ func (g *Git) ResolveCommit(ctx context.Context, dir, rev string) (oid string, o
 	return oid, true, nil
 }
 
+// IsAncestor reports whether commit is reachable from rev in dir (`git
+// merge-base --is-ancestor`): the commit rev names, or one of its
+// ancestors. Both must name existing commits; user values pass UserArg.
+func (g *Git) IsAncestor(ctx context.Context, dir, commit, rev string) (bool, error) {
+	for _, v := range []string{commit, rev} {
+		if _, err := UserArg(v); err != nil {
+			return false, err
+		}
+	}
+	err := g.Run(ctx, &Cmd{Dir: dir, Args: []string{"merge-base", "--is-ancestor", "--end-of-options", commit, rev}})
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		return false, nil // the documented "not an ancestor"
+	}
+	return false, err
+}
+
 // MaxWorkflowFileSize caps one workflow file, bytes.
 const MaxWorkflowFileSize = 1 << 20
 
@@ -138,8 +160,18 @@ func (g *Git) ListFiles(ctx context.Context, repoDir, commit, dir string) ([]str
 	return files, nil
 }
 
+// FileTooLargeError is ReadFile's error for a file over its limit.
+type FileTooLargeError struct {
+	Path      string
+	Size, Max int64 // bytes
+}
+
+func (e *FileTooLargeError) Error() string {
+	return fmt.Sprintf("%s is %d bytes, more than the limit of %d", e.Path, e.Size, e.Max)
+}
+
 // ReadFile returns the content of file at commit, refusing files larger
-// than max bytes.
+// than max bytes with a *FileTooLargeError.
 func (g *Git) ReadFile(ctx context.Context, repoDir, commit, file string, max int64) ([]byte, error) {
 	spec, err := UserArg(commit + ":" + path.Clean(file))
 	if err != nil {
@@ -154,7 +186,7 @@ func (g *Git) ReadFile(ctx context.Context, repoDir, commit, file string, max in
 		return nil, fmt.Errorf("reading size of %s: %w", file, err)
 	}
 	if size > max {
-		return nil, fmt.Errorf("%s is %d bytes, more than the limit of %d", file, size, max)
+		return nil, &FileTooLargeError{Path: file, Size: size, Max: max}
 	}
 	return g.Output(ctx, &Cmd{Dir: repoDir, Args: []string{"cat-file", "blob", spec}})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kod-forge/kod/forge"
@@ -67,12 +68,19 @@ func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []for
 			msgs = append(msgs, fmt.Sprintf("kod: could not read workflow files of %s: no run queued", branch))
 			continue
 		}
-		selected, invalid := pushWorkflows(files, branch)
+		selected, steps, invalid := pushWorkflows(files, branch)
 		if len(selected) == 0 {
+			continue
+		}
+		if len(selected) > MaxRunFiles {
+			msgs = append(msgs, fmt.Sprintf("kod: %d workflow files apply to a push of %s; a run may have at most %d: no run queued", len(selected), branch, MaxRunFiles))
 			continue
 		}
 		for _, err := range invalid {
 			msgs = append(msgs, fmt.Sprintf("kod: warning: %v (the run will fail)", err))
+		}
+		if steps > MaxRunSteps {
+			msgs = append(msgs, fmt.Sprintf("kod: warning: the workflows for %s have %d steps; a run may have at most %d (the run will fail)", branch, steps, MaxRunSteps))
 		}
 		run, err := r.Enqueue(ctx, Request{Repo: repo, Branch: branch, Commit: u.New, Trigger: forge.TriggerPush, Files: selected, TokenID: tokenID})
 		if err != nil {
@@ -81,7 +89,7 @@ func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []for
 			continue
 		}
 		runs = append(runs, run)
-		msgs = append(msgs, fmt.Sprintf("kod: queued workflow run %s for %s (%s)", run.ID, branch, strings.Join(selected, ", ")))
+		msgs = append(msgs, fmt.Sprintf("kod: queued workflow run %s for %s (%s)", run.ID, branch, displayPaths(selected)))
 		if !r.cfg.KeepSuperseded {
 			for _, old := range r.supersede(ctx, run) {
 				msgs = append(msgs, fmt.Sprintf("kod: cancelled queued run %s of %s (superseded)", old, branch))
@@ -127,19 +135,36 @@ func (r *Runner) supersede(ctx context.Context, run *forge.Run) []string {
 }
 
 // pushWorkflows returns the paths of files whose triggers accept a push of
-// branch, and the parse errors of files that do not parse (kept, so that
-// their run reports why).
-func pushWorkflows(files []File, branch string) (selected []string, invalid []error) {
+// branch, their number of steps, and the parse errors of files that do not
+// parse or could not be read (kept, so that their run reports why).
+func pushWorkflows(files []File, branch string) (selected []string, steps int, invalid []error) {
 	for _, f := range files {
-		wf, err := workflow.Parse(f.Path, f.Data)
-		if err != nil {
+		wf, err := f.Parse()
+		switch {
+		case err != nil:
 			invalid = append(invalid, err)
-		} else if !acceptsPush(wf, branch) {
+		case !acceptsPush(wf, branch):
 			continue
+		default:
+			steps += len(wf.Steps)
 		}
 		selected = append(selected, f.Path)
 	}
-	return selected, invalid
+	return selected, steps, invalid
+}
+
+// displayPaths joins paths for a message, quoting those that hold control
+// characters (their runs fail; the pusher's terminal must not interpret
+// them).
+func displayPaths(paths []string) string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = p
+		if forge.HasControl(p) {
+			out[i] = strconv.Quote(p)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func acceptsPush(wf *workflow.Workflow, branch string) bool {

@@ -29,7 +29,10 @@ type execution struct {
 	spec    *sandbox.RunSpec
 	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps, expanded
 	nextIdx int               // index of the next step container
-	failed  bool              // a step failed without continue_on_error
+	// outputUsed is the step output the run record holds, bytes (see
+	// outputAllowance).
+	outputUsed int
+	failed     bool // a step failed without continue_on_error
 
 	secrets []forge.SecretValue // decrypted for this run, memory only
 	mask    *masker             // masks the secrets; nil if none
@@ -126,10 +129,13 @@ func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, er
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no workflow files in %s at commit %s", workflow.Dir, short(x.run.Commit))
 	}
+	if len(files) > MaxRunFiles {
+		return nil, fmt.Errorf("%d workflow files in %s at commit %s; a run may have at most %d", len(files), workflow.Dir, short(x.run.Commit), MaxRunFiles)
+	}
 	var wfs []*workflow.Workflow
 	var errs []string
 	for _, f := range files {
-		wf, err := workflow.Parse(f.Path, f.Data)
+		wf, err := f.Parse()
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -139,7 +145,7 @@ func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, er
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid workflow: %s", strings.Join(errs, "; "))
 	}
-	return wfs, nil
+	return wfs, checkRunSteps(wfs)
 }
 
 // prepare creates the workspace and network and fills the workspace with

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 )
 
 // DefaultLogCap is the default number of bytes of a step's log kept on disk
@@ -160,10 +161,15 @@ func (l *stepLog) Close() error {
 // with a note when earlier output is not in it. Once the log is closed,
 // Tail frees that memory (the sink stays readable for followers until the
 // run ends): later calls return "".
-func (l *stepLog) Tail() string {
+func (l *stepLog) Tail() string { return l.TailWithin(len(l.recent.ring)) }
+
+// TailWithin is Tail cut to the last n bytes when n is less than outputCap:
+// the run's output budget is spent (see outputBudget), and the note then
+// says so.
+func (l *stepLog) TailWithin(n int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.recent.String()
+	s := l.recent.within(n)
 	if l.closed {
 		l.recent = tailBuffer{}
 	}
@@ -246,12 +252,34 @@ func (t *tailBuffer) Write(p []byte) {
 	t.pos = (t.pos + len(p)) % len(t.ring)
 }
 
+// within returns the kept bytes like String, or only their last n bytes
+// (from a rune start) with a note that the run's output budget is spent,
+// when n is less than the ring.
+func (t *tailBuffer) within(n int) string {
+	if n >= len(t.ring) || t.written <= int64(n) {
+		return t.String()
+	}
+	kept := t.kept()
+	cut := len(kept) - n
+	for cut < len(kept) && !utf8.RuneStart(kept[cut]) {
+		cut++
+	}
+	return budgetNote(t.written-int64(len(kept)-cut)) + kept[cut:]
+}
+
 // String returns the kept bytes, with a marker when the start was cut.
 func (t *tailBuffer) String() string {
+	kept := t.kept()
+	if dropped := t.written - int64(len(kept)); dropped > 0 {
+		return fmt.Sprintf("[... %d bytes of earlier output omitted; the full log is at /logs ...]\n%s", dropped, kept)
+	}
+	return kept
+}
+
+// kept returns the bytes in the ring, oldest first.
+func (t *tailBuffer) kept() string {
 	if t.written <= int64(len(t.ring)) {
 		return string(t.ring[:t.written])
 	}
-	tail := string(t.ring[t.pos:]) + string(t.ring[:t.pos])
-	dropped := t.written - int64(len(t.ring))
-	return fmt.Sprintf("[... %d bytes of earlier output omitted; the full log is at /logs ...]\n%s", dropped, tail)
+	return string(t.ring[t.pos:]) + string(t.ring[:t.pos])
 }

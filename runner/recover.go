@@ -62,13 +62,14 @@ func (r *Runner) recordInterrupted(x *forge.Run, c *forge.CurrentStep) {
 	if c.StartedAt > 0 {
 		res.Duration = int64(forge.NowMillis() - c.StartedAt)
 	}
-	res.Output = r.readTail(StepLogPath(r.cfg.LogsDir, x.ID, c.Index))
+	res.Output = r.readTail(StepLogPath(r.cfg.LogsDir, x.ID, c.Index), r.outputAllowance(recordOutput(x)))
 	x.Result.Steps = append(x.Result.Steps, res)
 }
 
 // readTail returns the last OutputCap bytes of a log file, marked like a
-// live step's output ("" when it cannot be read).
-func (r *Runner) readTail(path string) string {
+// live step's output, cut to keep bytes like TailWithin ("" when it
+// cannot be read).
+func (r *Runner) readTail(path string, keep int) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
@@ -84,5 +85,5 @@ func (r *Runner) readTail(path string) string {
 	n, _ := f.ReadAt(buf, off)
 	t.written = off
 	t.Write(buf[:n])
-	return t.String()
+	return t.within(keep)
 }

@@ -27,6 +27,7 @@ type Config struct {
 	LogsDir       string             // step logs go to <LogsDir>/<run>/<step>.log (required)
 	StopGrace     time.Duration      // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
 	OutputCap     int                // bytes of a step's output kept in the run record; default 64 KiB
+	OutputBudget  int                // bytes of output all steps of a run keep in its record; default DefaultOutputBudget
 	LogCap        int64              // bytes of a step's log kept on disk (first and last half); default DefaultLogCap
 	Limits        sandbox.Limits     // per step container
 	SweepEvery    time.Duration      // period of the leak sweep; default 1 min
@@ -57,6 +58,9 @@ func (c *Config) setDefaults() {
 	if c.OutputCap <= 0 {
 		c.OutputCap = 64 << 10
 	}
+	if c.OutputBudget <= 0 {
+		c.OutputBudget = DefaultOutputBudget
+	}
 	if c.SweepEvery <= 0 {
 		c.SweepEvery = time.Minute
 	}
@@ -75,16 +79,21 @@ type Store interface {
 	ListRepos(ctx context.Context) ([]*forge.Repo, error)
 }
 
-// File is one workflow file read from a repository.
+// File is one workflow file read from a repository. Err says why it could
+// not be read (too large, unreadable); such a file fails its runs like one
+// that does not parse, naming the file, and leaves the other files alone.
 type File struct {
 	Path string
 	Data []byte
+	Err  error
 }
 
 // Source reads repository content at a commit. Implemented over git by the
 // server's wiring.
 type Source interface {
 	// WorkflowFiles returns .kod/workflows/*.toml at commit, sorted by path.
+	// A file that cannot be read (too large) comes with File.Err set; the
+	// error is for what fails the whole listing.
 	WorkflowFiles(ctx context.Context, repo, commit string) ([]File, error)
 	// Archive streams the tree at commit as a tar archive.
 	Archive(ctx context.Context, repo, commit string, w io.Writer) error

@@ -10,7 +10,6 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/kod-forge/kod/forge"
-	"github.com/kod-forge/kod/runner/workflow"
 )
 
 // Heads is implemented by a Source that can name a repository's default
@@ -144,9 +143,9 @@ func (s *scheduler) reconcileRepo(ctx context.Context, repo string) {
 func (s *scheduler) add(repo string, files []File) []cron.EntryID {
 	var ids []cron.EntryID
 	for _, f := range files {
-		wf, err := workflow.Parse(f.Path, f.Data)
+		wf, err := f.Parse()
 		if err != nil {
-			continue // its pushes report the error
+			continue // its pushes report the error; other files keep their schedules
 		}
 		for _, expr := range wf.On.Schedule {
 			sched, err := cron.ParseStandard(expr)

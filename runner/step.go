@@ -80,7 +80,8 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 	if err := errors.Join(out.Flush(), log.Close()); err != nil {
 		x.r.log.Error("closing a step log", "run", x.run.ID, "err", err)
 	}
-	res.Output = log.Tail()
+	res.Output = log.TailWithin(x.r.outputAllowance(x.outputUsed))
+	x.outputUsed += len(res.Output)
 	res.Duration = time.Since(started).Milliseconds()
 	switch {
 	case runErr != nil:

@@ -15,6 +15,7 @@ import (
 	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/netpolicy"
+	"github.com/kod-forge/kod/runner/workflow"
 )
 
 // ServeConfig is every setting of `kod serve`. Each is set, in rising
@@ -56,6 +57,10 @@ type ServeConfig struct {
 	// WebhookRetrySchedule overrides the retry delays of webhook
 	// deliveries ("1s,2s,3s"); for tests, not shown in --help.
 	WebhookRetrySchedule string
+	// ScheduleMinInterval is the shortest interval between two firings a
+	// workflow schedule may ask for (workflow.MinScheduleInterval, 1m);
+	// for tests, not shown in --help.
+	ScheduleMinInterval time.Duration
 }
 
 // DefaultImage is the step image built by scripts/build-images from
@@ -84,6 +89,7 @@ func defaultServeConfig(home string) ServeConfig {
 		SSHHostKeyPath:      filepath.Join(home, "ssh_host_ed25519_key"),
 		WebhookAllowedHosts: netpolicy.Default,
 		ImportTimeout:       api.DefaultImportTimeout,
+		ScheduleMinInterval: workflow.MinScheduleInterval,
 		SSHIdleTimeout:      gitsvc.DefaultSSHIdleTimeout,
 		SSHMaxSession:       gitsvc.DefaultSSHMaxSession,
 		SSHMaxPerAddress:    gitsvc.DefaultSSHMaxPerAddr,
@@ -142,6 +148,7 @@ func serveSettings(c *ServeConfig) []setting {
 		{"registryAllowedHosts", []string{netpolicy.RegistrySetting}, "registry-allowed-hosts", "", "registries step images may be pulled from (same syntax; empty: as --webhook-allowed-hosts)", &c.RegistryAllowedHosts},
 		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
 		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
+		{"scheduleMinInterval", []string{"KOD_SCHEDULE_MIN_INTERVAL"}, "", "", "", &c.ScheduleMinInterval},
 	}
 }
 
@@ -328,6 +335,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if _, err := parseRetrySchedule(c.WebhookRetrySchedule); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ScheduleMinInterval < time.Second {
+		errs = append(errs, fmt.Errorf("schedule min interval (KOD_SCHEDULE_MIN_INTERVAL) must be at least 1s, got %s", c.ScheduleMinInterval))
 	}
 	return errors.Join(append(errs, c.validateRunner()...)...)
 }

@@ -200,6 +200,14 @@ func (f *fakeAPI) repoRoutes(h handleFn) {
 	})
 	h("PATCH", "/repos/{name}", func(w http.ResponseWriter, r *http.Request, b map[string]any) {
 		if repo := f.repo(w, r); repo != nil {
+			if branch, ok := b["defaultBranch"].(string); ok {
+				if branch != "main" {
+					fail(w, 400, fmt.Sprintf("Branch '%s' does not exist", branch))
+					return
+				}
+				writeJSONT(w, 200, repo)
+				return
+			}
 			newName, _ := b["name"].(string)
 			if _, taken := f.repos[newName]; taken {
 				fail(w, 409, "A repository with that name already exists")

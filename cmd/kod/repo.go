@@ -185,18 +185,29 @@ func newRepoInfoCmd(a *app) *cobra.Command {
 
 func newRepoUpdateCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "update NAME name NEW_NAME",
-		Short: "Rename a repository (its runs, secrets, webhooks and collaborators follow)",
-		Args:  exactArgs("NAME", "FIELD (name)", "NEW_NAME"),
+		Use:   "update NAME name NEW_NAME | update NAME default-branch BRANCH",
+		Short: "Rename a repository, or set its default branch (owner or admin)",
+		Long: `Rename a repository (its runs, secrets, webhooks and collaborators follow), or
+set its default branch: the branch clones check out and schedules run on. The
+branch must exist.`,
+		Args: exactArgs("NAME", "FIELD (name or default-branch)", "VALUE"),
 		RunE: a.run(func(ctx context.Context, c *client.Client, u *ui, args []string) error {
-			if args[1] != "name" {
-				return fmt.Errorf("cannot update %q: only the name can be changed (kod repo update %s name NEW_NAME)", args[1], args[0])
+			switch args[1] {
+			case "name":
+				repo, err := c.RenameRepo(ctx, args[0], args[2])
+				if err != nil || u.json {
+					return jsonOr(u, repo, err)
+				}
+				u.printf("Renamed repository %s to %s\n", args[0], repo.Name)
+			case "default-branch":
+				repo, err := c.SetDefaultBranch(ctx, args[0], args[2])
+				if err != nil || u.json {
+					return jsonOr(u, repo, err)
+				}
+				u.printf("Default branch of %s is now %s\n", args[0], args[2])
+			default:
+				return fmt.Errorf("cannot update %q: the name and the default branch can be changed (kod repo update %s name NEW_NAME, or default-branch BRANCH)", args[1], args[0])
 			}
-			repo, err := c.RenameRepo(ctx, args[0], args[2])
-			if err != nil || u.json {
-				return jsonOr(u, repo, err)
-			}
-			u.printf("Renamed repository %s to %s\n", args[0], repo.Name)
 			return nil
 		}),
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/workflow"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
 )
@@ -123,6 +124,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	checkEngine(ctx, backend, cfg.DefaultImage, log)
 
 	git := &gitsvc.Git{}
+	workflow.MinScheduleInterval = cfg.ScheduleMinInterval // before anything parses a workflow
 	run := runner.New(runner.Config{
 		Instance:      instance,
 		DefaultImage:  cfg.DefaultImage,

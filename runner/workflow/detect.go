@@ -2,8 +2,11 @@ package workflow
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/kod-forge/kod/forge"
 )
 
 // Parse parses one workflow file. file is its repository-relative path (kept
@@ -13,14 +16,38 @@ import (
 // The format is detected (see DetectFormat): Kod's line syntax or TOML. On
 // failure Parse returns a *ParseError naming file and the 1-based line of the
 // problem; it never returns a workflow without steps.
+//
+// A file name holding control characters is refused (its File is then
+// quoted, so the error itself is safe to print), and messages are kept
+// under maxMsgLen bytes, however long the value they quote.
 func Parse(file string, data []byte) (*Workflow, error) {
+	if forge.HasControl(file) {
+		return nil, &ParseError{File: strconv.Quote(file), Msg: "the file name contains control characters (such as tab, newline or ESC); rename the file"}
+	}
 	wf, perr := parse(data)
 	if perr != nil {
 		perr.File = file
+		perr.Msg = clipMsg(perr.Msg)
 		return nil, perr
 	}
 	wf.File = file
 	return wf, nil
+}
+
+// maxMsgLen caps a parse error's message, bytes: messages quote values from
+// the file, and run records and push output carry them.
+const maxMsgLen = 512
+
+// clipMsg cuts msg to maxMsgLen bytes on a rune boundary.
+func clipMsg(msg string) string {
+	if len(msg) <= maxMsgLen {
+		return msg
+	}
+	cut := maxMsgLen - 3
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "..."
 }
 
 func parse(data []byte) (*Workflow, *ParseError) {

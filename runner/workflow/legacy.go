@@ -118,6 +118,12 @@ func (p *legacyParser) header(n int, t string) *ParseError {
 	if name == "" {
 		return errAt(n, "empty step name; write [step:NAME]")
 	}
+	if err := checkStepName(name); err != nil {
+		return errAt(n, "%v", err)
+	}
+	if len(p.wf.Steps) == MaxSteps {
+		return errAt(n, "too many steps: a workflow file may have at most %d (split it into several files)", MaxSteps)
+	}
 	if perr := p.endStep(); perr != nil {
 		return perr
 	}

@@ -23,8 +23,8 @@ import (
 //	[on]                     # optional; absent = every push of every branch
 //	push = ["main", "release/*"]   # branch patterns, see MatchBranch
 //	schedule = ["0 3 * * *"]       # cron, 5 fields or @descriptor
-//	[[steps]]                # at least one
-//	name = "test"            # required, unique
+//	[[steps]]                # at least one, at most MaxSteps
+//	name = "test"            # required, unique, no control characters
 //	run = "make test"        # required, run as written (no interpolation)
 //	image, pull, if, working_dir, continue_on_error, timeout, env   # optional
 //
@@ -61,6 +61,9 @@ func parseTOML(src string) (*Workflow, *ParseError) {
 	}
 	if perr := p.unknownKeys(raw, steps); perr != nil {
 		return nil, perr
+	}
+	if len(steps) > MaxSteps {
+		return nil, errAt(p.keys.line(MaxSteps, "steps"), "too many steps: a workflow file may have at most %d, this one has %d (split it into several files)", MaxSteps, len(steps))
 	}
 	wf := &Workflow{Format: FormatTOML, Timeout: DefaultTimeout}
 	if perr := p.top(raw, wf); perr != nil {
@@ -223,6 +226,9 @@ func (p *tomlParser) step(i int, t map[string]any) (Step, *ParseError) {
 	if s.Name, perr = p.nonEmpty(v, i, "name", fmt.Sprintf("step %d", i+1)); perr != nil {
 		return s, perr
 	}
+	if err := checkStepName(s.Name); err != nil {
+		return s, errAt(p.keys.line(i, "steps", "name"), "%v", err)
+	}
 	if v, ok = t["run"]; !ok {
 		return s, errAt(s.Line, "step %q has no run script", s.Name)
 	}
@@ -377,7 +383,7 @@ func (p *tomlParser) env(v any, step int, path ...string) ([]EnvVar, *ParseError
 func typeName(v any) string {
 	switch v := v.(type) {
 	case string:
-		return fmt.Sprintf("string %q", v)
+		return fmt.Sprintf("string %q", clip(v))
 	case int64:
 		return fmt.Sprintf("integer %d", v)
 	case float64:

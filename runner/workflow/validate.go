@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/kod-forge/kod/forge"
 )
 
 // Rules both formats share. Each returns a message for the user (no file or
@@ -96,8 +98,56 @@ func checkCron(expr string) error {
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "@") && len(rest) != 5 {
 		return fmt.Errorf("cron expression %q has %d fields, want 5 (minute hour day-of-month month day-of-week)", expr, len(rest))
 	}
-	if _, err := cron.ParseStandard(expr); err != nil {
+	sched, err := cron.ParseStandard(expr)
+	if err != nil {
 		return fmt.Errorf("cron expression %q: %v", expr, err)
+	}
+	return checkCronPace(expr, sched, time.Now(), MinScheduleInterval)
+}
+
+// MinScheduleInterval is the shortest time allowed between two firings of
+// a schedule, one minute: five-field cron cannot go below it, `@every 1s`
+// could and would flood the queue with runs. Only tests lower it (the
+// server's KOD_SCHEDULE_MIN_INTERVAL), before any workflow is parsed.
+var MinScheduleInterval = time.Minute
+
+// checkCronPace refuses a schedule that fires more often than min, or never
+// (robfig/cron gives up after five years: "0 0 30 2 *"). Two consecutive
+// firings after from tell the pace: five fields fire on whole minutes at
+// the most, and `@every d` every d.
+func checkCronPace(expr string, sched cron.Schedule, from time.Time, min time.Duration) error {
+	first := sched.Next(from)
+	if first.IsZero() {
+		return fmt.Errorf("cron expression %q never fires", expr)
+	}
+	second := sched.Next(first)
+	if gap := second.Sub(first); !second.IsZero() && gap < min {
+		return fmt.Errorf("cron expression %q fires every %s; firings must be at least %s apart (e.g. @every %s)", expr, gap, shortDuration(min), shortDuration(min))
+	}
+	return nil
+}
+
+// shortDuration prints 1m0s as 1m and 1h0m0s as 1h.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// MaxSteps is the largest number of steps a workflow file may have. Every
+// step is a container and an entry of the run record.
+const MaxSteps = 100
+
+// checkStepName refuses what a terminal would interpret in a step name:
+// names are printed in `==> name` log headers and CLI tables.
+func checkStepName(name string) error {
+	if forge.HasControl(name) {
+		return fmt.Errorf("step name %q contains control characters (such as tab, newline or ESC); use plain text", clip(name))
 	}
 	return nil
 }

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/kod-forge/kod/forge"
+)
+
+// updateRepo is Kod API PATCH /repos/:name {name?, defaultBranch?} -> 200
+// with the repository in the GET /repos/:name shape (repo:write, owner or
+// admin; 403 "Only the repository owner can update this repository").
+//
+// name renames (Kod): onto a taken name is 409 "A repository with that
+// name already exists", to the same name changes nothing; see RenameRepo.
+// The record and everything keyed by the repository name (collaborators
+// and protections in the record; runs, secrets, webhooks and deliveries
+// through the store's cascades) move in one transaction, and the bare
+// repository directory moves with os.Rename inside the repos dir. Queued
+// runs follow the new name; executing runs keep going (the runner resolves
+// the name again before it reads the repository), and pushes in flight have
+// their hooks pointed at the new name.
+//
+// defaultBranch (kod's addition) points HEAD at an existing branch: what
+// clones check out and where schedules run. 400 "Invalid branch name", 400
+// "Branch '<b>' does not exist". A request with neither is 400 "Name is
+// required" (Kod's message); everything is checked before anything moves.
+func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req struct {
+		Name          *string `json:"name"`
+		DefaultBranch *string `json:"defaultBranch"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if (req.Name == nil && req.DefaultBranch == nil) || (req.Name != nil && *req.Name == "") {
+		return forge.Invalid("Name is required")
+	}
+	repo, err := c.repo(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	if req.Name != nil {
+		if _, err := s.newRepoDir(*req.Name); err != nil {
+			return err
+		}
+	}
+	if req.DefaultBranch != nil {
+		if err := s.checkBranchExists(r.Context(), repo, *req.DefaultBranch); err != nil {
+			return err
+		}
+	}
+	ctx := context.WithoutCancel(r.Context())
+	if req.Name != nil && *req.Name != repo.Name {
+		if repo, err = s.RenameRepo(ctx, repo.Name, *req.Name); err != nil {
+			return err
+		}
+	}
+	if req.DefaultBranch != nil {
+		if err := s.Git.SetHead(ctx, s.repoDir(repo), *req.DefaultBranch); err != nil {
+			return fmt.Errorf("setting the default branch of %s: %w", repo.Name, err)
+		}
+		s.log.Info("default branch set", "repo", repo.Name, "branch", *req.DefaultBranch, "token", c.p.TokenID)
+	}
+	out, err := s.repoDetail(ctx, repo)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// checkBranchExists is ErrInvalid "Invalid branch name" or "Branch '<b>'
+// does not exist" unless refs/heads/<branch> of repo names a commit.
+func (s *Server) checkBranchExists(ctx context.Context, repo *forge.Repo, branch string) error {
+	if !forge.ValidBranchName(branch) {
+		return forge.Invalid("Invalid branch name")
+	}
+	_, ok, err := s.Git.ResolveCommit(ctx, s.repoDir(repo), "refs/heads/"+branch)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return forge.Invalid("Branch '%s' does not exist", branch)
+	}
+	return nil
+}

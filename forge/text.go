@@ -1,0 +1,17 @@
+package forge
+
+import "unicode"
+
+// HasControl reports whether s holds a control character: C0 (NUL, ESC, tab,
+// newline...), DEL or C1 (U+0080-U+009F, where U+009B starts a terminal
+// control sequence like ESC [). Names that reach terminals (token names in
+// CLI tables, step names in `==> step` headers) must not carry them: an
+// escape sequence in a name rewrites what the reader's terminal shows.
+func HasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
