@@ -113,6 +113,24 @@ func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
 	return true, nil
 }
 
+// getRecord reads the JSON record key of bucket into a new T in a read
+// transaction; a missing record is forge.ErrNotFound with notFound as its
+// user message.
+func getRecord[T any](db *bolt.DB, bucket []byte, key, notFound string) (*T, error) {
+	var v T
+	err := db.View(func(tx *bolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bucket), []byte(key), &v)
+		if err == nil && !ok {
+			err = forge.NotFound("%s", notFound)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {

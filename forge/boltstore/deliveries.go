@@ -109,18 +109,7 @@ func deliveryIDs(tx *bolt.Tx, webhookID string) []string {
 
 // GetDelivery implements forge.DeliveryStore.
 func (s *Store) GetDelivery(ctx context.Context, id string) (*forge.Delivery, error) {
-	var d forge.Delivery
-	err := s.db.View(func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bucketDeliveries), []byte(id), &d)
-		if err == nil && !ok {
-			err = forge.NotFound("Webhook delivery not found")
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return getRecord[forge.Delivery](s.db, bucketDeliveries, id, "Webhook delivery not found")
 }
 
 // ListDeliveries implements forge.DeliveryStore.

@@ -22,18 +22,7 @@ func (s *Store) CreateRepo(ctx context.Context, r *forge.Repo) error {
 
 // GetRepo implements forge.RepoStore.
 func (s *Store) GetRepo(ctx context.Context, name string) (*forge.Repo, error) {
-	var r forge.Repo
-	err := s.db.View(func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bucketRepos), []byte(name), &r)
-		if err == nil && !ok {
-			err = forge.NotFound("Repository not found")
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[forge.Repo](s.db, bucketRepos, name, "Repository not found")
 }
 
 // ListRepos implements forge.RepoStore.

@@ -37,18 +37,7 @@ func (s *Store) CreateRun(ctx context.Context, r *forge.Run) error {
 
 // GetRun implements forge.RunStore.
 func (s *Store) GetRun(ctx context.Context, id string) (*forge.Run, error) {
-	var r forge.Run
-	err := s.db.View(func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bucketRuns), []byte(id), &r)
-		if err == nil && !ok {
-			err = forge.NotFound("Workflow run not found")
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[forge.Run](s.db, bucketRuns, id, "Workflow run not found")
 }
 
 // UpdateRun implements forge.RunStore.

@@ -45,18 +45,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*forge.Token, err
 
 // GetToken implements forge.TokenStore.
 func (s *Store) GetToken(ctx context.Context, id string) (*forge.Token, error) {
-	var t forge.Token
-	err := s.db.View(func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bucketTokens), []byte(id), &t)
-		if err == nil && !ok {
-			err = forge.NotFound("Token not found")
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return getRecord[forge.Token](s.db, bucketTokens, id, "Token not found")
 }
 
 // ListTokens implements forge.TokenStore.

@@ -29,18 +29,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *forge.Webhook) error {
 
 // GetWebhook implements forge.WebhookStore.
 func (s *Store) GetWebhook(ctx context.Context, id string) (*forge.Webhook, error) {
-	var w forge.Webhook
-	err := s.db.View(func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bucketWebhooks), []byte(id), &w)
-		if err == nil && !ok {
-			err = forge.NotFound("Webhook not found")
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &w, nil
+	return getRecord[forge.Webhook](s.db, bucketWebhooks, id, "Webhook not found")
 }
 
 // ListWebhooks implements forge.WebhookStore.
