@@ -4,14 +4,11 @@ import (
 	"archive/tar"
 	"context"
 	"io"
-	"log/slog"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kod-forge/kod/forge"
-	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox/docker/dockertest"
 )
@@ -33,36 +30,6 @@ func (s staticSource) Archive(_ context.Context, _, _ string, w io.Writer) error
 		return err
 	}
 	return tw.Close()
-}
-
-// realRunner starts a runner on the real Docker engine with a temporary
-// bbolt store; runs' final states arrive on the returned channel.
-func realRunnerWithInstance(tb testing.TB, workflow string) (*runner.Runner, string, <-chan *forge.Run) {
-	tb.Helper()
-	backend := dockertest.Require(tb)
-	dir := tb.TempDir()
-	store, err := boltstore.Open(filepath.Join(dir, "kod.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { store.Close() })
-	ctx := context.Background()
-	if err := store.CreateRepo(ctx, &forge.Repo{Name: "bench"}); err != nil {
-		tb.Fatal(err)
-	}
-	instance := dockertest.NewID(tb)
-	r := runner.New(runner.Config{
-		Instance:     instance,
-		DefaultImage: dockertest.Image,
-		LogsDir:      filepath.Join(dir, "logs"),
-	}, store, backend, staticSource{workflow}, slog.New(slog.DiscardHandler))
-	done := make(chan *forge.Run, 16)
-	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
-	if err := r.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = r.Shutdown(context.Background()) })
-	return r, instance, done
 }
 
 const fiveTrueSteps = `
@@ -90,12 +57,12 @@ run = "true"
 // also waits until the run's volume and network are gone. Target: at most
 // 1.3x.
 func BenchmarkStepOverhead(b *testing.B) {
-	r, instance, done := realRunnerWithInstance(b, fiveTrueSteps)
+	r, _, instance, done := engineRunner(b, runner.Config{}, staticSource{fiveTrueSteps})
 	ctx := context.Background()
 	var kod, clean, baseline time.Duration
 	for b.Loop() {
 		start := time.Now()
-		if _, err := r.Enqueue(ctx, runner.Request{Repo: "bench", Branch: "main", Commit: "0123456789abcdef0123456789abcdef01234567", Trigger: forge.TriggerManual}); err != nil {
+		if _, err := r.Enqueue(ctx, runner.Request{Repo: "repo", Branch: "main", Commit: "0123456789abcdef0123456789abcdef01234567", Trigger: forge.TriggerManual}); err != nil {
 			b.Fatal(err)
 		}
 		run := <-done

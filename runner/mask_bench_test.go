@@ -2,15 +2,11 @@ package runner_test
 
 import (
 	"context"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kod-forge/kod/forge"
-	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/runner"
-	"github.com/kod-forge/kod/sandbox/docker/dockertest"
 )
 
 // loudStep prints 100 MB of log-like lines (no secret among them).
@@ -23,21 +19,7 @@ run = "yes 'compiling src/main.go ok PASS --- warning: linking github.com/x/y 0.
 // dockerRunner is a runner on the real engine whose repositories have
 // secrets (nil: none).
 func dockerRunner(b *testing.B, secrets runner.Secrets) (*runner.Runner, <-chan *forge.Run) {
-	backend := dockertest.Require(b)
-	dir := b.TempDir()
-	store, err := boltstore.Open(filepath.Join(dir, "kod.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	r := runner.New(runner.Config{Instance: dockertest.NewID(b), DefaultImage: dockertest.Image, LogsDir: filepath.Join(dir, "logs"), Secrets: secrets},
-		store, backend, staticSource{loudStep}, slog.New(slog.DiscardHandler))
-	done := make(chan *forge.Run, 4)
-	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
-	if err := r.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = r.Shutdown(context.Background()) })
+	r, _, _, done := engineRunner(b, runner.Config{Secrets: secrets}, staticSource{loudStep})
 	return r, done
 }
 
@@ -57,7 +39,7 @@ func BenchmarkMaskedCapture100MB(b *testing.B) {
 	var withMask, without time.Duration
 	run := func(r *runner.Runner, done <-chan *forge.Run) time.Duration {
 		start := time.Now()
-		if _, err := r.Enqueue(context.Background(), runner.Request{Repo: "bench", Branch: "main", Commit: "0123456789abcdef0123456789abcdef01234567", Trigger: forge.TriggerManual}); err != nil {
+		if _, err := r.Enqueue(context.Background(), runner.Request{Repo: "repo", Branch: "main", Commit: "0123456789abcdef0123456789abcdef01234567", Trigger: forge.TriggerManual}); err != nil {
 			b.Fatal(err)
 		}
 		res := <-done
