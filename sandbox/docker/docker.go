@@ -243,4 +243,20 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
 
+// createContext returns the context of an engine call that creates an
+// object (volume, network, container). The engine finishes a create it has
+// received even when the client hangs up, so a create cut short by the
+// caller's cancellation could make its object appear after the caller's
+// clean-up looked for it (a cancel right as a run starts left its network
+// behind this way). A create therefore runs to its answer, bounded by
+// cleanupTimeout, and the caller checks ctx once it knows what exists. It
+// fails at once if ctx has already ended: then nothing is sent.
+func createContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := cleanupContext(ctx)
+	return cctx, cancel, nil
+}
+
 var _ sandbox.Backend = (*Docker)(nil)

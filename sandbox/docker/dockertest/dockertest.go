@@ -35,7 +35,14 @@ const RequireEnv = "KOD_REQUIRE_DOCKER"
 // has not been built.
 func Require(t testing.TB) *docker.Docker {
 	t.Helper()
-	d, err := docker.New(docker.Config{}, nil)
+	return RequireHost(t, "")
+}
+
+// RequireHost is Require with the backend talking to the engine at host
+// ("" = the environment's), e.g. a Proxy's Host.
+func RequireHost(t testing.TB, host string) *docker.Docker {
+	t.Helper()
+	d, err := docker.New(docker.Config{Host: host}, nil)
 	if err != nil {
 		t.Fatalf("docker backend: %v", err)
 	}
