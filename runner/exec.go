@@ -72,11 +72,11 @@ func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
 	// Secrets first: a wrong key fails the run at once, and the masker
 	// covers every later error text.
 	if err := x.loadSecrets(ctx); err != nil {
-		return forge.RunFailed, err.Error()
+		return failure(ctx, err)
 	}
 	wfs, err := x.loadWorkflows(ctx)
 	if err != nil {
-		return forge.RunFailed, err.Error()
+		return failure(ctx, err)
 	}
 	network := sandbox.NetworkNone
 	for _, wf := range wfs {
@@ -86,10 +86,7 @@ func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
 	}
 	x.spec = &sandbox.RunSpec{ID: x.run.ID, Instance: x.r.cfg.Instance, Network: network}
 	if err := x.prepare(ctx); err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			return statusFor(cause), cause.Error()
-		}
-		return forge.RunFailed, err.Error()
+		return failure(ctx, err)
 	}
 	for _, wf := range wfs {
 		if err := x.runWorkflow(ctx, wf); err != nil {
@@ -100,6 +97,16 @@ func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
 		return forge.RunFailed, ""
 	}
 	return forge.RunCompleted, ""
+}
+
+// failure is the outcome of a run that stopped on err: when the run was
+// cancelled or the server is stopping, err is a consequence ("context
+// canceled" from git or the engine) and the cause is the reason.
+func failure(ctx context.Context, err error) (forge.RunStatus, string) {
+	if cause := context.Cause(ctx); cause != nil {
+		return statusFor(cause), cause.Error()
+	}
+	return forge.RunFailed, err.Error()
 }
 
 func statusFor(cause error) forge.RunStatus {
@@ -192,8 +199,25 @@ func (x *execution) cleanup(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	x.removals.Wait()
-	if err := x.r.backend.DestroyRun(ctx, x.spec); err != nil {
-		x.r.log.Error("removing run objects", "run", x.run.ID, "err", err)
+	// A failed removal is tried again: the engine may be back a moment
+	// later, and the periodic sweep is the last line of defence, not the
+	// plan.
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		err := x.r.backend.DestroyRun(ctx, x.spec)
+		if err == nil {
+			if attempt > 1 {
+				x.r.log.Info("removed run objects", "run", x.run.ID, "attempts", attempt)
+			}
+			return
+		}
+		x.r.log.Error("removing run objects", "run", x.run.ID, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 15*time.Second)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/runner/workflow"
 	"github.com/kod-forge/kod/sandbox"
+	"github.com/kod-forge/kod/sandbox/faultpoint"
 )
 
 // timeoutError is the cause of a step or workflow deadline.
@@ -38,7 +39,9 @@ func (x *execution) runWorkflow(ctx context.Context, wf *workflow.Workflow) erro
 			return err // cancelled or shutting down: later steps do not run
 		}
 		res := x.runStep(wfCtx, wf, st)
+		faultpoint.Hit(ctx, faultpoint.OutputDrained, faultpoint.Site{Run: x.run.ID, Step: x.nextIdx - 1})
 		x.appendStep(ctx, res)
+		faultpoint.Hit(ctx, faultpoint.RecordStored, faultpoint.Site{Run: x.run.ID, Step: x.nextIdx - 1})
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/kod-forge/kod/runner/workflow"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
+	"github.com/kod-forge/kod/sandbox/faultpoint"
 )
 
 func newServeCmd() *cobra.Command {
@@ -141,7 +142,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		Retention:      cfg.RunRetention,
 		KeepSuperseded: !cfg.CancelSuperseded,
 		Secrets:        secretSource{store: store, box: secretBox},
-	}, store, backend, &gitSource{git: git, reposDir: reposDir}, log)
+	}, store, faultpoint.Wrap(backend), &gitSource{git: git, reposDir: reposDir}, log)
 	run.OnRunDone = webhooks.RunDone
 	hooks := gitsvc.NewHookServer(filepath.Join(dataDir, "hook.sock"), &pushHandler{store: store, git: git, runner: run, webhooks: webhooks, reposDir: reposDir, log: log}, log)
 	hostPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
