@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"path"
 	"slices"
@@ -80,8 +81,9 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 	// the record, followers).
 	out := newMaskWriter(x.mask, log)
 	exit, runErr := x.runContainer(ctx, st, spec, out)
-	if err := errors.Join(out.Flush(), log.Close()); err != nil {
-		x.r.log.Error("closing a step log", "run", x.run.ID, "err", err)
+	logErr := errors.Join(out.Flush(), log.Close())
+	if logErr != nil {
+		x.r.log.Error("closing a step log", "run", x.run.ID, "err", logErr)
 	}
 	res.Output = log.TailWithin(x.r.outputAllowance(x.outputUsed))
 	x.outputUsed += len(res.Output)
@@ -93,6 +95,10 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 		res.Error = fmt.Sprintf("step was killed: out of memory (limit %d MiB)", spec.Limits.MemoryBytes>>20)
 	case exit.ExitCode != 0:
 		res.Error = fmt.Sprintf("step failed with exit code %d", exit.ExitCode)
+	case logErr != nil:
+		// The step went on (a full disk must not kill it) but its log is
+		// cut: the user must not take it for a clean run.
+		res.Error = "the step's log could not be written, its output is incomplete: " + storageReason(logErr)
 	default:
 		res.Success = true
 	}
@@ -221,4 +227,14 @@ func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.
 // (container engines copy two streams with no order between them).
 func shellCommand(script string) []string {
 	return []string{"/bin/sh", "-c", `exec 2>&1; exec /bin/sh -e -c "$1"`, "sh", script}
+}
+
+// storageReason is the part of a storage error a user can act on ("no
+// space left on device"), without the server's paths.
+func storageReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
 }
