@@ -60,6 +60,9 @@ type HookServer struct {
 	pushes map[string]*Push // credential -> push
 	srv    *http.Server
 	ln     net.Listener
+
+	sockMu   sync.Mutex
+	sockInfo os.FileInfo // the socket file this server listens on
 }
 
 // NewHookServer returns a server for socketPath (created by Start).
@@ -71,7 +74,8 @@ func NewHookServer(socketPath string, h HookHandler, log *slog.Logger) *HookServ
 func (s *HookServer) SocketPath() string { return s.socket }
 
 // Start listens on the socket (mode 0600, replacing a stale one) and serves
-// in the background until Shutdown.
+// in the background until Shutdown. Every push (BeginPush) checks that the
+// socket file is still there and creates it again if not.
 func (s *HookServer) Start() error {
 	if len(s.socket) > 100 {
 		return fmt.Errorf("hook socket path %q is too long for a unix socket (max ~100 bytes); use a shorter data dir", s.socket)
@@ -79,6 +83,18 @@ func (s *HookServer) Start() error {
 	if err := os.MkdirAll(filepath.Dir(s.socket), 0o700); err != nil {
 		return err
 	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/pre-receive", s.serve(true))
+	mux.HandleFunc("POST /v1/post-receive", s.serve(false))
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.sockMu.Lock()
+	defer s.sockMu.Unlock()
+	return s.listen()
+}
+
+// listen (re)creates the socket file, replacing a stale one, and serves
+// on it. Called with sockMu held.
+func (s *HookServer) listen() error {
 	if err := os.Remove(s.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale hook socket: %w", err)
 	}
@@ -90,16 +106,37 @@ func (s *HookServer) Start() error {
 		ln.Close()
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/pre-receive", s.serve(true))
-	mux.HandleFunc("POST /v1/post-receive", s.serve(false))
-	s.ln = ln
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	info, err := os.Lstat(s.socket)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.ln, s.sockInfo = ln, info
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("hook server stopped", "err", err)
 		}
 	}()
+	return nil
+}
+
+// ensureSocket listens again when the socket file is gone or is no longer
+// the one this server created (something cleaned the data dir): the old
+// listener still runs, but no hook can reach it, so every push would be
+// refused until a restart.
+func (s *HookServer) ensureSocket() error {
+	s.sockMu.Lock()
+	defer s.sockMu.Unlock()
+	if s.srv == nil {
+		return nil // not started (tests of the push path alone)
+	}
+	if info, err := os.Lstat(s.socket); err == nil && os.SameFile(info, s.sockInfo) {
+		return nil
+	}
+	if err := s.listen(); err != nil {
+		return err
+	}
+	s.log.Warn("the hook socket was gone; listening on it again", "socket", s.socket)
 	return nil
 }
 
@@ -118,6 +155,10 @@ func (s *HookServer) Shutdown(ctx context.Context) error {
 // BeginPush registers a push and returns the environment git receive-pack
 // must run with, and a func that revokes the credential when the push ends.
 func (s *HookServer) BeginPush(p *Push) (env []string, end func()) {
+	if err := s.ensureSocket(); err != nil {
+		// The push goes on; its hook cannot reach the server and refuses it.
+		s.log.Error("the hook socket is gone and cannot be created again: pushes are refused", "socket", s.socket, "err", err)
+	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("gitsvc: crypto/rand failed: " + err.Error())
