@@ -144,7 +144,7 @@ func (s *scheduler) reconcileRepo(ctx context.Context, repo string) {
 func (s *scheduler) add(repo string, files []File, rs *repoSchedules) []cron.EntryID {
 	var ids []cron.EntryID
 	for _, f := range files {
-		wf, err := f.Parse()
+		wf, err := f.Parse(s.r.parseOptions())
 		if err != nil {
 			continue // its pushes report the error; other files keep their schedules
 		}
