@@ -12,6 +12,7 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/repos"
 )
 
 // maxJSONBody caps request bodies of the JSON API, bytes.
@@ -30,16 +31,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// publicError is an answer with a status and message of its own, for the
-// few errors outside the forge kinds that users must see (Kod: 500 "Failed
-// to import repository: <git stderr>").
-type publicError struct {
-	status int
-	msg    string
-}
-
-func (e *publicError) Error() string { return e.msg }
-
 // statusOf maps a domain error to an HTTP status and the message users see.
 // Errors without a user message are internal: 500 "Internal server error".
 func statusOf(err error) (int, string, bool) {
@@ -47,9 +38,9 @@ func statusOf(err error) (int, string, bool) {
 	if errors.As(err, &bad) {
 		return http.StatusBadRequest, bad.Msg, true
 	}
-	var pub *publicError
-	if errors.As(err, &pub) {
-		return pub.status, pub.msg, true
+	var imp *repos.ImportError
+	if errors.As(err, &imp) { // Kod: 500 "Failed to import repository: <git stderr>"
+		return http.StatusInternalServerError, imp.Error(), true
 	}
 	if status, msg, ok := storageStatus(err); ok {
 		return status, msg, false // logged: the operator must act

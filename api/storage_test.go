@@ -9,6 +9,7 @@ import (
 
 	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/repos"
 )
 
 // refusingStore is a store whose repository writes fail as the bbolt file
@@ -36,7 +37,10 @@ func TestStorageRefusalsTellTheUser(t *testing.T) {
 		{syscall.EPERM, 503, "The server cannot write its data right now: nothing was changed; try again later"},
 		{syscall.EROFS, 503, "The server cannot write its data right now: nothing was changed; try again later"},
 	} {
-		e := newEnvWith(t, func(d *api.Deps) { d.Store = refusingStore{d.Store, c.errno} })
+		e := newEnvWith(t, func(d *api.Deps, rc *repos.Config) {
+			d.Store = refusingStore{d.Store, c.errno}
+			rc.Store = d.Store
+		})
 		code, body, h := e.req("POST", "/repos", bearer(admin), `{"name":"a"}`)
 		if code != c.code || errorOf(body) != c.msg || strings.Contains(body, "/srv") || h.Get("X-Request-Id") == "" {
 			t.Errorf("%v: %d %s (request id %q)", c.errno, code, body, h.Get("X-Request-Id"))

@@ -48,39 +48,56 @@ type hookResponse struct {
 	Messages []string `json:"messages,omitempty"`
 }
 
+// Pushes is the registry of pushes in flight: the per-push credentials
+// that git's hooks present to the HookServer. Transports register a push
+// with BeginPush before running git receive-pack; the lifecycle points
+// pushes at a renamed repository with RepoRenamed. Safe for concurrent use.
+type Pushes struct {
+	socket string
+	mu     sync.Mutex
+	pushes map[string]*Push // credential -> push
+	// ensure, set by the HookServer's Start, makes sure the socket is there.
+	ensure func() error
+	log    *slog.Logger
+}
+
+// NewPushes returns an empty registry whose credentials name the hook
+// server listening on socketPath.
+func NewPushes(socketPath string) *Pushes {
+	return &Pushes{socket: socketPath, pushes: map[string]*Push{}}
+}
+
 // HookServer serves the hook callback protocol on a unix socket in the data
 // dir: POST /v1/pre-receive and /v1/post-receive, authenticated by the
-// per-push credential of BeginPush.
+// per-push credential of Pushes.BeginPush.
 type HookServer struct {
-	socket  string
+	pushes  *Pushes
 	handler HookHandler
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	pushes map[string]*Push // credential -> push
-	srv    *http.Server
-	ln     net.Listener
+	srv *http.Server
 
 	sockMu   sync.Mutex
 	sockInfo os.FileInfo // the socket file this server listens on
 }
 
-// NewHookServer returns a server for socketPath (created by Start).
-func NewHookServer(socketPath string, h HookHandler, log *slog.Logger) *HookServer {
-	return &HookServer{socket: socketPath, handler: h, log: log.With("component", "hooks"), pushes: map[string]*Push{}}
+// NewHookServer returns a server on the socket of pushes (created by
+// Start) that hands every hook call to h.
+func NewHookServer(pushes *Pushes, h HookHandler, log *slog.Logger) *HookServer {
+	return &HookServer{pushes: pushes, handler: h, log: log.With("component", "hooks")}
 }
 
 // SocketPath returns the unix socket path hooks call.
-func (s *HookServer) SocketPath() string { return s.socket }
+func (p *Pushes) SocketPath() string { return p.socket }
 
 // Start listens on the socket (mode 0600, replacing a stale one) and serves
-// in the background until Shutdown. Every push (BeginPush) checks that the
-// socket file is still there and creates it again if not.
+// in the background until Shutdown. Every push (Pushes.BeginPush) then
+// checks that the socket file is still there and creates it again if not.
 func (s *HookServer) Start() error {
-	if len(s.socket) > 100 {
-		return fmt.Errorf("hook socket path %q is too long for a unix socket (max ~100 bytes); use a shorter data dir", s.socket)
+	if len(s.pushes.socket) > 100 {
+		return fmt.Errorf("hook socket path %q is too long for a unix socket (max ~100 bytes); use a shorter data dir", s.pushes.socket)
 	}
-	if err := os.MkdirAll(filepath.Dir(s.socket), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.pushes.socket), 0o700); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
@@ -88,30 +105,38 @@ func (s *HookServer) Start() error {
 	mux.HandleFunc("POST /v1/post-receive", s.serve(false))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.sockMu.Lock()
-	defer s.sockMu.Unlock()
-	return s.listen()
+	err := s.listen()
+	s.sockMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.pushes.mu.Lock()
+	s.pushes.ensure, s.pushes.log = s.ensureSocket, s.log
+	s.pushes.mu.Unlock()
+	return nil
 }
 
 // listen (re)creates the socket file, replacing a stale one, and serves
 // on it. Called with sockMu held.
 func (s *HookServer) listen() error {
-	if err := os.Remove(s.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+	socket := s.pushes.socket
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale hook socket: %w", err)
 	}
-	ln, err := net.Listen("unix", s.socket)
+	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		return fmt.Errorf("listening on hook socket: %w", err)
 	}
-	if err := os.Chmod(s.socket, 0o600); err != nil {
+	if err := os.Chmod(socket, 0o600); err != nil {
 		ln.Close()
 		return err
 	}
-	info, err := os.Lstat(s.socket)
+	info, err := os.Lstat(socket)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	s.ln, s.sockInfo = ln, info
+	s.sockInfo = info
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("hook server stopped", "err", err)
@@ -127,16 +152,13 @@ func (s *HookServer) listen() error {
 func (s *HookServer) ensureSocket() error {
 	s.sockMu.Lock()
 	defer s.sockMu.Unlock()
-	if s.srv == nil {
-		return nil // not started (tests of the push path alone)
-	}
-	if info, err := os.Lstat(s.socket); err == nil && os.SameFile(info, s.sockInfo) {
+	if info, err := os.Lstat(s.pushes.socket); err == nil && os.SameFile(info, s.sockInfo) {
 		return nil
 	}
 	if err := s.listen(); err != nil {
 		return err
 	}
-	s.log.Warn("the hook socket was gone; listening on it again", "socket", s.socket)
+	s.log.Warn("the hook socket was gone; listening on it again", "socket", s.pushes.socket)
 	return nil
 }
 
@@ -146,7 +168,7 @@ func (s *HookServer) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	err := s.srv.Shutdown(ctx)
-	if rmErr := os.Remove(s.socket); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+	if rmErr := os.Remove(s.pushes.socket); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
 		err = errors.Join(err, rmErr)
 	}
 	return err
@@ -154,10 +176,15 @@ func (s *HookServer) Shutdown(ctx context.Context) error {
 
 // BeginPush registers a push and returns the environment git receive-pack
 // must run with, and a func that revokes the credential when the push ends.
-func (s *HookServer) BeginPush(p *Push) (env []string, end func()) {
-	if err := s.ensureSocket(); err != nil {
-		// The push goes on; its hook cannot reach the server and refuses it.
-		s.log.Error("the hook socket is gone and cannot be created again: pushes are refused", "socket", s.socket, "err", err)
+func (s *Pushes) BeginPush(p *Push) (env []string, end func()) {
+	s.mu.Lock()
+	ensure, log := s.ensure, s.log
+	s.mu.Unlock()
+	if ensure != nil {
+		if err := ensure(); err != nil {
+			// The push goes on; its hook cannot reach the server and refuses it.
+			log.Error("the hook socket is gone and cannot be created again: pushes are refused", "socket", s.socket, "err", err)
+		}
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -177,7 +204,7 @@ func (s *HookServer) BeginPush(p *Push) (env []string, end func()) {
 
 // RepoRenamed points the pushes in flight to repository oldName at newName,
 // so their hooks find the record under its new name after a rename.
-func (s *HookServer) RepoRenamed(oldName, newName string) {
+func (s *Pushes) RepoRenamed(oldName, newName string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.pushes {
@@ -188,7 +215,7 @@ func (s *HookServer) RepoRenamed(oldName, newName string) {
 }
 
 // lookup returns a copy of the push whose credential r carries, or nil.
-func (s *HookServer) lookup(r *http.Request) *Push {
+func (s *Pushes) lookup(r *http.Request) *Push {
 	cred, ok := bearer(r)
 	if !ok {
 		return nil
@@ -214,7 +241,7 @@ func bearer(r *http.Request) (string, bool) {
 
 func (s *HookServer) serve(pre bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		push := s.lookup(r)
+		push := s.pushes.lookup(r)
 		if push == nil {
 			writeHook(w, http.StatusUnauthorized, hookResponse{Messages: []string{"kod: unknown or expired push credential"}})
 			return
