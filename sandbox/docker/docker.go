@@ -240,14 +240,18 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // caller's cancellation could make its object appear after the caller's
 // clean-up looked for it (a cancel right as a run starts left its network
 // behind this way). A create therefore runs to its answer, bounded by
-// cleanupTimeout, and the caller checks ctx once it knows what exists. It
+// createTimeout, and the caller checks ctx once it knows what exists. It
 // fails at once if ctx has already ended: then nothing is sent.
 func createContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	cctx, cancel := cleanupContext(ctx)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	return cctx, cancel, nil
 }
+
+// createTimeout bounds one create call that runs on its own context (see
+// createContext); generous, as a loaded engine is slow to create.
+const createTimeout = 2 * time.Minute
 
 var _ sandbox.Backend = (*Docker)(nil)
