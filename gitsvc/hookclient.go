@@ -60,7 +60,7 @@ func RunHook(ctx context.Context, name string, stdin io.Reader, stderr io.Writer
 		if name == "pre-receive" {
 			return refuse("cannot reach the kod server to check this push; nothing was changed (try again; if it persists, the server's log says why)")
 		}
-		return refuse("cannot reach the kod server after this push: the refs were updated but no run was queued (trigger one with POST /repos/:name/workflows)")
+		return refuse("could not reach the kod server after the push: the server queues its runs itself once the push ends (if they do not appear, trigger one with POST /repos/:name/workflows)")
 	}
 	for _, m := range resp.Messages {
 		fmt.Fprintln(stderr, m)

@@ -59,6 +59,11 @@ type Pushes struct {
 	// ensure, set by the HookServer's Start, makes sure the socket is there.
 	ensure func() error
 	log    *slog.Logger
+	// accepted holds the updates pre-receive accepted, until post-receive
+	// reached the server (then the entry goes); missed is called by a
+	// push's end for updates whose post-receive never arrived.
+	accepted map[string][]forge.RefUpdate
+	missed   func(p *Push, updates []forge.RefUpdate)
 }
 
 // NewPushes returns an empty registry whose credentials name the hook
@@ -112,8 +117,23 @@ func (s *HookServer) Start() error {
 	}
 	s.pushes.mu.Lock()
 	s.pushes.ensure, s.pushes.log = s.ensureSocket, s.log
+	if m, ok := s.handler.(MissedPostReceiver); ok {
+		s.pushes.missed = func(p *Push, updates []forge.RefUpdate) {
+			s.log.Warn("a push's post-receive hook never reached the server: finishing the push here", "repo", p.Repo, "updates", len(updates))
+			m.MissedPostReceive(context.Background(), p, updates)
+		}
+	}
 	s.pushes.mu.Unlock()
 	return nil
+}
+
+// MissedPostReceiver is a HookHandler that can finish a push whose
+// post-receive hook never reached the server (the socket vanished, the
+// hook process was killed) although pre-receive accepted it: it gets the
+// accepted updates once receive-pack ended, and must act only on those
+// that landed (git may still have refused some).
+type MissedPostReceiver interface {
+	MissedPostReceive(ctx context.Context, push *Push, accepted []forge.RefUpdate)
 }
 
 // listen (re)creates the socket file, replacing a stale one, and serves
@@ -196,8 +216,14 @@ func (s *Pushes) BeginPush(p *Push) (env []string, end func()) {
 	s.mu.Unlock()
 	end = sync.OnceFunc(func() {
 		s.mu.Lock()
+		accepted, missed := s.accepted[cred], s.missed
+		delete(s.accepted, cred)
+		cp := *s.pushes[cred]
 		delete(s.pushes, cred)
 		s.mu.Unlock()
+		if accepted != nil && missed != nil {
+			missed(&cp, accepted)
+		}
 	})
 	return []string{EnvHookSocket + "=" + s.socket, EnvHookToken + "=" + cred}, end
 }
@@ -214,20 +240,36 @@ func (s *Pushes) RepoRenamed(oldName, newName string) {
 	}
 }
 
-// lookup returns a copy of the push whose credential r carries, or nil.
-func (s *Pushes) lookup(r *http.Request) *Push {
+// lookup returns a copy of the push whose credential r carries and the
+// credential, or nil.
+func (s *Pushes) lookup(r *http.Request) (*Push, string) {
 	cred, ok := bearer(r)
 	if !ok {
-		return nil
+		return nil, ""
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.pushes[cred]
 	if !ok {
-		return nil
+		return nil, ""
 	}
 	cp := *p
-	return &cp
+	return &cp, cred
+}
+
+// setAccepted records (updates) or forgets (nil) what pre-receive accepted
+// for the push of cred.
+func (s *Pushes) setAccepted(cred string, updates []forge.RefUpdate) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if updates == nil {
+		delete(s.accepted, cred)
+		return
+	}
+	if s.accepted == nil {
+		s.accepted = map[string][]forge.RefUpdate{}
+	}
+	s.accepted[cred] = updates
 }
 
 func bearer(r *http.Request) (string, bool) {
@@ -241,7 +283,7 @@ func bearer(r *http.Request) (string, bool) {
 
 func (s *HookServer) serve(pre bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		push := s.pushes.lookup(r)
+		push, cred := s.pushes.lookup(r)
 		if push == nil {
 			writeHook(w, http.StatusUnauthorized, hookResponse{Messages: []string{"kod: unknown or expired push credential"}})
 			return
@@ -253,6 +295,7 @@ func (s *HookServer) serve(pre bool) http.HandlerFunc {
 			return
 		}
 		if !pre {
+			s.pushes.setAccepted(cred, nil) // arrived: nothing to finish at the end
 			msgs := s.handler.PostReceive(r.Context(), push, req.Updates)
 			writeHook(w, http.StatusOK, hookResponse{OK: true, Messages: msgs})
 			return
@@ -266,6 +309,7 @@ func (s *HookServer) serve(pre bool) http.HandlerFunc {
 			writeHook(w, http.StatusOK, hookResponse{Messages: []string{msg}})
 			return
 		}
+		s.pushes.setAccepted(cred, req.Updates)
 		writeHook(w, http.StatusOK, hookResponse{OK: true})
 	}
 }
