@@ -70,6 +70,24 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Bind the ports first: a port in use fails the start before anything
+	// is created on disk.
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	defer ln.Close()
+	sshLn, err := listenSSH(cfg)
+	if err != nil {
+		return err
+	}
+	if sshLn != nil {
+		defer sshLn.Close()
+	}
+	if _, err := fillServerSecrets(&cfg, dataDir, log); err != nil {
+		return err
+	}
 	logsDir := filepath.Join(dataDir, "logs")
 	for _, d := range []string{dataDir, logsDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -167,16 +185,11 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	if err := webhooks.Start(ctx); err != nil {
 		return err
 	}
-	sshAddr, stopSSH, err := startSSH(cfg, store, git, hooks, reposDir, log)
+	sshAddr, stopSSH, err := startSSH(cfg, sshLn, store, git, hooks, reposDir, log)
 	if err != nil {
 		return err
 	}
 
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	httpSrv.RegisterOnShutdown(srv.StopStreams) // log followers must not hold the shutdown
 	served := make(chan error, 1)

@@ -22,12 +22,25 @@ type sshServeStore interface {
 	ListKeys(ctx context.Context, username string) ([]*forge.SSHKey, error)
 }
 
-// startSSH serves git over SSH on cfg.SSHHost:cfg.SSHPort (port 0 picks a
-// free one) with the host key at cfg.SSHHostKeyPath, created on first
+// listenSSH binds cfg.SSHHost:cfg.SSHPort (port 0 picks a free one); nil
+// when SSH is disabled.
+func listenSSH(cfg ServeConfig) (net.Listener, error) {
+	if !cfg.SSHEnabled {
+		return nil, nil
+	}
+	addr := net.JoinHostPort(cfg.SSHHost, strconv.Itoa(cfg.SSHPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for SSH on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// startSSH serves git over SSH on ln (from listenSSH) with the host key at cfg.SSHHostKeyPath, created on first
 // start. It returns the bound address and a func that stops the server
 // gracefully within its ctx (then closes what is left). With SSH disabled
 // it returns "off" and a no-op.
-func startSSH(cfg ServeConfig, store sshServeStore, git *gitsvc.Git, hooks gitsvc.PushStarter, reposDir string, log *slog.Logger) (string, func(context.Context) error, error) {
+func startSSH(cfg ServeConfig, ln net.Listener, store sshServeStore, git *gitsvc.Git, hooks gitsvc.PushStarter, reposDir string, log *slog.Logger) (string, func(context.Context) error, error) {
 	if !cfg.SSHEnabled {
 		return "off", func(context.Context) error { return nil }, nil
 	}
@@ -53,11 +66,6 @@ func startSSH(cfg ServeConfig, store sshServeStore, git *gitsvc.Git, hooks gitsv
 		return "", nil, err
 	}
 	warnUnattributedKeys(store, log)
-	addr := net.JoinHostPort(cfg.SSHHost, strconv.Itoa(cfg.SSHPort))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, fmt.Errorf("listening for SSH on %s: %w", addr, err)
-	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	stop := func(ctx context.Context) error {
