@@ -38,6 +38,9 @@ type SSHConfig struct {
 	MaxPerAddr    int           // see DefaultSSHMaxPerAddr
 	ServerVersion string        // sent before the handshake; "" = "kod"
 	Clock         func() time.Time
+	// OnConn, if set, is called for every accepted connection and returns
+	// the func called once when it closes. It must not block.
+	OnConn func() (closed func())
 }
 
 // maxEnvRequests caps the GIT_PROTOCOL env requests kept per session.

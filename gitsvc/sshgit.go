@@ -43,6 +43,7 @@ func (s *SSHServer) runGit(ctx context.Context, sess gl.Session, user *sshUser, 
 	if err != nil {
 		return s.finish(sess, user, err), noWait
 	}
+	s.git.served("ssh", svc)
 	env := GitProtocolEnv(clientGitProtocol(sess.Environ()))
 	if svc == ReceivePack {
 		hookEnv, end := s.pushes.BeginPush(&Push{Repo: repo.Name, Principal: user.p, Transport: "ssh"})

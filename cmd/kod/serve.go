@@ -18,6 +18,7 @@ import (
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/metrics"
 	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/runner/workflow"
@@ -85,6 +86,13 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	if sshLn != nil {
 		defer sshLn.Close()
 	}
+	metricsLn, err := listenMetrics(cfg)
+	if err != nil {
+		return err
+	}
+	if metricsLn != nil {
+		defer metricsLn.Close()
+	}
 	if _, err := fillServerSecrets(&cfg, dataDir, log); err != nil {
 		return err
 	}
@@ -125,7 +133,8 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		return err
 	}
 	store.SetSecretBox(secretBox)
-	webhooks, err := newDispatcher(cfg, store, log)
+	meters := metrics.New(store)
+	webhooks, err := newDispatcher(cfg, store, meters.DeliveryAttempt, log)
 	if err != nil {
 		return err
 	}
@@ -141,7 +150,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	defer backend.Close()
 	checkEngine(ctx, backend, cfg.DefaultImage, log)
 
-	git := &gitsvc.Git{}
+	git := &gitsvc.Git{OnServe: meters.GitOp}
 	workflow.MinScheduleInterval = cfg.ScheduleMinInterval // before anything parses a workflow
 	run := runner.New(runner.Config{
 		Instance:      instance,
@@ -159,15 +168,16 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 		Retention:      cfg.RunRetention,
 		KeepSuperseded: !cfg.CancelSuperseded,
 		Secrets:        secretSource{store: store, box: secretBox},
-	}, store, backend, &gitSource{git: git, reposDir: reposDir}, log)
-	run.OnRunDone = webhooks.RunDone
+	}, store, meters.Backend(backend), &gitSource{git: git, reposDir: reposDir}, log)
+	run.OnRunDone = func(ctx context.Context, r *forge.Run) { webhooks.RunDone(ctx, r); meters.RunDone(ctx, r) }
 	hooks := gitsvc.NewHookServer(filepath.Join(dataDir, "hook.sock"), &pushHandler{store: store, git: git, runner: run, webhooks: webhooks, reposDir: reposDir, log: log}, log)
 	hostPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
 	if err != nil {
 		return err
 	}
 	srv := api.New(api.Deps{Store: store, Git: git, Hooks: hooks, Runner: run, ReposDir: reposDir, LogsDir: logsDir, HookBinary: hookBinary, Log: log,
-		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, Secrets: secretBox, Webhooks: webhooks, HostKeyPath: cfg.SSHHostKeyPath})
+		HostPolicy: hostPolicy, ImportTimeout: cfg.ImportTimeout, Secrets: secretBox, Webhooks: webhooks, HostKeyPath: cfg.SSHHostKeyPath,
+		Metrics: meters, MetricsToken: cfg.MetricsToken})
 	if err := srv.RemoveStaleImports(); err != nil {
 		log.Warn("removing unfinished imports", "err", err)
 	}
@@ -185,7 +195,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	if err := webhooks.Start(ctx); err != nil {
 		return err
 	}
-	sshAddr, stopSSH, err := startSSH(cfg, sshLn, store, git, hooks, reposDir, log)
+	sshAddr, stopSSH, err := startSSH(cfg, sshLn, store, git, hooks, meters.SSHConn, reposDir, log)
 	if err != nil {
 		return err
 	}
@@ -194,6 +204,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	httpSrv.RegisterOnShutdown(srv.StopStreams) // log followers must not hold the shutdown
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
+	stopMetrics := serveMetrics(metricsLn, meters.Handler(), log)
 	log.Info("kod is listening", "http", ln.Addr().String(), "instance", instance, "data", dataDir, "repos", reposDir, "image", cfg.DefaultImage, "ssh", sshAddr)
 
 	select {
@@ -209,6 +220,9 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	}
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
+	}
+	if err := stopMetrics(shutCtx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping the metrics listener: %w", err))
 	}
 	if err := stopSSH(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping SSH: %w", err))

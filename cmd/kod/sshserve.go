@@ -40,7 +40,7 @@ func listenSSH(cfg ServeConfig) (net.Listener, error) {
 // start. It returns the bound address and a func that stops the server
 // gracefully within its ctx (then closes what is left). With SSH disabled
 // it returns "off" and a no-op.
-func startSSH(cfg ServeConfig, ln net.Listener, store sshServeStore, git *gitsvc.Git, hooks gitsvc.PushStarter, reposDir string, log *slog.Logger) (string, func(context.Context) error, error) {
+func startSSH(cfg ServeConfig, ln net.Listener, store sshServeStore, git *gitsvc.Git, hooks gitsvc.PushStarter, onConn func() func(), reposDir string, log *slog.Logger) (string, func(context.Context) error, error) {
 	if !cfg.SSHEnabled {
 		return "off", func(context.Context) error { return nil }, nil
 	}
@@ -61,6 +61,7 @@ func startSSH(cfg ServeConfig, ln net.Listener, store sshServeStore, git *gitsvc
 		IdleTimeout:   cfg.SSHIdleTimeout,
 		MaxSession:    cfg.SSHMaxSession,
 		MaxPerAddr:    cfg.SSHMaxPerAddress,
+		OnConn:        onConn,
 	}, store, git, hooks, log)
 	if err != nil {
 		return "", nil, err

@@ -38,7 +38,7 @@ func parseRetrySchedule(s string) ([]time.Duration, error) {
 
 // newDispatcher builds the webhook dispatcher from the settings (already
 // validated).
-func newDispatcher(cfg ServeConfig, store webhook.Store, log *slog.Logger) (*webhook.Dispatcher, error) {
+func newDispatcher(cfg ServeConfig, store webhook.Store, onAttempt func(string), log *slog.Logger) (*webhook.Dispatcher, error) {
 	policy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
 	if err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func newDispatcher(cfg ServeConfig, store webhook.Store, log *slog.Logger) (*web
 	if err != nil {
 		return nil, err
 	}
-	return webhook.New(webhook.Config{Policy: policy, Schedule: schedule}, store, log)
+	return webhook.New(webhook.Config{Policy: policy, Schedule: schedule, OnAttempt: onAttempt}, store, log)
 }
 
 // secretSource gives the runner a repository's decrypted secrets.
