@@ -102,6 +102,7 @@ func New(d Deps) *Server {
 	}).Methods(http.MethodGet, http.MethodHead)
 	s.metricsRoute()
 	s.gitRoutes()
+	s.statusRoutes()
 	s.repoRoutes()
 	s.collaboratorRoutes()
 	s.protectionRoutes()
