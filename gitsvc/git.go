@@ -29,8 +29,9 @@ type Git struct {
 	OnServe func(transport, service string)
 }
 
-// served reports a protocol request to OnServe.
-func (g *Git) served(transport string, svc Service) {
+// Served reports a protocol request to OnServe: transport "http" or
+// "ssh" (the SSH server calls it).
+func (g *Git) Served(transport string, svc Service) {
 	if g.OnServe != nil {
 		g.OnServe(transport, string(svc))
 	}
