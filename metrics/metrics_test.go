@@ -123,3 +123,26 @@ kod_webhook_deliveries_pending 3
 		t.Errorf("step duration series: %d, want success, failure and skipped", n)
 	}
 }
+
+// BenchmarkHTTPMiddleware times a templated route with and without the
+// metrics middleware in the same run: the ratio is the cost of counting.
+func BenchmarkHTTPMiddleware(b *testing.B) {
+	for _, withMetrics := range []bool{false, true} {
+		name := "baseline"
+		if withMetrics {
+			name = "metrics"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := mux.NewRouter()
+			if withMetrics {
+				r.Use(New(&fakeStore{}).HTTP)
+			}
+			r.HandleFunc("/repos/{name}/workflows/{id}", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+			req := httptest.NewRequest("GET", "/repos/app/workflows/abc", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				r.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}
