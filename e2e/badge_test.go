@@ -120,7 +120,7 @@ func TestBadgesAndCommitStatus(t *testing.T) {
 	p.commit("all good", map[string]string{".kod/workflows/bad.toml": "[[steps]]\nname = \"slow\"\nrun = \"sleep 600\"\n"})
 	p.git("push", "-q", url, "main")
 	slow := s.runs("shown")[0]
-	waitFor(t, time.Minute, "the slow run to start", func() bool {
+	waitFor(t, 2*time.Minute, "the slow run to start", func() bool {
 		var r forge.Run
 		s.mustDo("GET", "/repos/shown/workflows/"+slow.ID, adminToken, nil, http.StatusOK, &r)
 		return r.Status == forge.RunRunning
