@@ -1,8 +1,8 @@
 // Package metrics owns kod's Prometheus registry and the series it
 // exports at GET /metrics (text exposition format). The parts it observes
 // never import Prometheus: they get small callbacks at construction
-// (runner.OnRunDone, webhook.Config.OnAttempt, gitsvc.Git.OnServe,
-// gitsvc.SSHConfig.OnConn), a wrapped sandbox.Backend, or an HTTP
+// (runner.Config.OnRunDone, webhook.Config.OnAttempt, gitsvc.Git.OnServe,
+// sshd.Config.OnConn), a wrapped sandbox.Backend, or an HTTP
 // middleware; gauges of stored state (runs queued or running, deliveries
 // pending) are read from the store when scraped.
 package metrics
@@ -10,6 +10,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -123,7 +124,7 @@ func buildInfo() prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "kod_build_info",
 		Help:        "Always 1; the labels name the running build.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion()},
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()},
 	}, func() float64 { return 1 })
 }
 

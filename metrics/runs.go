@@ -3,7 +3,6 @@ package metrics
 import (
 	"context"
 	"math"
-	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,8 +42,6 @@ func (m *Metrics) RunDone(_ context.Context, run *forge.Run) {
 }
 
 func seconds(ms forge.Millis) float64 { return float64(max(ms, 0)) / 1000 }
-
-func goVersion() string { return runtime.Version() }
 
 // stateCollector reads the gauges of stored state at scrape time, so they
 // are right after a restart and never drift from the records.
