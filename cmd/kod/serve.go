@@ -23,6 +23,7 @@ import (
 	"github.com/kod-forge/kod/runner/workflow"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
+	"github.com/kod-forge/kod/web"
 )
 
 func newServeCmd() *cobra.Command {
@@ -177,7 +178,11 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	ui, err := web.New(web.Deps{Tokens: store, Logs: run, API: srv, PublicURL: cfg.PublicURL, SSHAddr: uiSSHAddr(cfg, sshAddr), Log: log})
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: ui.Wrap(srv), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	httpSrv.RegisterOnShutdown(srv.StopStreams) // log followers must not hold the shutdown
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -266,4 +271,13 @@ func reinstallHooks(ctx context.Context, store *boltstore.Store, reposDir, binar
 		}
 	}
 	return nil
+}
+
+// uiSSHAddr is the SSH address the web UI shows in clone URLs: the bound
+// one ("" when SSH is off).
+func uiSSHAddr(cfg ServeConfig, bound string) string {
+	if !cfg.SSHEnabled {
+		return ""
+	}
+	return bound
 }

@@ -1,0 +1,385 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/kod-forge/kod/forge"
+)
+
+// uiTOML's first step prints a line, sleeps 2 s and prints another (the
+// live log must show the first before the second exists); its second
+// prints ANSI colour, a progress line and HTML that must stay text.
+const uiTOML = `[[steps]]
+name = "slow"
+run = '''
+echo first-line
+sleep 2
+echo second-line
+'''
+
+[[steps]]
+name = "output"
+run = '''
+printf '\033[31mred-text\033[0m plain\n'
+printf 'progress 10%%\rprogress 50%%\rprogress 100%%\n'
+echo '<script>alert(1)</script>'
+echo '<img src=x onerror=alert(2)>'
+'''
+`
+
+// TestWebUI drives the web UI in real Chromium against kod serve: sign-in,
+// what a collaborator sees, a run going queued -> running -> completed on
+// its page without reload with its log arriving live, ANSI colour, output
+// that must not become markup, progress lines, cancel, deep links, a
+// 100,000-line step, screenshots, sign-out, CSRF and deleted tokens.
+func TestWebUI(t *testing.T) {
+	b := newBrowser(t)
+	s := startServer(t, "", nil, "--max-concurrent-runs", "1")
+	for _, name := range []string{"app", "other", "big"} {
+		s.createRepo(name)
+	}
+	var alice struct{ ID, Token string }
+	s.mustDo("POST", "/tokens", adminToken, map[string]any{"name": "alice", "username": "alice", "permissions": []string{"repo:read", "workflow:read"}}, http.StatusCreated, &alice)
+	s.mustDo("POST", "/repos/app/collaborators", adminToken, map[string]string{"username": "alice"}, http.StatusCreated, nil)
+
+	// A run that holds the only run slot, so the next one stays queued
+	// until it is cancelled from its page.
+	blocker := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": "[[steps]]\nname = \"block\"\nrun = \"sleep 300\"\n"})
+	blocker.git("push", s.gitURL("other", adminToken), "main")
+	blockRun := waitStatus(t, s, "other", forge.RunRunning)
+	p := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": uiTOML})
+	p.git("push", s.gitURL("app", adminToken), "main")
+	appRun := s.runs("app")[0]
+	if appRun.Status != forge.RunQueued {
+		t.Fatalf("the app run is %s, want queued behind the blocker", appRun.Status)
+	}
+	runURL := s.URL + "/ui/repos/app/runs/" + appRun.ID
+
+	tab := b.tab(false)
+	var dialogs atomic.Int32
+	go func() {
+		for _, err := range chromedp.Events(tab, page.JavascriptDialogOpening) {
+			if err != nil {
+				return
+			}
+			dialogs.Add(1)
+		}
+	}()
+	signIn(t, tab, s, adminToken)
+	if n := eval[int](t, tab, `document.querySelectorAll(".repo").length`); n != 3 {
+		t.Errorf("the admin sees %d repositories, want 3", n)
+	}
+
+	t.Log("the run page follows the run from queued to completed without reload")
+	do(t, tab, chromedp.Navigate(runURL))
+	waitPage(t, tab, "the queued run page", `document.getElementById("run") && document.getElementById("run").dataset.ready === "true"`)
+	eval[bool](t, tab, `(() => { const r = document.getElementById("run"); window.seen = [r.dataset.status];
+		new MutationObserver(() => { if (window.seen[window.seen.length-1] !== r.dataset.status) window.seen.push(r.dataset.status); })
+		.observe(r, {attributes: true, attributeFilter: ["data-status"]}); window.loads = performance.getEntriesByType("navigation").length; return true; })()`)
+	if got := eval[string](t, tab, `document.getElementById("favicon").getAttribute("href")`); !strings.HasSuffix(got, "fav-queued.svg") {
+		t.Errorf("favicon of a queued run: %s", got)
+	}
+
+	cancelTab := b.tab(false)
+	do(t, cancelTab, chromedp.Navigate(s.URL+"/ui/repos/other/runs/"+blockRun.ID))
+	waitPage(t, cancelTab, "the cancel button", `document.getElementById("cancel")`)
+	do(t, cancelTab, chromedp.Click("#cancel"))
+	waitPage(t, cancelTab, "the cancelled state", `document.getElementById("run") && document.getElementById("run").dataset.status === "cancelled"`)
+	if run := s.waitRun("other", blockRun.ID, 60*time.Second); run.Status != forge.RunCancelled {
+		t.Errorf("the run cancelled from its page is %s", run.Status)
+	}
+
+	waitPage(t, tab, "the run to complete", `document.getElementById("run").dataset.status === "completed"`)
+	seen := eval[[]string](t, tab, `window.seen`)
+	if strings.Join(seen, ",") != "queued,running,completed" {
+		t.Errorf("states seen on the page: %v, want queued, running, completed", seen)
+	}
+	if eval[bool](t, tab, `window.loads === undefined`) {
+		t.Error("the page was reloaded")
+	}
+	// Arrival times of the two lines, stamped by the page as each line
+	// came in: the first arrived while the step still slept.
+	gap := eval[float64](t, tab, `(() => { const rows = [...document.querySelectorAll('li.step[data-step="0"] .l')];
+		const at = w => Date.parse(rows.find(r => r.querySelector(".t").textContent === w).querySelector(".ts").title);
+		return at("second-line") - at("first-line"); })()`)
+	if gap < 1000 {
+		t.Errorf("first-line arrived %.0f ms before second-line; it must arrive while the step sleeps 2 s", gap)
+	}
+	if got := eval[string](t, tab, `getComputedStyle([...document.querySelectorAll(".log span")].find(e => e.textContent === "red-text")).color`); got != "rgb(255, 123, 114)" {
+		t.Errorf("ANSI red text has colour %q", got)
+	}
+	text := eval[string](t, tab, `document.querySelector('li.step[data-step="1"] .lines').textContent`)
+	if !contains(text, "<script>alert(1)</script>", "<img src=x onerror=alert(2)>") {
+		t.Errorf("the HTML printed by the step is not shown as text: %q", text)
+	}
+	if n := eval[int](t, tab, `document.querySelectorAll("#run .log img, #run .log script").length`); n != 0 || dialogs.Load() != 0 {
+		t.Errorf("output became markup: %d elements, %d dialogs", n, dialogs.Load())
+	}
+	rows := eval[[]string](t, tab, `[...document.querySelectorAll('li.step[data-step="1"] .l .t')].map(e => e.textContent)`)
+	if len(rows) < 2 || rows[1] != "progress 100%" {
+		t.Errorf("a progress line written over with \\r shows as %q", rows)
+	}
+	if got := eval[string](t, tab, `document.title`); !strings.HasPrefix(got, "✓ completed") {
+		t.Errorf("title of a completed run: %q", got)
+	}
+	if got := eval[string](t, tab, `document.getElementById("favicon").getAttribute("href")`); !strings.HasSuffix(got, "fav-completed.svg") {
+		t.Errorf("favicon of a completed run: %s", got)
+	}
+	screenshots(t, tab)
+
+	t.Log("a deep link scrolls to its line and highlights it")
+	do(t, tab, chromedp.Navigate(runURL+"#step-1-L3"))
+	waitPage(t, tab, "the highlighted line", `document.querySelector(".l.hl") && document.querySelector(".l.hl").id === "step-1-L3"`)
+	if !eval[bool](t, tab, `(() => { const r = document.getElementById("step-1-L3").getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; })()`) {
+		t.Error("the linked line is not in view")
+	}
+
+	t.Log("a 100,000-line step opens with its last 1,000 lines")
+	bigRun := pushAndWait(t, s, "big", "[[steps]]\nname = \"count\"\nrun = \"seq 1 100000\"\n")
+	do(t, tab, chromedp.Navigate(s.URL+"/ui/repos/big/runs/"+bigRun.ID))
+	waitPage(t, tab, "the big run page", `document.getElementById("run").dataset.ready === "true"`)
+	do(t, tab, chromedp.Click(`li.step[data-step="0"] summary`))
+	waitPage(t, tab, "the big step's lines", `document.querySelector('li.step[data-step="0"]').dataset.loaded === "true"`)
+	ms := eval[float64](t, tab, `Number(document.querySelector('li.step[data-step="0"]').dataset.loadMs)`)
+	t.Logf("a 100,000-line step opened (fetch + render of its last 1,000 lines) in %.0f ms", ms)
+	if n := eval[int](t, tab, `document.querySelectorAll('li.step[data-step="0"] .l').length`); n != 1000 {
+		t.Errorf("the big step rendered %d lines, want the last 1000", n)
+	}
+	if !eval[bool](t, tab, `!!document.getElementById("step-0-L100000") && document.getElementById("step-0-L100000").textContent.endsWith("100000")`) {
+		t.Error("line 100000 is not shown")
+	}
+	// Loose bound: the claim is under 1 s; a loaded 2-core machine gets 5.
+	if ms > 5000 {
+		t.Errorf("opening the 100,000-line step took %.0f ms", ms)
+	}
+	do(t, tab, chromedp.Click(`li.step[data-step="0"] button.earlier`))
+	waitPage(t, tab, "earlier lines", `document.querySelectorAll('li.step[data-step="0"] .l').length === 2000 && document.getElementById("step-0-L99001")`)
+
+	t.Log("a collaborator sees only their repositories; deleting their token ends their session")
+	aliceTab := b.tab(true)
+	signIn(t, aliceTab, s, alice.Token)
+	if got := eval[[]string](t, aliceTab, `[...document.querySelectorAll(".repo")].map(e => e.dataset.repo)`); strings.Join(got, ",") != "app" {
+		t.Errorf("alice sees %v, want only app", got)
+	}
+	do(t, aliceTab, chromedp.Navigate(s.URL+"/ui/repos/other"))
+	if got := eval[string](t, aliceTab, `document.querySelector("main").textContent`); !strings.Contains(got, "Access denied") {
+		t.Errorf("alice opening another repository: %q", got)
+	}
+	s.mustDo("DELETE", "/tokens/"+alice.ID, adminToken, nil, http.StatusOK, nil)
+	do(t, aliceTab, chromedp.Navigate(s.URL+"/ui/"))
+	waitPage(t, aliceTab, "the sign-in page", `location.pathname === "/ui/signin"`)
+
+	t.Log("sign-out from the page ends the session")
+	do(t, tab, chromedp.Navigate(s.URL+"/ui/runs"), chromedp.Click("form.signout button"))
+	waitPage(t, tab, "the sign-in page", `location.pathname === "/ui/signin"`)
+	do(t, tab, chromedp.Navigate(s.URL+"/ui/runs"))
+	waitPage(t, tab, "the sign-in page again", `location.pathname === "/ui/signin"`)
+}
+
+// TestWebUISessionsAndCSRF checks, over HTTP as a browser speaks it, that
+// a session cookie alone cannot change anything (CSRF token and origin
+// checks), that a signed-out session id is dead, and the headers every
+// page carries.
+func TestWebUISessionsAndCSRF(t *testing.T) {
+	s := startServer(t, "", nil)
+	s.createRepo("app")
+	c := newUIClient(t, s)
+	csrf := c.signIn(adminToken)
+	res := c.post("/ui/repos/app/trigger", url.Values{"branch": {"main"}}, nil)
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("a POST without the CSRF token: %d, want 403", res.StatusCode)
+	}
+	res = c.post("/ui/repos/app/trigger", url.Values{"branch": {"main"}, "csrf": {csrf}}, http.Header{"Origin": {"http://evil.example"}, "Sec-Fetch-Site": {"cross-site"}})
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("a cross-site POST with the token: %d, want 403", res.StatusCode)
+	}
+	res = c.post("/ui/repos/app/trigger", url.Values{"branch": {"main"}, "csrf": {csrf}}, nil)
+	if res.StatusCode != http.StatusBadRequest { // the API's answer: the empty repository has no main
+		t.Errorf("a same-site POST with the token: %d, want the API's 400", res.StatusCode)
+	}
+	page := c.get("/ui/")
+	for h, want := range map[string]string{"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"} {
+		if got := page.Header.Get(h); got != want {
+			t.Errorf("%s: %q, want %q", h, got, want)
+		}
+	}
+	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("Content-Security-Policy: %q", csp)
+	}
+	cookie := c.session()
+	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || strings.Contains(cookie.Value, adminToken) {
+		t.Errorf("session cookie: %+v", cookie)
+	}
+	if res := c.post("/ui/signout", url.Values{"csrf": {csrf}}, nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", res.StatusCode)
+	}
+	// The old session id, replayed, is dead.
+	c.jar.SetCookies(c.base, []*http.Cookie{cookie})
+	if res := c.get("/ui/"); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/ui/signin") {
+		t.Errorf("a signed-out session: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	// A browser asking for / gets the UI; API clients keep the API.
+	req, _ := http.NewRequest("GET", s.URL+"/", nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	if res := c.do(req); res.StatusCode != http.StatusFound || res.Header.Get("Location") != "/ui/" {
+		t.Errorf("GET / from a browser: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	if status, _ := s.do("GET", "/", "", nil); status != http.StatusUnauthorized {
+		t.Errorf("GET / from an API client: %d, want the API's 401", status)
+	}
+}
+
+// uiClient is an HTTP client with a cookie jar that does not follow
+// redirects.
+type uiClient struct {
+	t    *testing.T
+	s    *server
+	jar  *cookiejar.Jar
+	base *url.URL
+	hc   *http.Client
+	// cookie is the session cookie as the server set it (the jar keeps
+	// only name and value).
+	cookie *http.Cookie
+}
+
+func newUIClient(t *testing.T, s *server) *uiClient {
+	jar, _ := cookiejar.New(nil)
+	base, _ := url.Parse(s.URL + "/ui/")
+	return &uiClient{t: t, s: s, jar: jar, base: base, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *uiClient) do(req *http.Request) *http.Response {
+	c.t.Helper()
+	res, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	return res
+}
+
+func (c *uiClient) get(path string) *http.Response {
+	req, _ := http.NewRequest("GET", c.s.URL+path, nil)
+	return c.do(req)
+}
+
+func (c *uiClient) post(path string, form url.Values, h http.Header) *http.Response {
+	req, _ := http.NewRequest("POST", c.s.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	return c.do(req)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// signIn posts the sign-in form and returns the session's CSRF token.
+func (c *uiClient) signIn(token string) string {
+	c.t.Helper()
+	res := c.get("/ui/signin")
+	body, _ := io.ReadAll(res.Body)
+	m := csrfRE.FindSubmatch(body)
+	if m == nil {
+		c.t.Fatalf("no CSRF field in the sign-in form:\n%s", body)
+	}
+	res = c.post("/ui/signin", url.Values{"csrf": {string(m[1])}, "token": {token}}, nil)
+	if res.StatusCode != http.StatusSeeOther {
+		c.t.Fatalf("sign-in: %d", res.StatusCode)
+	}
+	for _, ck := range res.Cookies() {
+		if ck.Name == "kod_session" {
+			c.cookie = ck
+		}
+	}
+	res = c.get("/ui/")
+	body, _ = io.ReadAll(res.Body)
+	if m = csrfRE.FindSubmatch(body); res.StatusCode != http.StatusOK || m == nil {
+		c.t.Fatalf("after sign-in: %d\n%s", res.StatusCode, body)
+	}
+	return string(m[1])
+}
+
+func (c *uiClient) session() *http.Cookie {
+	c.t.Helper()
+	if c.cookie == nil {
+		c.t.Fatal("no session cookie was set")
+	}
+	return c.cookie
+}
+
+// waitStatus waits until repo's newest run has status.
+func waitStatus(t *testing.T, s *server, repo string, status forge.RunStatus) forge.Run {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if runs := s.runs(repo); len(runs) > 0 && runs[0].Status == status {
+			return runs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s run of %s after 90 s:\n%s", status, repo, s.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pushAndWait pushes a one-workflow project to repo and waits for its run.
+func pushAndWait(t *testing.T, s *server, repo, workflow string) forge.Run {
+	t.Helper()
+	p := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": workflow})
+	p.git("push", s.gitURL(repo, adminToken), "main")
+	run := s.waitRun(repo, s.runs(repo)[0].ID, 120*time.Second)
+	if run.Status != forge.RunCompleted {
+		t.Fatalf("the %s run is %s: %s", repo, run.Status, run.Error)
+	}
+	return run
+}
+
+// screenshots saves the run page at desktop (1440 px) and phone (375 px)
+// width in the test's temp dir; KOD_UPDATE_SCREENSHOT=1 also refreshes
+// docs/ui-run.png. At phone width nothing may overflow sideways.
+func screenshots(t *testing.T, ctx context.Context) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, size := range []struct {
+		name string
+		w, h int64
+	}{{"desktop", 1440, 900}, {"phone", 375, 812}} {
+		do(t, ctx, chromedp.EmulateViewport(size.w, size.h))
+		if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); int64(w) > size.w {
+			t.Errorf("at %d px the page is %d px wide: it overflows sideways", size.w, w)
+		}
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "run-"+size.name+".png")
+		if err := os.WriteFile(path, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+		if size.name == "desktop" && os.Getenv("KOD_UPDATE_SCREENSHOT") == "1" {
+			if err := os.WriteFile("../docs/ui-run.png", shot, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	do(t, ctx, chromedp.EmulateViewport(1440, 900))
+}
