@@ -53,9 +53,9 @@ func TestWebUI(t *testing.T) {
 	for _, name := range []string{"app", "other", "big"} {
 		s.createRepo(name)
 	}
+	s.mustDo("POST", "/repos/app/collaborators", adminToken, map[string]string{"username": "alice"}, http.StatusCreated, nil)
 	var alice struct{ ID, Token string }
 	s.mustDo("POST", "/tokens", adminToken, map[string]any{"name": "alice", "username": "alice", "permissions": []string{"repo:read", "workflow:read"}}, http.StatusCreated, &alice)
-	s.mustDo("POST", "/repos/app/collaborators", adminToken, map[string]string{"username": "alice"}, http.StatusCreated, nil)
 
 	// A run that holds the only run slot, so the next one stays queued
 	// until it is cancelled from its page.
@@ -170,6 +170,26 @@ func TestWebUI(t *testing.T) {
 	do(t, tab, chromedp.Click(`li.step[data-step="0"] button.earlier`))
 	waitPage(t, tab, "earlier lines", `document.querySelectorAll('li.step[data-step="0"] .l').length === 2000 && document.getElementById("step-0-L99001")`)
 
+	t.Log("a step flooding its live log keeps the page bounded")
+	flood := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": "[[steps]]\nname = \"flood\"\nrun = \"sleep 3; seq 1 30000\"\n"})
+	flood.git("push", "--force", s.gitURL("big", adminToken), "main")
+	floodRun := s.runs("big")[0]
+	do(t, tab, chromedp.Navigate(s.URL+"/ui/repos/big/runs/"+floodRun.ID))
+	waitPage(t, tab, "the flood to end", `document.getElementById("run").dataset.status === "completed" && document.getElementById("step-0-L30000")`)
+	if n := eval[int](t, tab, `document.querySelectorAll('li.step[data-step="0"] .l').length`); n > 3000 {
+		t.Errorf("a 30,000-line live log kept %d rows on the page", n)
+	}
+	if live := eval[bool](t, tab, `!!document.querySelector('li.step[data-step="0"] .l .ts[title]')`); !live {
+		t.Log("the flood finished before the page followed it: its window was read after the fact")
+	}
+	do(t, tab, chromedp.Click(`li.step[data-step="0"] button.earlier`))
+	waitPage(t, tab, "lines before the live window", `document.getElementById("step-0-L" + (Number(document.querySelector('li.step[data-step="0"] .l .n').textContent)))
+		&& document.querySelectorAll('li.step[data-step="0"] .l').length > 2000`)
+	if !eval[bool](t, tab, `(() => { const ns = [...document.querySelectorAll('li.step[data-step="0"] .l .n')].map(a => Number(a.textContent));
+		return ns.every((n, i) => i === 0 || n === ns[i-1] + 1) && ns[ns.length-1] === 30000; })()`) {
+		t.Error("after loading earlier lines the numbers are not consecutive up to 30000")
+	}
+
 	t.Log("a collaborator sees only their repositories; deleting their token ends their session")
 	aliceTab := b.tab(true)
 	signIn(t, aliceTab, s, alice.Token)
@@ -180,7 +200,7 @@ func TestWebUI(t *testing.T) {
 	if got := eval[string](t, aliceTab, `document.querySelector("main").textContent`); !strings.Contains(got, "Access denied") {
 		t.Errorf("alice opening another repository: %q", got)
 	}
-	s.mustDo("DELETE", "/tokens/"+alice.ID, adminToken, nil, http.StatusOK, nil)
+	s.mustDo("DELETE", "/tokens/"+alice.ID, adminToken, nil, http.StatusNoContent, nil)
 	do(t, aliceTab, chromedp.Navigate(s.URL+"/ui/"))
 	waitPage(t, aliceTab, "the sign-in page", `location.pathname === "/ui/signin"`)
 
@@ -354,7 +374,7 @@ func pushAndWait(t *testing.T, s *server, repo, workflow string) forge.Run {
 
 // screenshots saves the run page at desktop (1440 px) and phone (375 px)
 // width in the test's temp dir; KOD_UPDATE_SCREENSHOT=1 also refreshes
-// docs/ui-run.png. At phone width nothing may overflow sideways.
+// docs/ui-run.png and docs/ui-run-phone.png. At phone width nothing may overflow sideways.
 func screenshots(t *testing.T, ctx context.Context) {
 	t.Helper()
 	dir := t.TempDir()
@@ -375,8 +395,9 @@ func screenshots(t *testing.T, ctx context.Context) {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot: %s", path)
-		if size.name == "desktop" && os.Getenv("KOD_UPDATE_SCREENSHOT") == "1" {
-			if err := os.WriteFile("../docs/ui-run.png", shot, 0o644); err != nil {
+		if os.Getenv("KOD_UPDATE_SCREENSHOT") == "1" {
+			name := map[string]string{"desktop": "ui-run.png", "phone": "ui-run-phone.png"}[size.name]
+			if err := os.WriteFile(filepath.Join("..", "docs", name), shot, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -44,6 +44,7 @@ type lineWindow struct {
 	Complete bool      `json:"complete"` // the step ended: End is the end of its output
 	More     bool      `json:"more"`     // lines follow the window before its end (line mode)
 	Segments []segment `json:"segments"`
+	Starts   []int64   `json:"starts"` // offset of each line of the window
 }
 
 // errStop ends a log read early.
@@ -227,7 +228,7 @@ func (l *lineScanner) window() *lineWindow {
 	if len(lines) > l.n {
 		lines = lines[len(lines)-l.n:]
 	}
-	w := &lineWindow{End: end, Start: end, Total: l.number, Complete: l.complete && !l.stopped, More: l.byLine && l.stopped, Segments: []segment{}}
+	w := &lineWindow{End: end, Start: end, Total: l.number, Complete: l.complete && !l.stopped, More: l.byLine && l.stopped, Segments: []segment{}, Starts: []int64{}}
 	if len(lines) == 0 {
 		return w
 	}
@@ -235,6 +236,7 @@ func (l *lineScanner) window() *lineWindow {
 	w.Start = lines[0].start
 	for _, ln := range lines {
 		w.Segments = append(w.Segments, ln.segs...)
+		w.Starts = append(w.Starts, ln.start)
 	}
 	return w
 }

@@ -14,6 +14,7 @@
   let showTimes = false;
   let events = null;
   const views = new Map();
+  const LIVE_MAX = 3000, LIVE_KEEP = 2000;
 
   for (const el of document.querySelectorAll('.js-only')) el.hidden = false;
   const followBtn = document.getElementById('follow');
@@ -88,12 +89,14 @@
     rows(win) {
       const frag = document.createDocumentFragment();
       const st = {};
-      let cur = [], n = win.first;
+      let cur = [], n = win.first, k = 0;
       for (const seg of win.segments) {
         const p = KodAnsi.parse(seg.t, st);
         cur = KodAnsi.overwrite(cur, p.runs, p.erase);
         if (seg.cr) continue;
-        frag.appendChild(this.row(n++, cur));
+        const row = this.row(n++, cur);
+        row.dataset.off = win.starts[k++];
+        frag.appendChild(row);
         cur = [];
       }
       return { frag, st, n };
@@ -186,8 +189,9 @@
       if (!win.more) { this.later.remove(); this.later = null; this.tailed = true; }
     }
 
-    // live adds one line event of the stream.
-    live(d) {
+    // live adds one line event of the stream; off is the offset after it
+    // (from the event id).
+    live(d, off) {
       if (!this.tailed) return; // a deep-link window; "load later" fetches the rest
       const raw = this.raw + d.line;
       if (d.partial) {
@@ -200,7 +204,10 @@
       const runs = KodAnsi.overwrite(this.base, p.runs, p.erase);
       if (d.cr) { this.base = runs; this.show(runs, false); return; }
       this.base = [];
-      this.show(runs, true);
+      const row = this.show(runs, true);
+      row.dataset.off = this.end;
+      if (off >= 0) this.end = off;
+      this.trim();
     }
 
     show(runs, done) {
@@ -208,6 +215,19 @@
       if (this.openRow) this.lines.replaceChild(row, this.openRow); else this.lines.appendChild(row);
       if (done) { this.next++; this.openRow = null; } else { row.classList.add('open'); this.openRow = row; }
       scrollSoon();
+      return row;
+    }
+
+    // trim keeps a followed live log at most LIVE_MAX rows: the oldest go,
+    // and "load earlier" brings them back on demand. A step printing
+    // without end never grows the page without bound.
+    trim() {
+      if (!follow || this.lines.childElementCount <= LIVE_MAX) return;
+      const drop = this.lines.childElementCount - LIVE_KEEP;
+      for (let i = 0; i < drop; i++) this.lines.firstElementChild.remove();
+      const first = this.lines.firstElementChild;
+      this.start = Number(first.dataset.off);
+      this.controls({ first: Number(first.querySelector('.n')?.textContent) || this.next });
     }
   }
 
@@ -336,7 +356,8 @@
     events.addEventListener('line', e => {
       const d = JSON.parse(e.data);
       const li = ensureStep(d, 'running');
-      viewOf(li).live(d);
+      const off = Number((e.lastEventId || '').split(':')[1]);
+      viewOf(li).live(d, Number.isFinite(off) ? off : -1);
     });
     events.addEventListener('end', () => { events.close(); refresh(); });
     events.addEventListener('error', () => {
