@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -130,34 +131,47 @@ type lineScanner struct {
 }
 
 func (l *lineScanner) feed(p []byte) error {
-	for _, b := range p {
+	for len(p) > 0 {
 		if l.pendCR {
 			l.pendCR = false
-			if b == '\n' {
+			if p[0] == '\n' { // "\r\n" ends the line
 				l.pos++
+				p = p[1:]
 				if l.endLine() {
 					return errStop
 				}
 				continue
 			}
-			l.endSegment(true)
+			l.endSegment(true) // a lone "\r": the next segment writes over this one
 		}
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			l.keep(p)
+			return nil
+		}
+		l.keep(p[:i])
 		l.pos++
-		switch b {
-		case '\r':
+		if p[i] == '\r' {
 			l.pendCR = true
-		case '\n':
-			if l.endLine() {
-				return errStop
-			}
-		default:
-			if l.size < maxLineKept {
-				l.seg = append(l.seg, b)
-				l.size++
-			}
+			p = p[i+1:]
+			continue
+		}
+		p = p[i+1:]
+		if l.endLine() {
+			return errStop
 		}
 	}
 	return nil
+}
+
+// keep adds b to the current segment, up to maxLineKept bytes a line.
+func (l *lineScanner) keep(b []byte) {
+	l.pos += int64(len(b))
+	if room := maxLineKept - l.size; room > 0 {
+		b = b[:min(len(b), room)]
+		l.seg = append(l.seg, b...)
+		l.size += len(b)
+	}
 }
 
 func (l *lineScanner) endSegment(cr bool) {

@@ -47,6 +47,14 @@
       this.lines.setAttribute('role', 'log');
       this.lines.setAttribute('aria-label', `Log of ${li.dataset.name}`);
       this.box.appendChild(this.lines);
+      const raw = document.createElement('p');
+      raw.className = 'steplink';
+      const a = document.createElement('a');
+      a.href = `${base}/log?step=${encodeURIComponent(li.dataset.name)}`;
+      a.textContent = `⤓ Raw log of ${li.dataset.name}`;
+      a.setAttribute('download', '');
+      raw.appendChild(a);
+      this.box.appendChild(raw);
       this.state = {};       // SGR state carried from line to line
       this.next = 1;         // number of the next line
       this.start = 0;        // offset of the first line shown
@@ -133,6 +141,7 @@
       this.end = win.end;
       this.tailed = !win.more;
       this.controls(win);
+      void this.lines.offsetHeight; // the layout is part of opening
       this.li.dataset.loaded = 'true';
       this.li.dataset.loadMs = String(Math.round(performance.now() - t0));
       this.li.dataset.rendered = String(this.lines.childElementCount);
@@ -158,7 +167,7 @@
         this.later.className = 'later';
         this.later.textContent = '↓ Load later lines';
         this.later.addEventListener('click', () => this.loadLater());
-        this.box.appendChild(this.later);
+        this.lines.after(this.later);
       }
     }
 
