@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -140,7 +143,11 @@ func TestWebUI(t *testing.T) {
 	if got := eval[string](t, tab, `document.getElementById("favicon").getAttribute("href")`); !strings.HasSuffix(got, "fav-completed.svg") {
 		t.Errorf("favicon of a completed run: %s", got)
 	}
-	screenshots(t, tab)
+	screenshots(t, tab, "run")
+	for page, path := range map[string]string{"repos": "/ui/", "repo": "/ui/repos/app", "runs": "/ui/runs"} {
+		do(t, tab, chromedp.Navigate(s.URL+path))
+		screenshots(t, tab, page)
+	}
 
 	t.Log("a deep link scrolls to its line and highlights it")
 	do(t, tab, chromedp.Navigate(runURL+"#step-1-L3"))
@@ -196,6 +203,38 @@ func TestWebUI(t *testing.T) {
 	if !eval[bool](t, tab, `(() => { const ns = [...document.querySelectorAll('li.step[data-step="0"] .l .n')].map(a => Number(a.textContent));
 		return ns.every((n, i) => i === 0 || n === ns[i-1] + 1) && ns[ns.length-1] === 30000; })()`) {
 		t.Error("after loading earlier lines the numbers are not consecutive up to 30000")
+	}
+
+	t.Log("auto-scroll follows a live step until the reader scrolls up")
+	slow := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": "[[steps]]\nname = \"trickle\"\nrun = \"for i in $(seq 1 300); do echo line $i; sleep 0.05; done\"\n"})
+	slow.git("push", "--force", s.gitURL("big", adminToken), "main")
+	trickle := s.runs("big")[0]
+	do(t, tab, chromedp.Navigate(s.URL+"/ui/repos/big/runs/"+trickle.ID))
+	rowCount := `document.querySelectorAll('li.step[data-step="0"] .l').length`
+	atBottom := `(innerHeight + scrollY >= document.documentElement.scrollHeight - 60)`
+	waitPage(t, tab, "a log taller than the window, followed", rowCount+` > 60 && document.getElementById("run").dataset.follow === "true" && `+atBottom)
+	eval[bool](t, tab, `(() => { window.scrollTo(0, 0); return true; })()`)
+	waitPage(t, tab, "following to stop", `document.getElementById("run").dataset.follow === "false"`)
+	seenRows := eval[int](t, tab, rowCount)
+	waitPage(t, tab, "more lines while scrolled up", rowCount+` > `+fmt.Sprint(seenRows+20))
+	if y := eval[float64](t, tab, `scrollY`); y != 0 {
+		t.Errorf("the page scrolled to %.0f while the reader was reading above", y)
+	}
+	do(t, tab, chromedp.Click("#follow"))
+	waitPage(t, tab, "following again", `document.getElementById("run").dataset.follow === "true" && `+atBottom)
+	s.waitRun("big", trickle.ID, 120*time.Second)
+
+	t.Log("the list pages work without JavaScript")
+	noJS := b.tab(false)
+	do(t, noJS, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return chromedp.Void{}, err
+	}, chromedp.Navigate(s.URL+"/ui/runs?repo=app&status=completed"))
+	if got := eval[[]string](t, noJS, `[...document.querySelectorAll("tr.run")].map(r => r.dataset.status)`); strings.Join(got, ",") != "completed" {
+		t.Errorf("runs filtered without JavaScript: %v", got)
+	}
+	if !eval[bool](t, noJS, `document.querySelectorAll(".repo").length === 0 && document.querySelector("form.filters select[name=status] option[selected]").textContent === "completed"`) {
+		t.Error("the filter form does not show the filter")
 	}
 
 	t.Log("a collaborator sees only their repositories; deleting their token ends their session")
@@ -380,12 +419,16 @@ func pushAndWait(t *testing.T, s *server, repo, workflow string) forge.Run {
 	return run
 }
 
-// screenshots saves the run page at desktop (1440 px) and phone (375 px)
-// width in the test's temp dir; KOD_UPDATE_SCREENSHOT=1 also refreshes
+// screenshots saves the page at desktop (1440 px) and phone (375 px) width
+// in the test's temp dir (or KOD_SCREENSHOT_DIR); for the run page
+// KOD_UPDATE_SCREENSHOT=1 also refreshes
 // docs/ui-run.png and docs/ui-run-phone.png. At phone width nothing may overflow sideways.
-func screenshots(t *testing.T, ctx context.Context) {
+func screenshots(t *testing.T, ctx context.Context, page string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := os.Getenv("KOD_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	for _, size := range []struct {
 		name string
 		w, h int64
@@ -398,12 +441,12 @@ func screenshots(t *testing.T, ctx context.Context) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(dir, "run-"+size.name+".png")
+		path := filepath.Join(dir, page+"-"+size.name+".png")
 		if err := os.WriteFile(path, shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot: %s", path)
-		if os.Getenv("KOD_UPDATE_SCREENSHOT") == "1" {
+		if page == "run" && os.Getenv("KOD_UPDATE_SCREENSHOT") == "1" {
 			name := map[string]string{"desktop": "ui-run.png", "phone": "ui-run-phone.png"}[size.name]
 			if err := os.WriteFile(filepath.Join("..", "docs", name), shot, 0o644); err != nil {
 				t.Fatal(err)

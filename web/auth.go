@@ -96,6 +96,11 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request) (*session, *ht
 		s.clearCookie(w, r, sessionCookie)
 		return nil, r, false
 	}
+	if s.sessions.touchDue(sess) {
+		if err := s.Tokens.TouchToken(r.Context(), tok.ID, s.now().UnixMilli()); err != nil {
+			s.log.Warn("recording token use", "token", tok.ID, "err", err)
+		}
+	}
 	ctx := forge.ContextWithPrincipal(r.Context(), forge.PrincipalFromToken(tok))
 	ctx = context.WithValue(ctx, tokenKey{}, tok)
 	return sess, r.WithContext(ctx), true

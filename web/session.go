@@ -24,6 +24,7 @@ type session struct {
 	csrf     string // sent back in every form of this session
 	created  time.Time
 	lastSeen time.Time
+	touched  time.Time     // when the token's lastUsedAt was last written for this session
 	ended    chan struct{} // closed when the session ends (live streams stop)
 }
 
@@ -105,4 +106,17 @@ func randomID() string {
 // sameSecret compares two secrets in constant time; "" never matches.
 func sameSecret(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// touchDue reports whether the session's token use should be recorded
+// now: at most once a minute per session, like the API's own throttle.
+func (t *sessions) touchDue(s *session) bool {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now.Sub(s.touched) < time.Minute {
+		return false
+	}
+	s.touched = now
+	return true
 }

@@ -32,10 +32,12 @@ var staticFS embed.FS
 const Prefix = "/ui/"
 
 // Tokens is what the UI needs of the token store: sign-in looks a token up
-// by hash, every request checks that the session's token still exists.
+// by hash, every request checks that the session's token still exists,
+// and use through the UI counts as use of the token (lastUsedAt).
 type Tokens interface {
 	TokenByHash(ctx context.Context, hash string) (*forge.Token, error)
 	GetToken(ctx context.Context, id string) (*forge.Token, error)
+	TouchToken(ctx context.Context, id string, at forge.Millis) error
 }
 
 // Logs is what the UI needs of the runner: reading a step's log to cut the

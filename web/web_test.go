@@ -29,6 +29,13 @@ func (f fakeTokens) TokenByHash(_ context.Context, hash string) (*forge.Token, e
 	return nil, forge.NotFound("Token not found")
 }
 
+func (f fakeTokens) TouchToken(_ context.Context, id string, at forge.Millis) error {
+	if t, ok := f[id]; ok {
+		t.LastUsedAt = at
+	}
+	return nil
+}
+
 func (f fakeTokens) GetToken(_ context.Context, id string) (*forge.Token, error) {
 	if t, ok := f[id]; ok {
 		return t, nil
@@ -166,6 +173,9 @@ func TestPagesNeedALiveSessionAndToken(t *testing.T) {
 	sess := s.sessions.create(tok.ID)
 	if rec := get(t, s, sess, "/ui/"); rec.Code != http.StatusOK {
 		t.Fatalf("signed in: %d", rec.Code)
+	}
+	if tok.LastUsedAt == 0 {
+		t.Error("using the UI did not record the token's use")
 	}
 	for h, want := range map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store"} {
 		if got := get(t, s, sess, "/ui/").Header().Get(h); got != want {

@@ -44,7 +44,9 @@
       for (const f of this.box.querySelectorAll('.fallback')) f.remove();
       this.lines = document.createElement('div');
       this.lines.className = 'lines';
-      this.lines.setAttribute('role', 'log');
+      // A region, not role=log: a screen reader must not read out every
+      // line of a busy step; the step's status is announced instead.
+      this.lines.setAttribute('role', 'region');
       this.lines.setAttribute('aria-label', `Log of ${li.dataset.name}`);
       this.box.appendChild(this.lines);
       const raw = document.createElement('p');
