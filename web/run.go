@@ -39,6 +39,7 @@ type runView struct {
 	Run       *forge.Run  `json:"run"`
 	Steps     []stepView  `json:"steps"`
 	Groups    []stepGroup `json:"-"`
+	Graph     [][]stepView `json:"-"` // layers of the needs graph; nil when no step needs another
 	Favicon   string      `json:"favicon"`
 	CanCancel bool        `json:"canCancel"`
 	CanRerun  bool        `json:"canRerun"`
@@ -80,6 +81,7 @@ func (s *Server) runView(r *http.Request, run *forge.Run) *runView {
 		g := &v.Groups[len(v.Groups)-1]
 		g.Steps = append(g.Steps, st)
 	}
+	v.Graph = layers(v.Steps)
 	switch {
 	case run.CompletedAt != 0 && run.StartedAt != 0:
 		v.Duration = int64(run.CompletedAt - run.StartedAt)

@@ -321,6 +321,8 @@
       li.dataset.status = st.status;
       setStatus(li.querySelector('summary .status') || li.querySelector('summary span'), st.status);
       li.querySelector('.dur').textContent = fmtDur(st.duration);
+      const node = root.querySelector(`.graph a[data-node="${CSS.escape(st.id)}"] .status`);
+      if (node) setStatus(node, st.status);
     }
     if (run.error && !document.getElementById('run-error')) {
       const p = document.createElement('p');
