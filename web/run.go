@@ -36,14 +36,14 @@ type stepGroup struct {
 
 // runView is the run page's data, and (as JSON) what its script polls.
 type runView struct {
-	Run       *forge.Run  `json:"run"`
-	Steps     []stepView  `json:"steps"`
-	Groups    []stepGroup `json:"-"`
+	Run       *forge.Run   `json:"run"`
+	Steps     []stepView   `json:"steps"`
+	Groups    []stepGroup  `json:"-"`
 	Graph     [][]stepView `json:"-"` // layers of the needs graph; nil when no step needs another
-	Favicon   string      `json:"favicon"`
-	CanCancel bool        `json:"canCancel"`
-	CanRerun  bool        `json:"canRerun"`
-	Duration  int64       `json:"duration"` // ms so far
+	Favicon   string       `json:"favicon"`
+	CanCancel bool         `json:"canCancel"`
+	CanRerun  bool         `json:"canRerun"`
+	Duration  int64        `json:"duration"` // ms so far
 }
 
 // loadRun reads run {id} of repository {name} through the API (which
