@@ -184,6 +184,15 @@ func TestWebUI(t *testing.T) {
 	t.Logf("figure: opening a 100,000-line step: last 1,000 lines %.0f ms, whole log rendered %.0f ms (%.1fx)", ms, whole, whole/ms)
 	do(t, tab, chromedp.Click(`li.step[data-step="0"] button.earlier`))
 	waitPage(t, tab, "earlier lines", `document.querySelectorAll('li.step[data-step="0"] .l').length === 2000 && document.getElementById("step-0-L99001")`)
+	// The whole page, from navigation start: HTML, scripts, the window
+	// holding the linked last line, rendered and highlighted.
+	do(t, tab, chromedp.Navigate("about:blank"), chromedp.Navigate(s.URL+"/ui/repos/big/runs/"+bigRun.ID+"#step-0-L100000"))
+	waitPage(t, tab, "the deep-linked big step", `document.getElementById("run") && document.getElementById("run").dataset.ready === "true" && document.querySelector(".l.hl")`)
+	nav := eval[float64](t, tab, `Number(document.getElementById("run").dataset.readyMs)`)
+	t.Logf("figure: a link to line 100,000 of the step: page ready %.0f ms after navigation start", nav)
+	if nav > 5000 {
+		t.Errorf("the page linking into the 100,000-line step took %.0f ms", nav)
+	}
 
 	t.Log("a step flooding its live log keeps the page bounded")
 	flood := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": "[[steps]]\nname = \"flood\"\nrun = \"sleep 3; seq 1 30000\"\n"})

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -83,8 +84,31 @@ func (s *Server) stepLines(w http.ResponseWriter, r *http.Request, _ *session) e
 	if v, err := strconv.ParseInt(q.Get("after"), 10, 64); err == nil && v >= 0 {
 		after = v
 	}
-	sc := &lineScanner{n: n, before: before, firstWanted: max(1, line-n/4), after: after, byLine: line > 0 || after >= 0}
-	err = s.Logs.StreamLogs(r.Context(), run.ID, runner.LogOptions{From: &runner.LogPosition{Step: step}}, func(ev *runner.LogEvent) error {
+	// Two reads: the first only numbers lines and finds where the window
+	// starts and ends (no text kept, nothing allocated per line); the
+	// second reads just the window's bytes and cuts them into segments.
+	find := &lineScanner{n: n, before: before, firstWanted: max(1, line-n/4), after: after, byLine: line > 0 || after >= 0}
+	if err := s.scanStep(r.Context(), run.ID, step, 0, find); err != nil {
+		return err
+	}
+	win := find.window()
+	if win.First > 0 {
+		cut := &lineScanner{n: n, before: win.End, collect: true, pos: win.Start, lineStart: win.Start, number: win.First - 1}
+		if err := s.scanStep(r.Context(), run.ID, step, win.Start, cut); err != nil {
+			return err
+		}
+		got := cut.window()
+		win.Segments, win.Starts = got.Segments, got.Starts
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(win)
+}
+
+// scanStep feeds the log of step (from byte offset from) to sc until sc
+// has what it needs or the output available now ends.
+func (s *Server) scanStep(ctx context.Context, runID string, step int, from int64, sc *lineScanner) error {
+	err := s.Logs.StreamLogs(ctx, runID, runner.LogOptions{From: &runner.LogPosition{Step: step, Offset: from}}, func(ev *runner.LogEvent) error {
 		if ev.Step != step {
 			return errStop
 		}
@@ -102,9 +126,7 @@ func (s *Server) stepLines(w http.ResponseWriter, r *http.Request, _ *session) e
 	if err != nil && !errors.Is(err, errStop) {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	return json.NewEncoder(w).Encode(sc.window())
+	return nil
 }
 
 // lineScanner cuts a step's output into numbered lines ("\n", "\r\n";
@@ -116,6 +138,7 @@ type lineScanner struct {
 	firstWanted int   // line mode: the first line to keep...
 	after       int64 // ...or the first line starting at or after this offset
 	byLine      bool
+	collect     bool // keep the text (else only count lines and offsets)
 	complete    bool // the step ended
 
 	pos       int64 // offset of the next byte
@@ -167,6 +190,9 @@ func (l *lineScanner) feed(p []byte) error {
 // keep adds b to the current segment, up to maxLineKept bytes a line.
 func (l *lineScanner) keep(b []byte) {
 	l.pos += int64(len(b))
+	if !l.collect {
+		return
+	}
 	if room := maxLineKept - l.size; room > 0 {
 		b = b[:min(len(b), room)]
 		l.seg = append(l.seg, b...)
@@ -175,6 +201,9 @@ func (l *lineScanner) keep(b []byte) {
 }
 
 func (l *lineScanner) endSegment(cr bool) {
+	if !l.collect {
+		return
+	}
 	l.segs = append(l.segs, segment{T: string(l.seg), CR: cr})
 	l.seg = l.seg[:0]
 }
@@ -182,14 +211,16 @@ func (l *lineScanner) endSegment(cr bool) {
 // dropped records that the log cap cut n bytes here: what is held of a
 // line ends, and a note line stands for the gap.
 func (l *lineScanner) dropped(n int64) error {
-	if l.pendCR || len(l.seg) > 0 || len(l.segs) > 0 {
+	if l.pendCR || l.pos > l.lineStart {
 		l.pendCR = false
 		if l.endLine() {
 			return errStop
 		}
 	}
-	note := runner.DropNote(n)
-	l.seg = append(l.seg, note[:len(note)-1]...)
+	if l.collect {
+		note := runner.DropNote(n)
+		l.seg = append(l.seg, note[:len(note)-1]...)
+	}
 	l.pos += n
 	if l.endLine() {
 		return errStop
@@ -226,7 +257,7 @@ func (l *lineScanner) endLine() bool {
 func (l *lineScanner) window() *lineWindow {
 	end := l.end
 	if !l.stopped {
-		if l.complete && (l.pendCR || len(l.seg) > 0 || len(l.segs) > 0) {
+		if l.complete && (l.pendCR || l.pos > l.lineStart) {
 			if l.pendCR {
 				l.endSegment(true)
 				l.pendCR = false

@@ -117,6 +117,12 @@ func TestStepLinesTerminalSemantics(t *testing.T) {
 		t.Errorf("dropped bytes: %q starts %v", texts(w), w.Starts)
 	}
 
+	// A window that starts at the gap reads it again as the note line.
+	w = lines(t, &fakeLogs{chunks: [][]byte{[]byte("head\n"), []byte("tail\n")}, dropped: map[int]int64{1: 1000}, ended: true}, "?after=5")
+	if len(w.Segments) != 2 || w.First != 2 || !strings.Contains(w.Segments[0].T, "1000") || w.Segments[1].T != "tail" {
+		t.Errorf("a window from the gap: first %d, %q", w.First, texts(w))
+	}
+
 	// An empty or not yet started step.
 	w = lines(t, &fakeLogs{}, "")
 	if w.First != 0 || len(w.Segments) != 0 || w.End != 0 {
@@ -129,5 +135,23 @@ func TestStepLinesBoundsLongLines(t *testing.T) {
 	w := lines(t, &fakeLogs{chunks: chunked(long, 4096), ended: true}, "")
 	if len(w.Segments) != 2 || len(w.Segments[0].T) != maxLineKept || w.Segments[1].T != "next" || w.Starts[1] != int64(3*maxLineKept+1) {
 		t.Errorf("a long line: %d segments, first %d bytes", len(w.Segments), len(w.Segments[0].T))
+	}
+}
+
+// BenchmarkStepLinesTail is the server's part of opening a 100,000-line
+// step: reading its log once and answering its last 1,000 lines as JSON.
+func BenchmarkStepLinesTail(b *testing.B) {
+	out, _ := numbered(100000)
+	logs := &fakeLogs{chunks: chunked(out, 32<<10), ended: true}
+	api := &fakeAPI{answers: map[string]any{"GET /repos/app/workflows/r1": forge.Run{ID: "r1", RepoName: "app", Status: forge.RunCompleted}}}
+	s, tok := newTestUI(&testing.T{}, api, logs)
+	sess := s.sessions.create(tok.ID)
+	b.SetBytes(int64(len(out)))
+	for b.Loop() {
+		api.seen = nil
+		rec := get(&testing.T{}, s, sess, "/ui/repos/app/runs/r1/steps/0/lines")
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
 	}
 }

@@ -55,17 +55,24 @@ func (f *fakeLogs) StreamLogs(ctx context.Context, id string, opts runner.LogOpt
 		return nil
 	}
 	var off int64
+	from := opts.From.Offset
 	for i, c := range f.chunks {
 		if n := f.dropped[i]; n > 0 {
+			if off+n > from {
+				skip := max(0, from-off)
+				if err := emit(&runner.LogEvent{Kind: runner.LogDropped, Dropped: n - skip, Offset: off + n}); err != nil {
+					return err
+				}
+			}
 			off += n
-			if err := emit(&runner.LogEvent{Kind: runner.LogDropped, Dropped: n, Offset: off}); err != nil {
+		}
+		if end := off + int64(len(c)); end > from {
+			data := c[max(0, from-off):]
+			if err := emit(&runner.LogEvent{Kind: runner.LogOutput, Data: data, Offset: end}); err != nil {
 				return err
 			}
 		}
 		off += int64(len(c))
-		if err := emit(&runner.LogEvent{Kind: runner.LogOutput, Data: c, Offset: off}); err != nil {
-			return err
-		}
 	}
 	if f.ended {
 		return emit(&runner.LogEvent{Kind: runner.LogStepEnded, Offset: off})
