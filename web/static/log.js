@@ -203,7 +203,9 @@
     // live adds one line event of the stream; off is the offset after it
     // (from the event id).
     live(d, off) {
-      if (!this.tailed) return; // a deep-link window; "load later" fetches the rest
+      // Not loaded: opening it fetches a window with these lines. A
+      // deep-link window: "load later" fetches the rest.
+      if (!this.loaded || !this.tailed) return;
       const raw = this.raw + d.line;
       if (d.partial) {
         this.raw = raw;
@@ -253,13 +255,17 @@
 
   // ensureStep returns the step's element, adding it (a step the stream
   // announced) when the page does not have it yet.
-  function ensureStep(d, st) {
+  // live says its output comes over the stream from its first byte (a
+  // step the stream announced, or one running now); other steps load
+  // their window when opened.
+  function ensureStep(d, st, live) {
     let li = stepLi(d.index);
     if (li) return li;
     document.getElementById('no-steps')?.remove();
     const groups = document.getElementById('groups');
     let group = [...groups.querySelectorAll('.group')].pop();
-    if (!group || group.dataset.workflow !== (d.workflow || '')) {
+    // A line event does not name the workflow: such a step joins the last group.
+    if (!group || (d.workflow !== undefined && group.dataset.workflow !== (d.workflow || ''))) {
       group = document.createElement('div');
       group.className = 'group';
       group.dataset.workflow = d.workflow || '';
@@ -274,7 +280,7 @@
     li.dataset.name = d.step;
     li.dataset.status = st;
     const det = document.createElement('details');
-    det.open = true;
+    det.open = live;
     const sum = document.createElement('summary');
     const badge = document.createElement('span');
     badge.innerHTML = '<span aria-hidden="true" class="icon"></span> <span class="word"></span>'; // fixed markup, no data
@@ -286,9 +292,10 @@
     det.append(sum, box);
     li.appendChild(det);
     group.querySelector('ol').appendChild(li);
-    const v = viewOf(li);
-    v.loaded = true; // a new step: its whole output comes over the stream
-    li.dataset.loaded = 'true';
+    if (live) {
+      viewOf(li).loaded = true;
+      li.dataset.loaded = 'true';
+    }
     watch(li);
     return li;
   }
@@ -317,7 +324,7 @@
     const q = document.getElementById('run-queue');
     if (q && !run.queuePosition) q.remove();
     for (const st of v.steps || []) {
-      const li = ensureStep({ index: st.index, id: st.id, step: st.name, workflow: st.workflow }, st.status);
+      const li = ensureStep({ index: st.index, id: st.id, step: st.name, workflow: st.workflow }, st.status, st.status === 'running');
       li.dataset.status = st.status;
       setStatus(li.querySelector('summary .status') || li.querySelector('summary span'), st.status);
       li.querySelector('.dur').textContent = fmtDur(st.duration);
@@ -362,13 +369,14 @@
     events = new EventSource(url);
     events.addEventListener('step', e => {
       const d = JSON.parse(e.data);
-      const li = ensureStep(d, d.skipped ? 'skipped' : 'running');
-      const v = viewOf(li); v.loaded = true; v.tailed = true;
+      const li = ensureStep(d, d.skipped ? 'skipped' : 'running', true);
+      const v = viewOf(li);
+      if (!v.loaded && v.lines.childElementCount === 0) { v.loaded = true; v.tailed = true; li.dataset.loaded = 'true'; }
       refresh();
     });
     events.addEventListener('line', e => {
       const d = JSON.parse(e.data);
-      const li = ensureStep(d, 'running');
+      const li = ensureStep(d, 'running', true);
       const off = Number((e.lastEventId || '').split(':')[1]);
       viewOf(li).live(d, Number.isFinite(off) ? off : -1);
     });
@@ -446,7 +454,11 @@
     if (link) highlight();
     if (!DONE(status)) {
       const rv = running ? views.get(running) : null;
-      connect(rv && rv.tailed ? `${running.dataset.step}:${rv.end}` : (running ? `${running.dataset.step}:0` : ''));
+      // Resume where the running step's window ended; with no step
+      // running, at the first step the page does not have.
+      const steps = [...root.querySelectorAll('li.step')];
+      const next = steps.length ? Math.max(...steps.map(li => Number(li.dataset.step))) + 1 : 0;
+      connect(running && rv && rv.tailed ? `${running.dataset.step}:${rv.end}` : (steps.length ? `${next}:0` : ''));
       setInterval(() => { if (!DONE(status)) refresh(); }, 3000);
       if (!link) { setFollow(true); scrollSoon(); }
     } else setFollow(false);
