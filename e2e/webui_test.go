@@ -143,6 +143,10 @@ func TestWebUI(t *testing.T) {
 	if got := eval[string](t, tab, `document.getElementById("favicon").getAttribute("href")`); !strings.HasSuffix(got, "fav-completed.svg") {
 		t.Errorf("favicon of a completed run: %s", got)
 	}
+	// The renderer's table: what each input becomes (text and style).
+	if bad := eval[[]string](t, tab, ansiCases); len(bad) > 0 {
+		t.Errorf("ANSI renderer: %s", strings.Join(bad, "; "))
+	}
 	screenshots(t, tab, "run")
 	for page, path := range map[string]string{"repos": "/ui/", "repo": "/ui/repos/app", "runs": "/ui/runs"} {
 		do(t, tab, chromedp.Navigate(s.URL+path))
@@ -464,3 +468,29 @@ func screenshots(t *testing.T, ctx context.Context, page string) {
 	}
 	do(t, ctx, chromedp.EmulateViewport(1440, 900))
 }
+
+// ansiCases runs KodAnsi over inputs in the page and returns mismatches.
+const ansiCases = `(() => {
+	const show = runs => runs.map(r => r.t + JSON.stringify(r.s)).join("|");
+	const cases = [
+		["\x1b[1;31mA\x1b[0mB", 'A{"b":true,"fg":1}|B{}'],
+		["\x1b[38;5;196mX\x1b[39mY", 'X{"fg":"rgb(255,0,0)"}|Y{}'],
+		["\x1b[48;2;1;2;3mZ", 'Z{"bg":"rgb(1,2,3)"}'],
+		["\x1b[92;4mgreen\x1b[24m", 'green{"fg":10,"u":true}'],
+		["\x1b]0;title\x07after", 'after{}'],
+		["a\x07b\x1b[2Jc\x1b(Bd", 'a{}|b{}|c{}|d{}'],
+		["<b>&amp;</b>", '<b>&amp;</b>{}'],
+	];
+	const bad = [];
+	for (const [input, want] of cases) {
+		const got = show(KodAnsi.parse(input, {}).runs);
+		if (got !== want) bad.push(JSON.stringify(input) + " -> " + got + ", want " + want);
+	}
+	const over = (a, b) => KodAnsi.overwrite(KodAnsi.parse(a, {}).runs, KodAnsi.parse(b, {}).runs, KodAnsi.parse(b, {}).erase).map(r => r.t).join("");
+	if (over("progress 100%", "50%") !== "50%gress 100%") bad.push("overwrite: " + over("progress 100%", "50%"));
+	if (over("progress 100%", "done\x1b[K") !== "done") bad.push("overwrite with erase: " + over("progress 100%", "done\x1b[K"));
+	const box = document.createElement("div");
+	KodAnsi.render(box, KodAnsi.parse("<img src=x onerror=alert(3)>\x1b[31m<script>alert(4)</script>", {}).runs);
+	if (box.children.length !== 1 || box.querySelector("img,script") || box.textContent !== "<img src=x onerror=alert(3)><script>alert(4)</script>") bad.push("render made markup: " + box.innerHTML);
+	return bad;
+})()`

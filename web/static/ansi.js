@@ -4,7 +4,7 @@
 // through textContent: nothing a step prints can become markup.
 'use strict';
 const KodAnsi = (() => {
-  const ESC = /\x1b\[([0-9;:?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|[\x00-\x08\x0b-\x1f\x7f]/g;
+  const ESC = /\x1b\[([0-9;:?<=>]*)[ -\/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[()*+#%][0-9A-Za-z@]|\x1b[@-Z\\-_]?|[\x00-\x08\x0b-\x1f\x7f]/g;
 
   function copy(st) { return Object.assign({}, st); }
 
