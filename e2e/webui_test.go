@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -263,6 +264,23 @@ func TestWebUI(t *testing.T) {
 	s.mustDo("DELETE", "/tokens/"+alice.ID, adminToken, nil, http.StatusNoContent, nil)
 	do(t, aliceTab, chromedp.Navigate(s.URL+"/ui/"))
 	waitPage(t, aliceTab, "the sign-in page", `location.pathname === "/ui/signin"`)
+
+	t.Log("a form on another site cannot act with the session")
+	runsBefore := len(s.runs("app"))
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<form method="post" action="%s/ui/repos/app/trigger"><input name="branch" value="main"></form><script>document.forms[0].submit()</script>`, s.URL)
+	}))
+	defer evil.Close()
+	// From another host (the cookie stays home) and from another port of
+	// the same host (the browser sends the cookie, but no CSRF token).
+	for _, host := range []string{"localhost", "127.0.0.1"} {
+		do(t, tab, chromedp.Navigate(strings.Replace(evil.URL, "127.0.0.1", host, 1)))
+		waitPage(t, tab, "the refusal", `location.pathname === "/ui/repos/app/trigger" && /refused|CSRF/.test(document.body.textContent)`)
+		if n := len(s.runs("app")); n != runsBefore {
+			t.Errorf("a form on %s queued a run (%d runs, had %d)", host, n, runsBefore)
+		}
+	}
 
 	t.Log("sign-out from the page ends the session")
 	do(t, tab, chromedp.Navigate(s.URL+"/ui/runs"), chromedp.Click("form.signout button"))
