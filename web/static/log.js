@@ -14,7 +14,7 @@
   let showTimes = false;
   let events = null;
   const views = new Map();
-  const LIVE_MAX = 3000, LIVE_KEEP = 2000;
+  const LIVE_MAX = 3000, LIVE_KEEP = 2000, LIVE_HARD = 20000;
 
   for (const el of document.querySelectorAll('.js-only')) el.hidden = false;
   const followBtn = document.getElementById('follow');
@@ -231,16 +231,27 @@
       return row;
     }
 
-    // trim keeps a followed live log at most LIVE_MAX rows: the oldest go,
-    // and "load earlier" brings them back on demand. A step printing
-    // without end never grows the page without bound.
+    // trim keeps a live log bounded: while followed, at most LIVE_MAX
+    // rows (the oldest go; "load earlier" brings them back on demand);
+    // while the reader is scrolled up, past LIVE_HARD rows the ones above
+    // the screen go, and the view is held still. A step printing without
+    // end never grows the page without bound.
     trim() {
-      if (!follow || this.lines.childElementCount <= LIVE_MAX) return;
-      const drop = this.lines.childElementCount - LIVE_KEEP;
+      const count = this.lines.childElementCount;
+      if (count <= LIVE_MAX || (!follow && count <= LIVE_HARD)) return;
+      let drop = count - LIVE_KEEP;
+      if (!follow) {
+        let above = 0;
+        for (let r = this.lines.firstElementChild; r && above < drop && r.getBoundingClientRect().bottom < 0; r = r.nextElementSibling) above++;
+        drop = above;
+        if (drop === 0) return;
+      }
+      const keep = this.lines.children[drop];
+      const y = keep.getBoundingClientRect().top;
       for (let i = 0; i < drop; i++) this.lines.firstElementChild.remove();
-      const first = this.lines.firstElementChild;
-      this.start = Number(first.dataset.off);
-      this.controls({ first: Number(first.querySelector('.n')?.textContent) || this.next });
+      this.start = Number(keep.dataset.off);
+      this.controls({ first: Number(keep.querySelector('.n')?.textContent) || this.next });
+      if (!follow) window.scrollBy(0, keep.getBoundingClientRect().top - y);
     }
   }
 
