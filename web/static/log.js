@@ -317,7 +317,9 @@
   }
 
   // ---- the run's state ----
+  let asked = 0, applied = 0;
   async function refresh() {
+    const n = ++asked;
     let v;
     try {
       const res = await fetch(`${base}/run.json`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
@@ -325,6 +327,10 @@
       if (!res.ok) return;
       v = await res.json();
     } catch { return; }
+    // Answers can cross: an older one must not undo a newer one, and a
+    // finished run never goes back.
+    if (n < applied || (DONE(status) && !DONE(v.run.status))) return;
+    applied = n;
     const run = v.run;
     status = run.status;
     root.dataset.status = status;
