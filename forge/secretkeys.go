@@ -101,7 +101,7 @@ func RepoSecrets(ctx context.Context, store SecretStore, box *SecretBox, repo st
 	out := make([]SecretValue, 0, len(secrets))
 	var errs []error
 	for _, s := range secrets {
-		v, err := box.Open(repo, s.Name, s.Sealed)
+		v, err := box.Open(s.SealedFor(), s.Name, s.Sealed)
 		if err != nil {
 			errs = append(errs, err)
 			continue

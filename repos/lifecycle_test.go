@@ -86,7 +86,7 @@ func newEnv(t *testing.T, gated bool) *env {
 	t.Cleanup(func() { _ = e.runner.Shutdown(context.Background()) })
 	e.svc = repos.New(repos.Config{
 		ReposDir: e.reposDir, LogsDir: filepath.Join(dir, "logs"), HookBinary: "/bin/false",
-		Store: store, Git: git, Runs: e.runner, Pushes: gitsvc.NewPushes(filepath.Join(dir, "hook.sock")), Webhooks: hooks, Log: log,
+		Store: store, Git: git, Runs: e.runner, Webhooks: hooks, Log: log,
 	})
 	return e
 }

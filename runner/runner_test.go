@@ -29,6 +29,9 @@ func fakeRunner(t *testing.T, cfg runner.Config, src runner.Source, play sandbox
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	if err := store.CreateRepo(context.Background(), &forge.Repo{Name: "repo"}); err != nil {
+		t.Fatal(err)
+	}
 	fake := sandboxtest.New(play)
 	cfg.Instance = "test"
 	cfg.DefaultImage = "img"

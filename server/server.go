@@ -104,7 +104,6 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.store.SetSecretBox(secretBox)
 	if s.webhooks, err = newDispatcher(cfg, s.store, log); err != nil {
 		return nil, err
 	}
@@ -146,7 +145,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.repos = repos.New(repos.Config{
 		ReposDir: s.reposDir, LogsDir: logsDir, HookBinary: s.hookBinary,
 		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
-		Store: s.store, Git: git, Runs: s.runner, Pushes: pushes, Webhooks: s.webhooks, Log: log,
+		Store: s.store, Git: git, Runs: s.runner, Webhooks: s.webhooks, Log: log,
 	})
 	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
 	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
