@@ -171,6 +171,9 @@ func TestUpgradeInPlace(t *testing.T) {
 	if len(backups) != 1 {
 		t.Fatalf("copies of the old database: %v", backups)
 	}
+	if !strings.Contains(s.Logs(), `msg="secrets bound to repository ids" rebound=1 failed=0`) {
+		t.Errorf("the secret saved for the name was not bound to the id at start:\n%s", s.Logs())
+	}
 
 	// Repositories, with ids, and their content over HTTP.
 	var repos []struct{ ID, Name string }

@@ -104,6 +104,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.rebindSecrets(ctx, secretBox); err != nil {
+		return nil, err
+	}
 	if s.webhooks, err = newDispatcher(cfg, s.store, log); err != nil {
 		return nil, err
 	}
@@ -154,6 +157,23 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// rebindSecrets seals secrets saved before repositories had ids (bound to
+// the repository's name then) for the repository's id, once the key is at
+// hand, so that every secret's additional data is its repository's id.
+func (s *Server) rebindSecrets(ctx context.Context, box *forge.SecretBox) error {
+	if box == nil || box.Mismatch() {
+		return nil
+	}
+	rebound, failed, err := s.store.RebindSecrets(ctx, box.Reseal)
+	if err != nil {
+		return fmt.Errorf("binding secrets to repository ids: %w", err)
+	}
+	if rebound > 0 || failed > 0 {
+		s.log.Info("secrets bound to repository ids", "rebound", rebound, "failed", failed)
+	}
+	return nil
 }
 
 // bootstrap creates the admin token from KOD_ADMIN_TOKEN when no token

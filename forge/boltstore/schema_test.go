@@ -130,6 +130,19 @@ func TestMigrateSchema1(t *testing.T) {
 	if err != nil || len(due) != pending {
 		t.Errorf("due deliveries %d, pending %d: %v", len(due), pending, err)
 	}
+	// With the key at hand the secret is bound to the id (once).
+	if rebound, failed, err := s.RebindSecrets(ctx, box.Reseal); err != nil || rebound != 1 || failed != 0 {
+		t.Fatalf("rebind: %d %d %v", rebound, failed, err)
+	}
+	if again, _, _ := s.RebindSecrets(ctx, box.Reseal); again != 0 {
+		t.Errorf("rebound %d secrets a second time", again)
+	}
+	if secrets, _ := s.ListSecrets(ctx, "app"); secrets[0].Binding != "" || secrets[0].SealedFor() != app.ID {
+		t.Errorf("after rebinding: %+v", secrets[0])
+	}
+	if got, err := forge.RepoSecrets(ctx, s, box, "app"); err != nil || len(got) != 1 || got[0].Value != "fixture-secret-value" {
+		t.Errorf("rebound secrets open: %+v %v", got, err)
+	}
 	// The migrated store renames in one step, attached records follow.
 	if _, err := s.RenameRepo(ctx, "app", "app2"); err != nil {
 		t.Fatal(err)

@@ -132,3 +132,36 @@ func cascadeSecrets(tx *bolt.Tx, repoID string) error {
 	}
 	return nil
 }
+
+// RebindSecrets seals every secret still bound to a repository name (saved
+// before repositories had ids, Secret.Binding) again for its repository's
+// id, in one transaction, with reseal (forge.SecretBox.Reseal). A secret
+// that reseal cannot open (another key) is left as it is and counted in
+// failed; the others are rebound.
+func (s *Store) RebindSecrets(ctx context.Context, reseal func(oldRepo, newRepo, name, sealed string) (string, error)) (rebound, failed int, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSecrets)
+		keys, values := entries(tx, bucketSecrets)
+		for i, v := range values {
+			var sec forge.Secret
+			if err := json.Unmarshal(v, &sec); err != nil {
+				return fmt.Errorf("decoding secret record: %w", err)
+			}
+			if sec.Binding == "" {
+				continue
+			}
+			sealed, err := reseal(sec.Binding, sec.RepoID, sec.Name, sec.Sealed)
+			if err != nil {
+				failed++
+				continue
+			}
+			sec.Sealed, sec.Binding = sealed, ""
+			if err := putJSON(b, keys[i], &sec); err != nil {
+				return err
+			}
+			rebound++
+		}
+		return nil
+	})
+	return rebound, failed, err
+}
