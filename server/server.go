@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kod-forge/kod/api"
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
@@ -28,7 +29,6 @@ import (
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
 	"github.com/kod-forge/kod/sandbox/registry"
-	"github.com/kod-forge/kod/server/config"
 	"github.com/kod-forge/kod/webhook"
 )
 
