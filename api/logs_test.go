@@ -188,7 +188,7 @@ func TestLogsFollowAndEventStream(t *testing.T) {
 	}
 	select {
 	case <-gotEvents:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the event stream did not end with the run")
 	}
 	var got []string
@@ -270,7 +270,7 @@ func TestLogStreamsEndAtStopStreams(t *testing.T) {
 	s.StopStreams()
 	select {
 	case <-ended:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the stream did not end at StopStreams")
 	}
 }
@@ -314,7 +314,7 @@ func TestLogStreamEndsWhenItsTokenIsDeleted(t *testing.T) {
 	}
 	select {
 	case <-ended:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the stream went on after its token was deleted")
 	}
 }

@@ -1,7 +1,6 @@
 package sshd_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -266,83 +265,103 @@ func TestHostKeyCreatedOnceWithMode0600(t *testing.T) {
 	}
 }
 
-// TestSessionLimits: an idle connection is closed after IdleTimeout, any
-// connection after MaxSession, and a second concurrent session from one
-// address over MaxPerAddr is refused with a message.
+// TestSessionLimits: an idle connection is closed after IdleTimeout, a busy
+// one after MaxSession, and a second concurrent session from one address
+// over MaxPerAddr is refused with a message. Each limit has a server of its
+// own, so a loaded machine's delays never let one limit act for another.
 func TestSessionLimits(t *testing.T) {
 	t.Parallel()
-	e := newSSHEnv(t, &gitsvc.Git{}, func(c *sshd.Config) {
-		c.IdleTimeout = 300 * time.Millisecond
-		c.MaxSession = 1500 * time.Millisecond
-		c.MaxPerAddr = 1
+	waitClosed := func(c *gossh.Client, what string) error {
+		t.Helper()
+		closed := make(chan error, 1)
+		go func() { closed <- c.Wait() }()
+		select {
+		case err := <-closed:
+			return err
+		case <-time.After(time.Minute): // catches hangs only
+			t.Fatalf("%s: the connection was not closed", what)
+			return nil
+		}
+	}
+	// startUploadPack starts a session that waits on git (upload-pack
+	// waits for the client's wants while stdin stays open).
+	startUploadPack := func(c *gossh.Client) *gossh.Session {
+		t.Helper()
+		sess, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdin, err := sess.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { stdin.Close() })
+		if err := sess.Start("git-upload-pack 'r.git'"); err != nil {
+			t.Fatal(err)
+		}
+		return sess
+	}
+
+	t.Run("idle", func(t *testing.T) {
+		t.Parallel()
+		e := newSSHEnv(t, &gitsvc.Git{}, func(c *sshd.Config) { c.IdleTimeout = 2 * time.Second })
+		signer, _ := e.newKey("alice")
+		idle, err := e.dial("kod", gossh.PublicKeys(signer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(idle, "idle")
 	})
-	e.repo("r", "alice")
-	signer, _ := e.newKey("alice")
 
-	idle, err := e.dial("kod", gossh.PublicKeys(signer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := make(chan error, 1)
-	go func() { closed <- idle.Wait() }()
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("an idle connection was not closed")
-	}
-
-	// A session waiting on git (upload-pack waits for the client's wants)
-	// holds the address's only slot: a second session is refused. The
-	// client keeps the connection busy (keepalives) so only MaxSession ends it.
-	c, err := e.dial("kod", gossh.PublicKeys(signer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	sess.Stdout = &out
-	stdin, err := sess.StdinPipe() // kept open: git waits for our wants
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	if err := sess.Start("git-upload-pack 'r.git'"); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-				_, _, _ = c.SendRequest("keepalive@openssh.com", true, nil)
+	t.Run("max session", func(t *testing.T) {
+		t.Parallel()
+		e := newSSHEnv(t, &gitsvc.Git{}, func(c *sshd.Config) { c.MaxSession = 2 * time.Second })
+		e.repo("r", "alice")
+		signer, _ := e.newKey("alice")
+		c, err := e.dial("kod", gossh.PublicKeys(signer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		sess := startUploadPack(c)
+		done := make(chan error, 1)
+		go func() { done <- sess.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("the session ended cleanly instead of being cut")
 			}
+		case <-time.After(time.Minute):
+			t.Fatal("MaxSession did not end the connection")
 		}
-	}()
-	time.Sleep(100 * time.Millisecond) // the session is running
-	if _, stderr, code := run(t, c, "repos"); code != 1 || !strings.Contains(stderr, "too many concurrent sessions") {
-		t.Errorf("second session: %d %q", code, stderr)
-	}
-	started := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Error("the session ended cleanly instead of being cut")
+	})
+
+	t.Run("per address", func(t *testing.T) {
+		t.Parallel()
+		e := newSSHEnv(t, &gitsvc.Git{}, func(c *sshd.Config) { c.MaxPerAddr = 1 })
+		e.repo("r", "alice")
+		signer, _ := e.newKey("alice")
+		c, err := e.dial("kod", gossh.PublicKeys(signer))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if d := time.Since(started); d > 3*time.Second {
-			t.Errorf("cut after %v", d)
+		defer c.Close()
+		// The session holds the address's only slot once the server has
+		// answered it (the refusal below is retried until then).
+		sess := startUploadPack(c)
+		defer sess.Close()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			_, stderr, code := run(t, c, "repos")
+			if code == 1 && strings.Contains(stderr, "too many concurrent sessions") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("second session: %d %q", code, stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("MaxSession did not end the connection")
-	}
+	})
 }
 
 // TestShutdown: new connections are refused at once, an open session may
@@ -366,16 +385,30 @@ func TestShutdown(t *testing.T) {
 	if err := sess.Start("git-upload-pack 'r.git'"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background()) // the deadline: cancelled below
 	defer cancel()
 	shut := make(chan error, 1)
 	go func() { shut <- e.srv.Shutdown(ctx) }()
-	time.Sleep(100 * time.Millisecond)
-	if _, err := e.dial("kod", gossh.PublicKeys(signer)); err == nil {
-		t.Error("a connection was accepted during shutdown")
+	// Shutdown closes the listener first thing; a dial that raced it is
+	// closed by the server (it is shutting down), so retry until refused.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		c2, err := e.dial("kod", gossh.PublicKeys(signer))
+		if err != nil {
+			break
+		}
+		c2.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("connections are still accepted during shutdown")
+		}
 	}
-	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("shutdown with a session open: %v", err)
+	select {
+	case err := <-shut:
+		t.Fatalf("shutdown returned with a session open: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-shut; !errors.Is(err, context.Canceled) {
+		t.Errorf("shutdown with a session open at the deadline: %v", err)
 	}
 	if err := sess.Wait(); err == nil {
 		t.Error("the open session was not cut at the deadline")
