@@ -137,8 +137,9 @@ func (d *Delivery) Due(now Millis) bool {
 	return d.Status == DeliveryPending && d.LeaseUntil == 0 && d.NextAttemptAt <= now
 }
 
-// WebhookStore keeps webhooks, indexed by repository; they follow renames
-// and go with their repository.
+// WebhookStore keeps webhooks, indexed by repository id (methods take
+// the repository name); they stay with a renamed repository and go with a
+// deleted one.
 type WebhookStore interface {
 	// CreateWebhook stores w; ErrConflict if its id exists.
 	CreateWebhook(ctx context.Context, w *Webhook) error
