@@ -50,6 +50,9 @@ func TestPeriodicSweepRemovesObjectsOfFinalRuns(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	ctx := context.Background()
+	if err := store.CreateRepo(ctx, &forge.Repo{Name: "repo"}); err != nil {
+		t.Fatal(err)
+	}
 	instance, other := dockertest.NewID(t), dockertest.NewID(t)
 	t.Cleanup(func() {
 		dockertest.Clean(t, backend, instance)
