@@ -332,3 +332,52 @@ func TestSSHAnonymousReadAndHostKey(t *testing.T) {
 		t.Errorf("keyless non-anonymous user: %d %q", code, out)
 	}
 }
+
+// TestAdminAddedKeyForTokenlessCollaborator is Kod's model with the real
+// OpenSSH client: an admin adds a key for a collaborator who holds no token
+// at all; the key clones and pushes a branch (the protected main is still
+// refused), and loses access when the user is removed as collaborator, and
+// when the key is deleted.
+func TestAdminAddedKeyForTokenlessCollaborator(t *testing.T) {
+	t.Parallel()
+	s := startSSHServer(t, "", nil)
+	s.createRepo("team")
+	seed := newProject(t, "main", map[string]string{"README.md": "hello\n"})
+	seed.git("push", "-q", s.gitURL("team", adminToken), "main")
+	s.mustDo("PUT", "/repos/team/protections/branches/main", adminToken, nil, http.StatusOK, nil)
+	mainAt := s.headOf("team", "main")
+	s.mustDo("POST", "/repos/team/collaborators", adminToken, map[string]string{"username": "carol"}, http.StatusCreated, nil)
+	key := newSSHKey(t, "carol@laptop")
+	var added struct{ ID string }
+	s.mustDo("POST", "/keys", adminToken, map[string]string{"publicKey": key.Pub, "username": "carol"}, http.StatusCreated, &added)
+
+	c := &project{t: t, Dir: t.TempDir()}
+	if out, err := c.gitSSH(s, key, nil, "clone", "-q", s.sshURL("kod", "team"), "."); err != nil {
+		t.Fatalf("clone with the admin-added key: %v\n%s", err, out)
+	}
+	c.git("checkout", "-q", "-b", "feature")
+	feature := c.commit("feature", map[string]string{"f.txt": "f\n"})
+	if out, err := c.gitSSH(s, key, nil, "push", "-q", "origin", "feature"); err != nil || s.headOf("team", "feature") != feature {
+		t.Fatalf("push a branch with the admin-added key: %v\n%s", err, out)
+	}
+	c.git("checkout", "-q", "main")
+	c.commit("direct", map[string]string{"g.txt": "g\n"})
+	if out, err := c.gitSSH(s, key, nil, "push", "origin", "main"); err == nil || !strings.Contains(out, "branch 'main' is protected") || s.headOf("team", "main") != mainAt {
+		t.Errorf("push of the protected main: %v\n%s", err, out)
+	}
+
+	// No longer a collaborator: nothing, on a new connection.
+	s.mustDo("DELETE", "/repos/team/collaborators/carol", adminToken, nil, http.StatusNoContent, nil)
+	if out, err := c.gitSSH(s, key, nil, "ls-remote", "origin"); err == nil || strings.Contains(out, "refs/heads") {
+		t.Errorf("after the collaborator was removed: %v\n%s", err, out)
+	}
+	// Back as collaborator, then the key is deleted.
+	s.mustDo("POST", "/repos/team/collaborators", adminToken, map[string]string{"username": "carol"}, http.StatusCreated, nil)
+	if out, err := c.gitSSH(s, key, nil, "ls-remote", "origin"); err != nil || !strings.Contains(out, "refs/heads/feature") {
+		t.Fatalf("a collaborator again: %v\n%s", err, out)
+	}
+	s.mustDo("DELETE", "/keys/"+added.ID, adminToken, nil, http.StatusNoContent, nil)
+	if out, code := s.ssh(key, "kod", nil, "repos"); code != 255 || !strings.Contains(out, "Permission denied") {
+		t.Errorf("deleted key: %d %q", code, out)
+	}
+}
