@@ -62,6 +62,9 @@ func parse(data []byte) (*Workflow, *ParseError) {
 	if DetectFormat(data) == FormatLegacy {
 		return parseLegacy(src)
 	}
+	if perr := checkDepth(src); perr != nil {
+		return nil, perr
+	}
 	return parseTOML(src)
 }
 
