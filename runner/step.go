@@ -221,6 +221,26 @@ func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.
 // shellCommand runs script with `sh -e -c` after pointing stderr at stdout,
 // so the step's output reaches the log in exactly the order it was written
 // (container engines copy two streams with no order between them).
+//
+// Linux refuses a single argument longer than 128 KiB (MAX_ARG_STRLEN:
+// "argument list too long"), so a script longer than argChunk is passed in
+// pieces that the shell joins and runs with `set -e; eval`: the same shell
+// language, options and empty positional parameters, for scripts up to the
+// workflow file limit (argv and environment together may take a quarter of
+// the stack limit, 2 MiB by default).
 func shellCommand(script string) []string {
-	return []string{"/bin/sh", "-c", `exec 2>&1; exec /bin/sh -e -c "$1"`, "sh", script}
+	if len(script) <= argChunk {
+		return []string{"/bin/sh", "-c", `exec 2>&1; exec /bin/sh -e -c "$1"`, "sh", script}
+	}
+	cmd := []string{"/bin/sh", "-c", `exec 2>&1; s=; for p in "$@"; do s="$s$p"; done; set --; set -e; eval "$s"`, "sh"}
+	for len(script) > 0 {
+		n := min(argChunk, len(script))
+		cmd = append(cmd, script[:n])
+		script = script[n:]
+	}
+	return cmd
 }
+
+// argChunk is the longest script passed as one argument, bytes: well
+// under the kernel's 128 KiB per argument.
+const argChunk = 64 << 10
