@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -379,5 +382,44 @@ func TestAdminAddedKeyForTokenlessCollaborator(t *testing.T) {
 	s.mustDo("DELETE", "/keys/"+added.ID, adminToken, nil, http.StatusNoContent, nil)
 	if out, code := s.ssh(key, "kod", nil, "repos"); code != 255 || !strings.Contains(out, "Permission denied") {
 		t.Errorf("deleted key: %d %q", code, out)
+	}
+}
+
+// TestSilentSSHConnectionsClosed: 200 TCP connections to the SSH port that
+// never start the handshake are all closed by the server (beyond
+// KOD_SSH_MAX_UNAUTHENTICATED at once, the others after
+// KOD_SSH_LOGIN_GRACE_TIME), and the real OpenSSH client signs in and works
+// afterwards.
+func TestSilentSSHConnectionsClosed(t *testing.T) {
+	t.Parallel()
+	s := startSSHServer(t, "", []string{"KOD_SSH_LOGIN_GRACE_TIME=3s", "KOD_SSH_MAX_PER_ADDRESS=1000"})
+	s.createRepo("quiet")
+	u := s.newUser("ursula", "quiet", "repo:read")
+	closed := make(chan error, 200)
+	for range 200 {
+		c, err := net.Dial("tcp", s.SSHAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			c.SetReadDeadline(time.Now().Add(2 * time.Minute)) // catches a connection never closed
+			_, err := io.Copy(io.Discard, c)
+			if err == nil {
+				err = io.EOF
+			}
+			closed <- err
+		}()
+	}
+	for range 200 {
+		if err := <-closed; !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("a silent connection was not closed by the server: %v", err)
+		}
+	}
+	if out, code := s.ssh(u.Key, "kod", nil, "repos"); code != 0 || out != "quiet\n" {
+		t.Errorf("OpenSSH after the silent connections: %d %q", code, out)
+	}
+	if logs := s.Logs(); !strings.Contains(logs, "not signed in within the login grace time") {
+		t.Errorf("grace-time closures not logged:\n%.3000s", logs)
 	}
 }

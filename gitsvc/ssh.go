@@ -25,6 +25,16 @@ const (
 	// DefaultSSHMaxPerAddr caps concurrent connections, and concurrent
 	// sessions, from one remote address.
 	DefaultSSHMaxPerAddr = 10
+	// DefaultSSHLoginGraceTime is how long a connection may take to sign
+	// in (OpenSSH's LoginGraceTime is 2 minutes; a git client signs in
+	// within a second or two). A connection still unauthenticated then is
+	// closed.
+	DefaultSSHLoginGraceTime = 30 * time.Second
+	// DefaultSSHMaxUnauthenticated caps the connections, server-wide, that
+	// have not signed in yet (OpenSSH's MaxStartups full limit is 100).
+	// Beyond it new connections are closed at once, so silent connections
+	// from many addresses cannot pile up.
+	DefaultSSHMaxUnauthenticated = 100
 )
 
 // SSHConfig configures the SSH server. Zero durations and counts take the
@@ -36,8 +46,12 @@ type SSHConfig struct {
 	IdleTimeout   time.Duration // see DefaultSSHIdleTimeout
 	MaxSession    time.Duration // see DefaultSSHMaxSession
 	MaxPerAddr    int           // see DefaultSSHMaxPerAddr
-	ServerVersion string        // sent before the handshake; "" = "kod"
-	Clock         func() time.Time
+	// LoginGraceTime and MaxUnauthenticated: see DefaultSSHLoginGraceTime
+	// and DefaultSSHMaxUnauthenticated.
+	LoginGraceTime     time.Duration
+	MaxUnauthenticated int
+	ServerVersion      string // sent before the handshake; "" = "kod"
+	Clock              func() time.Time
 }
 
 // maxEnvRequests caps the GIT_PROTOCOL env requests kept per session.
@@ -96,6 +110,12 @@ func NewSSHServer(cfg SSHConfig, store SSHStore, git *Git, pushes PushStarter, l
 	if cfg.MaxPerAddr <= 0 {
 		cfg.MaxPerAddr = DefaultSSHMaxPerAddr
 	}
+	if cfg.LoginGraceTime <= 0 {
+		cfg.LoginGraceTime = DefaultSSHLoginGraceTime
+	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = DefaultSSHMaxUnauthenticated
+	}
 	if cfg.ServerVersion == "" {
 		cfg.ServerVersion = "kod"
 	}
@@ -143,11 +163,21 @@ func (s *SSHServer) knownKey(ctx gl.Context, key gl.PublicKey) bool {
 // serverConfig adds to gliderlabs' configuration what it has no option
 // for: recording the key whose signature was verified, the "none" method
 // for anonymous read, and logging of failed attempts.
-func (s *SSHServer) serverConfig(gl.Context) *gossh.ServerConfig {
+func (s *SSHServer) serverConfig(ctx gl.Context) *gossh.ServerConfig {
+	lc, _ := ctx.Value(ctxKeyConn).(*limitedConn)
 	return &gossh.ServerConfig{
-		NoClientAuth:         true, // decided per user by NoClientAuthCallback
-		NoClientAuthCallback: s.anonymousAuth,
+		NoClientAuth: true, // decided per user by NoClientAuthCallback
+		NoClientAuthCallback: func(conn gossh.ConnMetadata) (*gossh.Permissions, error) {
+			perms, err := s.anonymousAuth(conn)
+			if err == nil && lc != nil {
+				lc.signedIn()
+			}
+			return perms, err
+		},
 		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			if lc != nil {
+				lc.signedIn() // the signature is verified: this method succeeds
+			}
 			return &gossh.Permissions{Extensions: map[string]string{extVerifiedKey: forge.Fingerprint(key)}}, nil
 		},
 		AuthLogCallback: s.logAuth,

@@ -42,12 +42,14 @@ func startSSH(cfg ServeConfig, store sshServeStore, git *gitsvc.Git, hooks gitsv
 		log.Warn("the SSH host key is readable by other users: chmod 600 it", "path", cfg.SSHHostKeyPath)
 	}
 	srv, err := gitsvc.NewSSHServer(gitsvc.SSHConfig{
-		HostKey:       key,
-		ReposDir:      reposDir,
-		AnonymousRead: cfg.SSHAnonymousRead,
-		IdleTimeout:   cfg.SSHIdleTimeout,
-		MaxSession:    cfg.SSHMaxSession,
-		MaxPerAddr:    cfg.SSHMaxPerAddress,
+		HostKey:            key,
+		ReposDir:           reposDir,
+		AnonymousRead:      cfg.SSHAnonymousRead,
+		IdleTimeout:        cfg.SSHIdleTimeout,
+		MaxSession:         cfg.SSHMaxSession,
+		MaxPerAddr:         cfg.SSHMaxPerAddress,
+		LoginGraceTime:     cfg.SSHLoginGraceTime,
+		MaxUnauthenticated: cfg.SSHMaxUnauth,
 	}, store, git, hooks, log)
 	if err != nil {
 		return "", nil, err
