@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/netpolicy"
 )
 
 // Webhook routes need the permission and repository ownership (Kod: owner
@@ -107,11 +110,33 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
+	if err := s.checkWebhookHost(r.Context(), hook.URL); err != nil {
+		return err
+	}
 	if err := s.Store.CreateWebhook(r.Context(), hook); err != nil {
 		return err
 	}
 	s.log.Info("webhook created", "repo", repo.Name, "webhook", hook.ID, "events", hook.Events, "token", c.p.TokenID)
 	writeJSON(w, http.StatusCreated, toWebhookJSON(hook))
+	return nil
+}
+
+// checkWebhookHost refuses a webhook URL whose host the host policy
+// (KOD_WEBHOOK_ALLOWED_HOSTS) refuses, with the policy's reason, instead of
+// storing a webhook that would fail at every delivery. Every delivery
+// checks again (the name may resolve elsewhere later); a host that does not
+// resolve now is accepted, since it may later.
+func (s *Server) checkWebhookHost(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return forge.Invalid("Webhook URL is invalid")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var refused *netpolicy.RefusedError
+	if err := s.HostPolicy.CheckHost(ctx, u.Hostname()); errors.As(err, &refused) {
+		return forge.Invalid("Webhook URL is not allowed: %s", refused.Error())
+	}
 	return nil
 }
 

@@ -150,3 +150,28 @@ func TestLongRunScript(t *testing.T) {
 	}
 	assertNoLeftovers(t, s)
 }
+
+// TestNonUTF8BranchRefusedAtPreReceive: with the real git client, branch
+// names that are not valid UTF-8 (caf\xe9 and caf\xe8 would both be
+// "caf\uFFFD" in runs and webhooks) are refused at pre-receive, naming the
+// ref, and no ref moves; a UTF-8 name (café) is accepted.
+func TestNonUTF8BranchRefusedAtPreReceive(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "", nil)
+	s.createRepo("names")
+	p := newProject(t, "main", map[string]string{"README.md": "x\n"})
+	p.git("push", "-q", s.gitURL("names", adminToken), "main")
+	for _, name := range []string{"caf\xe9", "caf\xe8"} {
+		out, err := p.gitErr("push", s.gitURL("names", adminToken), "HEAD:refs/heads/"+name)
+		if err == nil || !strings.Contains(out, "is not valid UTF-8") || !strings.Contains(out, "push refused") {
+			t.Errorf("push of %q: %v\n%s", name, err, out)
+		}
+	}
+	if out, err := p.gitErr("push", "-q", s.gitURL("names", adminToken), "HEAD:refs/heads/café"); err != nil {
+		t.Errorf("push of café: %v\n%s", err, out)
+	}
+	refs := p.git("ls-remote", s.gitURL("names", adminToken))
+	if strings.Contains(refs, "caf\xe9") || strings.Contains(refs, "caf\xe8") || !strings.Contains(refs, "refs/heads/café") {
+		t.Errorf("refs after the pushes:\n%q", refs)
+	}
+}
