@@ -14,6 +14,7 @@ import (
 
 	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/netpolicy"
+	"github.com/kod-forge/kod/repos"
 )
 
 // TestImportLocalKeepsEverything: an admin imports a local bare repository
@@ -73,9 +74,9 @@ func TestImportRefusals(t *testing.T) {
 		}
 		return nil, &netDNSError{host}
 	}
-	e := newEnvWith(t, func(d *api.Deps) {
-		d.HostPolicy, _ = netpolicy.Parse("external")
-		d.HostPolicy.Lookup = lookup
+	e := newEnvWith(t, func(d *api.Deps, rc *repos.Config) {
+		rc.HostPolicy, _ = netpolicy.Parse("external")
+		rc.HostPolicy.Lookup = lookup
 	})
 	marker := filepath.Join(t.TempDir(), "pwned")
 	A := bearer(admin)
@@ -128,10 +129,10 @@ func TestImportOverHTTP(t *testing.T) {
 	// Real clones get the default limit (a loaded machine may take more
 	// than seconds); the hanging source is imported on a server whose limit
 	// is 2 s.
-	e := newEnvWith(t, func(d *api.Deps) { d.HostPolicy, _ = netpolicy.Parse("loopback") })
-	short := newEnvWith(t, func(d *api.Deps) {
-		d.HostPolicy, _ = netpolicy.Parse("loopback")
-		d.ImportTimeout = 2 * time.Second
+	e := newEnvWith(t, func(d *api.Deps, rc *repos.Config) { rc.HostPolicy, _ = netpolicy.Parse("loopback") })
+	short := newEnvWith(t, func(d *api.Deps, rc *repos.Config) {
+		rc.HostPolicy, _ = netpolicy.Parse("loopback")
+		rc.ImportTimeout = 2 * time.Second
 	})
 	url := strings.Replace(source.srv.URL, "http://127.0.0.1", "http://git:"+admin+"@localhost", 1) + "/repos/upstream.git"
 	body := e.must("POST", "/repos/import", bearer(admin), `{"source":`+jsonString(url)+`}`, 201)

@@ -18,6 +18,7 @@ import (
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/sandboxtest"
@@ -74,7 +75,8 @@ func logEnvWithStore(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
-	s := api.New(api.Deps{Store: store, Git: &gitsvc.Git{}, Runner: r, ReposDir: dir, LogsDir: logs, HookBinary: "/bin/false", Log: log, TokenRecheck: 50 * time.Millisecond})
+	rs := repos.New(repos.Config{ReposDir: dir, LogsDir: logs, HookBinary: "/bin/false", Store: store, Git: &gitsvc.Git{}, Runs: r, Pushes: gitsvc.NewPushes(filepath.Join(dir, "hook.sock")), Log: log})
+	s := api.New(api.Deps{Store: store, Git: &gitsvc.Git{}, Repos: rs, Runner: r, ReposDir: dir, LogsDir: logs, Log: log, TokenRecheck: 50 * time.Millisecond})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return srv, r, s, store

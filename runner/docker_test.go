@@ -53,9 +53,9 @@ func engineRunner(tb testing.TB, cfg runner.Config, src runner.Source) (*runner.
 	cfg.DefaultImage = dockertest.Image
 	cfg.Pull = sandbox.PullNever
 	cfg.LogsDir = filepath.Join(dir, "logs")
-	r := runner.New(cfg, store, backend, src, slog.New(slog.DiscardHandler))
 	done := make(chan *forge.Run, 16)
-	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	cfg.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	r := runner.New(cfg, store, backend, src, slog.New(slog.DiscardHandler))
 	if err := r.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}

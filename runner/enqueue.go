@@ -68,7 +68,7 @@ func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []for
 			msgs = append(msgs, fmt.Sprintf("kod: could not read workflow files of %s: no run queued", branch))
 			continue
 		}
-		selected, steps, invalid := pushWorkflows(ctx, files, branch)
+		selected, steps, invalid := r.pushWorkflows(ctx, files, branch)
 		if len(selected) == 0 {
 			continue
 		}
@@ -139,11 +139,11 @@ func (r *Runner) supersede(ctx context.Context, run *forge.Run) []string {
 // parse or could not be read (kept, so that their run reports why).
 // The files are parsed within ParseTimeout (in all), or ctx's deadline if
 // sooner; a file whose parse runs out of time counts as invalid.
-func pushWorkflows(ctx context.Context, files []File, branch string) (selected []string, steps int, invalid []error) {
+func (r *Runner) pushWorkflows(ctx context.Context, files []File, branch string) (selected []string, steps int, invalid []error) {
 	ctx, cancel := context.WithTimeout(ctx, ParseTimeout)
 	defer cancel()
 	for _, f := range files {
-		wf, err := parseWithin(ctx, f)
+		wf, err := parseWithin(ctx, f, r.parseOptions())
 		switch {
 		case err != nil:
 			invalid = append(invalid, err)

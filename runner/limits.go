@@ -57,16 +57,16 @@ func budgetNote(dropped int64) string {
 	return fmt.Sprintf("[... %d bytes of earlier output omitted: this run's record has spent its budget for step output, so it keeps only the end of this step's; the full log is at /logs ...]\n", dropped)
 }
 
-// Parse parses f, or reports why it could not be read (File.Err) as a
-// parse error naming the file.
-func (f File) Parse() (*workflow.Workflow, error) {
+// Parse parses f with o, or reports why it could not be read (File.Err)
+// as a parse error naming the file.
+func (f File) Parse(o workflow.Options) (*workflow.Workflow, error) {
 	if f.Err != nil {
 		if pe := (*workflow.ParseError)(nil); errors.As(f.Err, &pe) {
 			return nil, pe
 		}
 		return nil, &workflow.ParseError{File: f.Path, Msg: f.Err.Error()}
 	}
-	return workflow.Parse(f.Path, f.Data)
+	return o.Parse(f.Path, f.Data)
 }
 
 // ParseTimeout bounds the parsing of one commit's workflow files where
@@ -78,14 +78,14 @@ const ParseTimeout = 20 * time.Second
 // parseWithin parses f unless ctx ends first, in which case it gives up
 // with a parse error saying so (the parse itself, bounded by the limits
 // checked before decoding, finishes in the background).
-func parseWithin(ctx context.Context, f File) (*workflow.Workflow, error) {
+func parseWithin(ctx context.Context, f File, o workflow.Options) (*workflow.Workflow, error) {
 	type result struct {
 		wf  *workflow.Workflow
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		wf, err := f.Parse()
+		wf, err := f.Parse(o)
 		done <- result{wf, err}
 	}()
 	select {
@@ -106,4 +106,9 @@ func checkRunSteps(wfs []*workflow.Workflow) error {
 		return fmt.Errorf("the run has %d steps in %d workflow files; a run may have at most %d", n, len(wfs), MaxRunSteps)
 	}
 	return nil
+}
+
+// parseOptions are how the runner parses workflow files.
+func (r *Runner) parseOptions() workflow.Options {
+	return workflow.Options{MinScheduleInterval: r.cfg.MinScheduleInterval}
 }

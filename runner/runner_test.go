@@ -32,12 +32,15 @@ func fakeRunner(t *testing.T, cfg runner.Config, src runner.Source, play sandbox
 	fake := sandboxtest.New(play)
 	cfg.Instance = "test"
 	cfg.DefaultImage = "img"
+	if cfg.MinScheduleInterval == 0 {
+		cfg.MinScheduleInterval = time.Second // schedule tests fire every second; users get a minute at least
+	}
 	if cfg.LogsDir == "" {
 		cfg.LogsDir = filepath.Join(dir, "logs")
 	}
-	r := runner.New(cfg, store, fake, src, slog.New(slog.DiscardHandler))
 	done := make(chan *forge.Run, 64)
-	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	cfg.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	r := runner.New(cfg, store, fake, src, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
 	return r, store, fake, done
 }

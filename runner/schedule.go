@@ -148,7 +148,7 @@ func (s *scheduler) add(ctx context.Context, repo string, files []File, rs *repo
 	defer cancel()
 	var ids []cron.EntryID
 	for _, f := range files {
-		wf, err := parseWithin(ctx, f)
+		wf, err := parseWithin(ctx, f, s.r.parseOptions())
 		if err != nil {
 			s.r.log.Warn("workflow file without schedules: it does not parse", "repo", repo, "err", err)
 			continue // its pushes report the error; other files keep their schedules
