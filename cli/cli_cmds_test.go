@@ -256,6 +256,34 @@ func TestCLIInitAndPrecedence(t *testing.T) {
 	}
 }
 
+// TestRepoNameCompletion: `kod repo <TAB>` offers the repositories (and
+// cobra the subcommands), `kod repo NAME <TAB>` the commands on it, and
+// `kod repo NAME secret <TAB>` theirs (it offered nothing).
+func TestRepoNameCompletion(t *testing.T) {
+	f := newFakeAPI(t)
+	for _, c := range []struct {
+		args      []string
+		want      []string
+		wantNever string
+	}{
+		{[]string{"repo", ""}, []string{"app\n", "list\t", "create\t"}, ""},
+		{[]string{"repo", "ap"}, []string{"app\n"}, "list"},
+		{[]string{"repo", "app", ""}, []string{"collaborator\t", "secret\t", "webhook\t", "protect\t"}, "app\n"},
+		{[]string{"repo", "app", "se"}, []string{"secret\t"}, "webhook"},
+		{[]string{"repo", "--json", "app", "secret", ""}, []string{"list\t", "set\t"}, "collaborator"},
+	} {
+		res := runCLI(t, f, nil, "", append([]string{"__complete"}, c.args...)...)
+		for _, w := range c.want {
+			if !strings.Contains(res.stdout, w) {
+				t.Errorf("complete %q: %q lacks %q", c.args, res.stdout, w)
+			}
+		}
+		if c.wantNever != "" && strings.Contains(res.stdout, c.wantNever) {
+			t.Errorf("complete %q: %q offers %q", c.args, res.stdout, c.wantNever)
+		}
+	}
+}
+
 // TestCompletion: repository arguments complete from the server.
 func TestCompletion(t *testing.T) {
 	f := newFakeAPI(t)

@@ -47,6 +47,7 @@ func newRepoCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(newRepoListCmd(a), newRepoCreateCmd(a), newRepoImportCmd(a), newRepoInfoCmd(a), newRepoUpdateCmd(a), newRepoDeleteCmd(a))
+	cmd.ValidArgsFunction = a.completeRepoCmd
 	return cmd
 }
 
