@@ -127,10 +127,16 @@ func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *s
 			return sandbox.ExitState{}, cause
 		}
 		var se *sandbox.StepError
-		if errors.As(err, &se) {
-			return sandbox.ExitState{}, se
+		if !errors.As(err, &se) {
+			err = fmt.Errorf("starting the step: %w", err)
+		} else {
+			err = se
 		}
-		return sandbox.ExitState{}, fmt.Errorf("starting the step: %w", err)
+		// The step never ran, so its log would be empty: say why there
+		// (an image that cannot be pulled, an invalid step), so `logs`
+		// shows it as well as the run record. out masks secrets.
+		fmt.Fprintf(out, "kod: %s\n", err)
+		return sandbox.ExitState{}, err
 	}
 	stepCtx := ctx
 	if st.Timeout > 0 {
