@@ -33,6 +33,7 @@ func (s *Server) webhookRoutes() {
 	s.handle(http.MethodDelete, "/repos/{name}/webhooks/{id}", actWebhookWrite, s.deleteWebhook)
 	s.handle(http.MethodGet, "/repos/{name}/webhooks/{id}/deliveries", actWebhookRead, s.listDeliveries)
 	s.handle(http.MethodPost, "/repos/{name}/webhooks/{id}/deliveries/{deliveryId}/retry", actWebhookWrite, s.retryDelivery)
+	s.handle(http.MethodPost, "/admin/webhooks/resume", actAdmin, s.resumeWebhooks)
 }
 
 // webhookJSON is a webhook as the API shows it: never its secret.
@@ -118,6 +119,33 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	s.log.Info("webhook created", "repo", repo.Name, "webhook", hook.ID, "events", hook.Events, "token", c.p.TokenID)
 	writeJSON(w, http.StatusCreated, toWebhookJSON(hook))
+	return nil
+}
+
+// webhookResumer ends the pause of a restored data dir's webhooks
+// (webhook.Dispatcher).
+type webhookResumer interface {
+	Paused() bool
+	Resume(ctx context.Context) error
+}
+
+// resumeWebhooks is POST /admin/webhooks/resume (admin; kod's addition):
+// a server restored from a backup starts with webhook deliveries paused,
+// so that it does not deliver to the original server's receivers; this
+// resumes them for good. 200 {"paused": false, "wasPaused": bool}.
+func (s *Server) resumeWebhooks(w http.ResponseWriter, r *http.Request, c *call) error {
+	res, ok := s.Webhooks.(webhookResumer)
+	if !ok {
+		return forge.NotFound("Webhooks are not configured on this server")
+	}
+	was := res.Paused()
+	if err := res.Resume(r.Context()); err != nil {
+		return err
+	}
+	if was {
+		s.log.Info("webhook deliveries resumed", "token", c.p.TokenID)
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"paused": false, "wasPaused": was})
 	return nil
 }
 
