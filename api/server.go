@@ -40,6 +40,11 @@ type Deps struct {
 	// HostPolicy is what webhook URLs are checked against at creation
 	// (KOD_WEBHOOK_ALLOWED_HOSTS); nil means netpolicy.Default.
 	HostPolicy *netpolicy.Policy
+	// Metrics, if set, counts every request by route template and is
+	// served at GET /metrics (see metricsRoute) to admin tokens and to
+	// the bearer MetricsToken (KOD_METRICS_TOKEN; "" = admin tokens only).
+	Metrics      MetricsExporter
+	MetricsToken string
 	// TokenRecheck is how often a long log stream checks that its token
 	// still exists and has not expired; 0 means 30 s.
 	TokenRecheck time.Duration
@@ -75,11 +80,16 @@ func New(d Deps) *Server {
 		d.HostPolicy, _ = netpolicy.Parse(netpolicy.Default)
 	}
 	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now, streamsStopped: make(chan struct{})}
+	if s.Metrics != nil {
+		s.router.Use(s.Metrics.HTTP) // outermost: it sees the status of recovered panics
+	}
 	s.router.Use(s.recoverPanics)
 	s.router.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
+	s.metricsRoute()
 	s.gitRoutes()
+	s.statusRoutes()
 	s.repoRoutes()
 	s.collaboratorRoutes()
 	s.protectionRoutes()
@@ -94,6 +104,10 @@ func New(d Deps) *Server {
 	})
 	s.router.NotFoundHandler = s.recoverPanics(notFound)
 	s.router.MethodNotAllowedHandler = s.recoverPanics(s.authenticated(s.methodNotAllowed))
+	if s.Metrics != nil {
+		s.router.NotFoundHandler = s.Metrics.HTTP(s.router.NotFoundHandler)
+		s.router.MethodNotAllowedHandler = s.Metrics.HTTP(s.router.MethodNotAllowedHandler)
+	}
 	return s
 }
 

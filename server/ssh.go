@@ -23,7 +23,7 @@ type sshServeStore interface {
 
 // newSSH builds the SSH server of git (nil with SSH off) with the host key
 // at cfg.SSHHostKeyPath, created on first start.
-func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd.PushStarter, reposDir string, log *slog.Logger) (*sshd.Server, error) {
+func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd.PushStarter, onConn func() func(), reposDir string, log *slog.Logger) (*sshd.Server, error) {
 	if !cfg.SSHEnabled {
 		return nil, nil
 	}
@@ -46,6 +46,7 @@ func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd
 		MaxPerAddr:         cfg.SSHMaxPerAddress,
 		LoginGraceTime:     cfg.SSHLoginGraceTime,
 		MaxUnauthenticated: cfg.SSHMaxUnauth,
+		OnConn:             onConn,
 	}, store, git, pushes, log)
 	if err != nil {
 		return nil, err

@@ -119,6 +119,10 @@ func (s *Server) limitConn(ctx gl.Context, conn net.Conn) net.Conn {
 		s.log.Warn("ssh connection refused: too many concurrent connections from one address", "remote", conn.RemoteAddr().String(), "max", s.cfg.MaxPerAddr)
 		return nil
 	}
+	closed := func() {}
+	if s.cfg.OnConn != nil {
+		closed = s.cfg.OnConn()
+	}
 	lc := &limitedConn{Conn: conn}
 	c.unauthenticated++
 	// authDone ends the unauthenticated state once: signed in, or closed.
@@ -141,6 +145,7 @@ func (s *Server) limitConn(ctx gl.Context, conn net.Conn) net.Conn {
 		grace.Stop()
 		authDone()
 		release()
+		closed()
 		c.mu.Lock()
 		delete(c.open, lc)
 		c.mu.Unlock()
