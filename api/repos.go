@@ -25,8 +25,10 @@ func (s *Server) repoRoutes() {
 	s.handle(http.MethodDelete, "/repos/{name}", actRepoDelete, s.deleteRepo)
 }
 
-// repoJSON is the Kod shape of a repository in lists and on creation.
+// repoJSON is the Kod shape of a repository in lists and on creation,
+// plus kod's stable id (unchanged by renames).
 type repoJSON struct {
+	ID                string   `json:"id"`
 	Name              string   `json:"name"`
 	CreatedAt         int64    `json:"createdAt"`
 	Path              string   `json:"path"`
@@ -50,7 +52,7 @@ func (s *Server) toRepoJSON(r *forge.Repo) repoJSON {
 		pb = []string{}
 	}
 	slices.Sort(pb)
-	return repoJSON{Name: r.Name, CreatedAt: r.CreatedAt, Path: s.repoDir(r), OwnerTokenID: r.OwnerTokenID, ProtectedBranches: pb}
+	return repoJSON{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, Path: s.repoDir(r), OwnerTokenID: r.OwnerTokenID, ProtectedBranches: pb}
 }
 
 // repoDir is where r lives now (repos.Service.Dir).

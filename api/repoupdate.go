@@ -13,14 +13,12 @@ import (
 // admin; 403 "Only the repository owner can update this repository").
 //
 // name renames (Kod): onto a taken name is 409 "A repository with that
-// name already exists", to the same name changes nothing; see repos.Service.Rename.
-// The record and everything keyed by the repository name (collaborators
-// and protections in the record; runs, secrets, webhooks and deliveries
-// through the store's cascades) move in one transaction, and the bare
-// repository directory moves with os.Rename inside the repos dir. Queued
-// runs follow the new name; executing runs keep going (the runner resolves
-// the name again before it reads the repository), and pushes in flight have
-// their hooks pointed at the new name.
+// name already exists", to the same name changes nothing; see
+// repos.Service.Rename: the bare repository directory moves with os.Rename
+// inside the repos dir, then one small transaction renames the record
+// (runs, secrets, webhooks and deliveries refer to the repository's id and
+// show the new name). Executing runs keep going and keep their branch's
+// slot; pushes in flight find the repository by id.
 //
 // defaultBranch (kod's addition) points HEAD at an existing branch: what
 // clones check out and where schedules run. 400 "Invalid branch name", 400

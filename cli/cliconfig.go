@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/kod-forge/kod/client"
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
-	"github.com/kod-forge/kod/server/config"
 )
 
 // DefaultServerURL is where the client looks for a server when nothing

@@ -34,10 +34,13 @@ type Collaborator struct {
 	AddedAt  Millis `json:"addedAt"`
 }
 
-// Repo is a repository record. The bare repository lives at Path.
-// Collaborators and protected branches are part of the record so a rename
-// carries them along in one write.
+// Repo is a repository record. ID is immutable, given at creation; every
+// record attached to the repository (runs, secrets, webhooks, deliveries)
+// refers to it, and Name is a unique, renamable attribute. The bare
+// repository lives at <repos dir>/<Name>.git (Path records where it was
+// last). Collaborators and protected branches are part of the record.
 type Repo struct {
+	ID                string         `json:"id"`
 	Name              string         `json:"name"`
 	CreatedAt         Millis         `json:"createdAt"`
 	Path              string         `json:"path"`

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kod-forge/kod/server/config"
+	"github.com/kod-forge/kod/config"
 )
 
 // serverSecret is a value `kod serve` needs that can live in a file next

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kod-forge/kod/server/config"
+	"github.com/kod-forge/kod/config"
 )
 
 // listenMetrics binds cfg.MetricsAddr (KOD_METRICS_ADDR); nil when unset.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kod-forge/kod/api"
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
@@ -29,7 +30,7 @@ import (
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
 	"github.com/kod-forge/kod/sandbox/registry"
-	"github.com/kod-forge/kod/server/config"
+	"github.com/kod-forge/kod/web"
 	"github.com/kod-forge/kod/webhook"
 )
 
@@ -124,7 +125,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.store.SetSecretBox(secretBox)
+	if err := s.rebindSecrets(ctx, secretBox); err != nil {
+		return nil, err
+	}
 	s.meters = metrics.New(s.store)
 	if s.webhooks, err = newDispatcher(cfg, s.store, s.meters.DeliveryAttempt, log); err != nil {
 		return nil, err
@@ -170,7 +173,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.repos = repos.New(repos.Config{
 		ReposDir: s.reposDir, LogsDir: logsDir, HookBinary: s.hookBinary,
 		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
-		Store: s.store, Git: git, Runs: s.runner, Pushes: pushes, Webhooks: s.webhooks, Log: log,
+		Store: s.store, Git: git, Runs: s.runner, Webhooks: s.webhooks, Log: log,
 	})
 	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
 	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
@@ -180,6 +183,23 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// rebindSecrets seals secrets saved before repositories had ids (bound to
+// the repository's name then) for the repository's id, once the key is at
+// hand, so that every secret's additional data is its repository's id.
+func (s *Server) rebindSecrets(ctx context.Context, box *forge.SecretBox) error {
+	if box == nil || box.Mismatch() {
+		return nil
+	}
+	rebound, failed, err := s.store.RebindSecrets(ctx, box.Reseal)
+	if err != nil {
+		return fmt.Errorf("binding secrets to repository ids: %w", err)
+	}
+	if rebound > 0 || failed > 0 {
+		s.log.Info("secrets bound to repository ids", "rebound", rebound, "failed", failed)
+	}
+	return nil
 }
 
 // bootstrap creates the admin token from KOD_ADMIN_TOKEN when no token
@@ -226,9 +246,13 @@ func (s *Server) Start(ctx context.Context) error {
 		go func() { s.sshEnded <- s.ssh.Serve(ln) }()
 		sshAddr = ln.Addr().String()
 	}
+	ui, err := web.New(web.Deps{Tokens: s.store, Logs: s.runner, API: s.api, PublicURL: s.cfg.PublicURL, SSHAddr: uiSSHAddr(s.ssh != nil, sshAddr), Log: s.log})
+	if err != nil {
+		return err
+	}
 	s.stopMetrics = serveMetrics(s.metricsLn, s.meters.Handler(), s.log)
 	ln := s.httpLn
-	s.httpSrv = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.httpSrv = &http.Server{Handler: ui.Wrap(s.api), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.httpSrv.RegisterOnShutdown(s.api.StopStreams) // log followers must not hold the shutdown
 	s.served = make(chan struct{})
 	go func() {
@@ -335,4 +359,13 @@ func (s *Server) closeListeners() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// uiSSHAddr is the SSH address the web UI shows in clone URLs: the bound
+// one, "" with SSH off.
+func uiSSHAddr(on bool, bound string) string {
+	if !on {
+		return ""
+	}
+	return bound
 }

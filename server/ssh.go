@@ -8,10 +8,10 @@ import (
 
 	gl "github.com/gliderlabs/ssh"
 
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/gitsvc/sshd"
-	"github.com/kod-forge/kod/server/config"
 )
 
 // sshServeStore is what serving SSH reads: the SSH server's store, and the

@@ -4,9 +4,9 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/netpolicy"
-	"github.com/kod-forge/kod/server/config"
 	"github.com/kod-forge/kod/webhook"
 )
 

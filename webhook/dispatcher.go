@@ -228,7 +228,7 @@ func (d *Dispatcher) tick(ctx context.Context) {
 			}
 			continue
 		}
-		s := slot{repo: del.RepoName, receiver: del.Receiver()}
+		s := slot{repo: del.RepoID, receiver: del.Receiver()}
 		d.load.acquire(s)
 		d.wg.Add(1)
 		go func() {

@@ -47,7 +47,7 @@ func (s *Server) runGit(ctx context.Context, sess gl.Session, user *sshUser, svc
 	s.git.Served("ssh", svc)
 	env := gitsvc.GitProtocolEnv(clientGitProtocol(sess.Environ()))
 	if svc == gitsvc.ReceivePack {
-		hookEnv, end := s.pushes.BeginPush(&gitsvc.Push{Repo: repo.Name, Principal: user.p, Transport: "ssh"})
+		hookEnv, end := s.pushes.BeginPush(&gitsvc.Push{RepoID: repo.ID, Repo: repo.Name, Principal: user.p, Transport: "ssh"})
 		defer end()
 		env = append(env, hookEnv...)
 	}
