@@ -67,20 +67,8 @@ type Server struct {
 // is closed again.
 func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: log}
-	if s.dataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+	if err := s.makeDirs(); err != nil {
 		return nil, err
-	}
-	if s.reposDir, err = filepath.Abs(cfg.ReposDir); err != nil {
-		return nil, err
-	}
-	logsDir := filepath.Join(s.dataDir, "logs")
-	for _, d := range []string{s.dataDir, logsDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("creating %s: %w", d, err)
-		}
-	}
-	if err := os.MkdirAll(s.reposDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", s.reposDir, err)
 	}
 	if s.hookBinary, err = executablePath(); err != nil {
 		return nil, err
@@ -110,21 +98,68 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.webhooks, err = newDispatcher(cfg, s.store, log); err != nil {
 		return nil, err
 	}
-	registries, err := cfg.RegistryPolicy()
-	if err != nil {
-		return nil, err
-	}
 	if s.backend, err = docker.New(docker.Config{}, log); err != nil {
 		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
 	}
 	checkEngine(ctx, s.backend, cfg.DefaultImage, log)
-
 	git := &gitsvc.Git{}
-	s.runner = runner.New(runner.Config{
+	if s.runner, err = s.newRunner(git, secretBox); err != nil {
+		return nil, err
+	}
+	importPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return nil, err
+	}
+	pushes := gitsvc.NewPushes(filepath.Join(s.dataDir, "hook.sock"))
+	s.repos = repos.New(repos.Config{
+		ReposDir: s.reposDir, LogsDir: s.logsDir(), HookBinary: s.hookBinary,
+		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
+		Store: s.store, Git: git, Runs: s.runner, Webhooks: s.webhooks, Log: log,
+	})
+	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
+	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
+		ReposDir: s.reposDir, LogsDir: s.logsDir(), Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath})
+	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.reposDir, log); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// makeDirs resolves and creates the data, logs and repos directories.
+func (s *Server) makeDirs() (err error) {
+	if s.dataDir, err = filepath.Abs(s.cfg.DataDir); err != nil {
+		return err
+	}
+	if s.reposDir, err = filepath.Abs(s.cfg.ReposDir); err != nil {
+		return err
+	}
+	for _, d := range []string{s.dataDir, s.logsDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	if err := os.MkdirAll(s.reposDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", s.reposDir, err)
+	}
+	return nil
+}
+
+// logsDir holds the step logs: <data>/logs/<run>/<step>.log.
+func (s *Server) logsDir() string { return filepath.Join(s.dataDir, "logs") }
+
+// newRunner builds the runner over the container backend behind the
+// registry host policy (sandbox/registry), reading repositories with git.
+func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner.Runner, error) {
+	cfg := s.cfg
+	registries, err := cfg.RegistryPolicy()
+	if err != nil {
+		return nil, err
+	}
+	return runner.New(runner.Config{
 		Instance:      s.instance,
 		DefaultImage:  cfg.DefaultImage,
 		MaxConcurrent: cfg.MaxConcurrentRuns,
-		LogsDir:       logsDir,
+		LogsDir:       s.logsDir(),
 		StopGrace:     cfg.StopGrace,
 		Limits: sandbox.Limits{
 			MemoryBytes: int64(cfg.StepMemory),
@@ -138,25 +173,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Secrets:             secretSource{store: s.store, box: secretBox},
 		MinScheduleInterval: cfg.ScheduleMinInterval,
 		OnRunDone:           s.webhooks.RunDone,
-	}, s.store, registry.Guard(s.backend, registries.CheckHost), &repos.Source{Git: git, ReposDir: s.reposDir}, log)
-
-	importPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
-	if err != nil {
-		return nil, err
-	}
-	pushes := gitsvc.NewPushes(filepath.Join(s.dataDir, "hook.sock"))
-	s.repos = repos.New(repos.Config{
-		ReposDir: s.reposDir, LogsDir: logsDir, HookBinary: s.hookBinary,
-		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
-		Store: s.store, Git: git, Runs: s.runner, Webhooks: s.webhooks, Log: log,
-	})
-	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
-	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
-		ReposDir: s.reposDir, LogsDir: logsDir, Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath})
-	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.reposDir, log); err != nil {
-		return nil, err
-	}
-	return s, nil
+	}, s.store, registry.Guard(s.backend, registries.CheckHost), &repos.Source{Git: git, ReposDir: s.reposDir}, s.log), nil
 }
 
 // rebindSecrets seals secrets saved before repositories had ids (bound to
