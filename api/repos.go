@@ -43,6 +43,7 @@ type repoDetailJSON struct {
 	Collaborators []string `json:"collaborators"`
 	Branches      []string `json:"branches"`
 	DefaultBranch *string  `json:"defaultBranch"`
+	PublicBadges  bool     `json:"publicBadges"` // kod's addition: see PATCH /repos/:name
 }
 
 func (s *Server) toRepoJSON(r *forge.Repo) repoJSON {
@@ -105,7 +106,7 @@ func (s *Server) getRepo(w http.ResponseWriter, r *http.Request, c *call) error 
 
 // repoDetail is the GET /repos/:name shape of repo.
 func (s *Server) repoDetail(ctx context.Context, repo *forge.Repo) (*repoDetailJSON, error) {
-	out := &repoDetailJSON{repoJSON: s.toRepoJSON(repo), Collaborators: []string{}}
+	out := &repoDetailJSON{repoJSON: s.toRepoJSON(repo), Collaborators: []string{}, PublicBadges: repo.PublicBadges}
 	for _, col := range repo.Collaborators {
 		out.Collaborators = append(out.Collaborators, col.Username)
 	}

@@ -58,6 +58,11 @@ type Config struct {
 	// WebhookAllowedHosts's.
 	RegistryAllowedHosts string
 	ImportTimeout        time.Duration
+	// MetricsToken is a bearer token that may read GET /metrics besides
+	// admin tokens; MetricsAddr, if set, serves /metrics without auth on a
+	// listener of its own (e.g. 127.0.0.1:9090).
+	MetricsToken string
+	MetricsAddr  string
 	// WebhookRetrySchedule overrides the retry delays of webhook
 	// deliveries ("1s,2s,3s"); for tests, not shown in --help.
 	WebhookRetrySchedule string
@@ -153,6 +158,8 @@ func serveSettings(c *Config) []setting {
 		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
 		{"registryAllowedHosts", []string{netpolicy.RegistrySetting}, "registry-allowed-hosts", "", "registries step images may be pulled from (same syntax; empty: as --webhook-allowed-hosts)", &c.RegistryAllowedHosts},
 		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
+		{"metricsToken", []string{"KOD_METRICS_TOKEN"}, "metrics-token", "", "bearer token that may read GET /metrics (admin tokens always may)", &c.MetricsToken},
+		{"metricsAddr", []string{"KOD_METRICS_ADDR"}, "metrics-addr", "", "also serve /metrics WITHOUT auth on this address (e.g. 127.0.0.1:9090)", &c.MetricsAddr},
 		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
 		{"scheduleMinInterval", []string{"KOD_SCHEDULE_MIN_INTERVAL"}, "", "", "", &c.ScheduleMinInterval},
 	}

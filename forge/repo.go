@@ -51,6 +51,10 @@ type Repo struct {
 	// and unlinked admin tokens). Not part of the Kod API; it lets
 	// transports without a token (SSH) decide ownership (Principal.IsOwner).
 	OwnerUsername string `json:"ownerUsername,omitempty"`
+	// PublicBadges lets anyone see the repository's badge (GET
+	// /repos/:name/badge.svg); records written before it existed read as
+	// false, which keeps their badges private.
+	PublicBadges bool `json:"publicBadges,omitempty"`
 }
 
 // HasCollaborator reports whether username is a collaborator of r.

@@ -23,7 +23,7 @@ type sshServeStore interface {
 
 // newSSH builds the SSH server of git (nil with SSH off) with the host key
 // at cfg.SSHHostKeyPath, created on first start.
-func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd.PushStarter, reposDir string, log *slog.Logger) (*sshd.Server, error) {
+func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd.PushStarter, onConn func() func(), reposDir string, log *slog.Logger) (*sshd.Server, error) {
 	if !cfg.SSHEnabled {
 		return nil, nil
 	}
@@ -44,6 +44,7 @@ func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd
 		IdleTimeout:   cfg.SSHIdleTimeout,
 		MaxSession:    cfg.SSHMaxSession,
 		MaxPerAddr:    cfg.SSHMaxPerAddress,
+		OnConn:        onConn,
 	}, store, git, pushes, log)
 	if err != nil {
 		return nil, err
