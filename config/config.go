@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,13 +44,16 @@ type Config struct {
 	RunRetention      int      // runs kept per repository; 0 = all
 	CancelSuperseded  bool     // a push cancels older queued runs of its branch
 	SSHEnabled        bool
-	SSHHost           string
-	SSHPort           int
-	SSHHostKeyPath    string
-	SSHAnonymousRead  bool
-	SSHIdleTimeout    time.Duration
-	SSHMaxSession     time.Duration
-	SSHMaxPerAddress  int
+	// PublicURL is the server's external base URL (clone URLs in the web
+	// UI; https makes its cookies Secure); "" = what the browser used.
+	PublicURL        string
+	SSHHost          string
+	SSHPort          int
+	SSHHostKeyPath   string
+	SSHAnonymousRead bool
+	SSHIdleTimeout   time.Duration
+	SSHMaxSession    time.Duration
+	SSHMaxPerAddress int
 	// WebhookAllowedHosts is the host policy of imports, webhooks and,
 	// unless RegistryAllowedHosts is set, image pulls (netpolicy.Parse
 	// syntax).
@@ -147,6 +151,7 @@ func serveSettings(c *Config) []setting {
 		{"pullPolicy", []string{"KOD_PULL_POLICY"}, "pull-policy", "", "when step images are pulled: if-not-present, always or never", &c.PullPolicy},
 		{"runRetention", []string{"KOD_RUN_RETENTION"}, "run-retention", "", "runs kept per repository with their logs (0 = all)", &c.RunRetention},
 		{"cancelSuperseded", []string{"KOD_CANCEL_SUPERSEDED"}, "cancel-superseded", "", "a push cancels the older queued runs of its branch and workflows", &c.CancelSuperseded},
+		{"publicUrl", []string{"KOD_PUBLIC_URL"}, "public-url", "", "external base URL of the server (web UI clone URLs; https makes its cookies Secure)", &c.PublicURL},
 		{"sshEnabled", []string{"KOD_SSH_ENABLED"}, "ssh", "", "serve git over SSH", &c.SSHEnabled},
 		{"sshHost", []string{"KOD_SSH_HOST"}, "ssh-host", "", "SSH listen address", &c.SSHHost},
 		{"sshPort", []string{"KOD_SSH_PORT"}, "ssh-port", "", "SSH port", &c.SSHPort},
@@ -316,6 +321,9 @@ func (c *Config) Validate() error {
 	}
 	checkPort("port (KOD_PORT, --port)", c.Port)
 	checkPort("SSH port (KOD_SSH_PORT, --ssh-port)", c.SSHPort)
+	if u, err := url.Parse(c.PublicURL); c.PublicURL != "" && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+		errs = append(errs, fmt.Errorf("public URL (KOD_PUBLIC_URL, --public-url) must be an http:// or https:// URL, got %q", c.PublicURL))
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir (KOD_DATA_DIR, --data-dir) must not be empty"))
 	}

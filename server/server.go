@@ -30,6 +30,7 @@ import (
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
 	"github.com/kod-forge/kod/sandbox/registry"
+	"github.com/kod-forge/kod/web"
 	"github.com/kod-forge/kod/webhook"
 )
 
@@ -265,9 +266,13 @@ func (s *Server) Start(ctx context.Context) error {
 		go func() { s.sshEnded <- s.ssh.Serve(ln) }()
 		sshAddr = ln.Addr().String()
 	}
+	ui, err := web.New(web.Deps{Tokens: s.store, Logs: s.runner, API: s.api, PublicURL: s.cfg.PublicURL, SSHAddr: uiSSHAddr(s.ssh != nil, sshAddr), Log: s.log})
+	if err != nil {
+		return err
+	}
 	s.stopMetrics = serveMetrics(s.metricsLn, s.meters.Handler(), s.log)
 	ln := s.httpLn
-	s.httpSrv = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.httpSrv = &http.Server{Handler: ui.Wrap(s.api), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.httpSrv.RegisterOnShutdown(s.api.StopStreams) // log followers must not hold the shutdown
 	s.served = make(chan struct{})
 	go func() {
@@ -374,4 +379,13 @@ func (s *Server) closeListeners() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// uiSSHAddr is the SSH address the web UI shows in clone URLs: the bound
+// one, "" with SSH off.
+func uiSSHAddr(on bool, bound string) string {
+	if !on {
+		return ""
+	}
+	return bound
 }
