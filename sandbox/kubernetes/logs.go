@@ -132,9 +132,9 @@ func (s *logSession) consume(r io.Reader) error {
 	atPrefix := true
 	for {
 		if atPrefix {
-			ts, err := br.ReadSlice(' ')
+			t, rest, err := readTimestamp(br)
 			if err != nil {
-				if errors.Is(err, io.EOF) && len(ts) == 0 {
+				if errors.Is(err, io.EOF) && len(rest) == 0 {
 					return nil
 				}
 				if errors.Is(err, io.EOF) {
@@ -142,9 +142,14 @@ func (s *logSession) consume(r io.Reader) error {
 				}
 				return err
 			}
-			t, perr := time.Parse(time.RFC3339Nano, string(ts[:len(ts)-1]))
-			if perr != nil {
-				return fmt.Errorf("log line without a timestamp: %w", perr)
+			if rest != nil {
+				// No timestamp: the rest of a line that began before the
+				// stream did (the API does not prefix it). A resumed stream
+				// starts before the anchor, so it is old.
+				s.headless()
+				s.content(rest)
+				atPrefix = rest[len(rest)-1] == '\n'
+				continue
 			}
 			s.prefix(t)
 			atPrefix = false
@@ -161,6 +166,42 @@ func (s *logSession) consume(r io.Reader) error {
 		default:
 			return err
 		}
+	}
+}
+
+// maxTimestamp is the length of the longest RFC 3339 timestamp with
+// nanoseconds and a zone offset.
+const maxTimestamp = len("2006-01-02T15:04:05.999999999-07:00")
+
+// readTimestamp reads "<RFC 3339 time> " from br. If what follows is not
+// one, it returns the bytes it read (up to a newline) as rest instead. It
+// reads byte by byte so that it never waits for more than the timestamp.
+func readTimestamp(br *bufio.Reader) (time.Time, []byte, error) {
+	var buf []byte
+	for len(buf) <= maxTimestamp {
+		b, err := br.ReadByte()
+		if err != nil {
+			return time.Time{}, buf, err
+		}
+		buf = append(buf, b)
+		switch b {
+		case ' ':
+			t, err := time.Parse(time.RFC3339Nano, string(buf[:len(buf)-1]))
+			if err != nil {
+				return time.Time{}, buf, nil
+			}
+			return t, nil, nil
+		case '\n':
+			return time.Time{}, buf, nil
+		}
+	}
+	return time.Time{}, buf, nil
+}
+
+// headless handles content that did not start with a timestamp.
+func (s *logSession) headless() {
+	if s.seeking {
+		s.skip = true
 	}
 }
 
