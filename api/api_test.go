@@ -17,6 +17,7 @@ import (
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox/sandboxtest"
 )
@@ -40,7 +41,7 @@ func newEnv(t *testing.T) *env {
 
 // newEnvWith is newEnv with a chance to change the dependencies (wrap the
 // store, set the host policy) before the server is built.
-func newEnvWith(t *testing.T, change func(*api.Deps)) *env {
+func newEnvWith(t *testing.T, change func(*api.Deps, *repos.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := boltstore.Open(filepath.Join(dir, "data", "kod.db"))
@@ -55,11 +56,13 @@ func newEnvWith(t *testing.T, change func(*api.Deps)) *env {
 	git := &gitsvc.Git{}
 	reposDir := filepath.Join(dir, "repos")
 	r := runner.New(runner.Config{Instance: "t", DefaultImage: "img", LogsDir: filepath.Join(dir, "logs")}, store, sandboxtest.New(nil), nil, log)
-	hooks := gitsvc.NewHookServer(filepath.Join(dir, "hook.sock"), nil, log)
-	deps := api.Deps{Store: store, Git: git, Hooks: hooks, Runner: r, ReposDir: reposDir, LogsDir: filepath.Join(dir, "logs"), HookBinary: "/bin/false", Log: log}
+	pushes := gitsvc.NewPushes(filepath.Join(dir, "hook.sock"))
+	rc := repos.Config{ReposDir: reposDir, LogsDir: filepath.Join(dir, "logs"), HookBinary: "/bin/false", Store: store, Git: git, Runs: r, Pushes: pushes, Log: log}
+	deps := api.Deps{Store: store, Git: git, Pushes: pushes, Runner: r, ReposDir: reposDir, LogsDir: filepath.Join(dir, "logs"), Log: log}
 	if change != nil {
-		change(&deps)
+		change(&deps, &rc)
 	}
+	deps.Repos = repos.New(rc)
 	s := api.New(deps)
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)

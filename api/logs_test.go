@@ -18,6 +18,7 @@ import (
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/sandboxtest"
@@ -74,7 +75,8 @@ func logEnvWithStore(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
-	s := api.New(api.Deps{Store: store, Git: &gitsvc.Git{}, Runner: r, ReposDir: dir, LogsDir: logs, HookBinary: "/bin/false", Log: log, TokenRecheck: 50 * time.Millisecond})
+	rs := repos.New(repos.Config{ReposDir: dir, LogsDir: logs, HookBinary: "/bin/false", Store: store, Git: &gitsvc.Git{}, Runs: r, Pushes: gitsvc.NewPushes(filepath.Join(dir, "hook.sock")), Log: log})
+	s := api.New(api.Deps{Store: store, Git: &gitsvc.Git{}, Repos: rs, Runner: r, ReposDir: dir, LogsDir: logs, Log: log, TokenRecheck: 50 * time.Millisecond})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return srv, r, s, store
@@ -186,7 +188,7 @@ func TestLogsFollowAndEventStream(t *testing.T) {
 	}
 	select {
 	case <-gotEvents:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the event stream did not end with the run")
 	}
 	var got []string
@@ -268,7 +270,7 @@ func TestLogStreamsEndAtStopStreams(t *testing.T) {
 	s.StopStreams()
 	select {
 	case <-ended:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the stream did not end at StopStreams")
 	}
 }
@@ -312,7 +314,7 @@ func TestLogStreamEndsWhenItsTokenIsDeleted(t *testing.T) {
 	}
 	select {
 	case <-ended:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the stream went on after its token was deleted")
 	}
 }

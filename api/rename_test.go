@@ -11,6 +11,7 @@ import (
 
 	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/repos"
 )
 
 // TestRenameCarriesEverything: PATCH /repos/:name moves the directory, and
@@ -109,7 +110,7 @@ func (failingRename) RenameRepo(context.Context, string, string) (*forge.Repo, e
 // back; when the directory cannot move the record stays.
 func TestRenameRollsBack(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, func(d *api.Deps) { d.Store = failingRename{d.Store} })
+	e := newEnvWith(t, func(d *api.Deps, rc *repos.Config) { d.Store = failingRename{d.Store}; rc.Store = d.Store })
 	e.newRepo("a", admin)
 	if code, body, _ := e.req("PATCH", "/repos/a", bearer(admin), `{"name":"b"}`); code != 500 || errorOf(body) != "Internal server error" || strings.Contains(body, "disk full") {
 		t.Errorf("failing store: %d %s", code, body)

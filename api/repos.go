@@ -2,15 +2,11 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/kod-forge/kod/forge"
-	"github.com/kod-forge/kod/gitsvc"
 )
 
 var (
@@ -56,16 +52,8 @@ func (s *Server) toRepoJSON(r *forge.Repo) repoJSON {
 	return repoJSON{Name: r.Name, CreatedAt: r.CreatedAt, Path: s.repoDir(r), OwnerTokenID: r.OwnerTokenID, ProtectedBranches: pb}
 }
 
-// repoDir is where r lives now: always derived from the configured repos
-// dir (the stored path is informational, so a moved or restored repos dir
-// keeps working).
-func (s *Server) repoDir(r *forge.Repo) string {
-	dir, err := gitsvc.RepoPath(s.ReposDir, r.Name)
-	if err != nil {
-		return r.Path // unreachable for stored (validated) names
-	}
-	return dir
-}
+// repoDir is where r lives now (repos.Service.Dir).
+func (s *Server) repoDir(r *forge.Repo) string { return s.Repos.Dir(r) }
 
 // listRepos is Kod API GET /repos: the repositories the token can access.
 func (s *Server) listRepos(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -83,10 +71,7 @@ func (s *Server) listRepos(w http.ResponseWriter, r *http.Request, c *call) erro
 	return nil
 }
 
-// createRepo is Kod API POST /repos {name} -> 201. The record is stored
-// first (so two creations of one name cannot both win), then the bare
-// repository and its hooks; a failure undoes the record and never touches
-// a directory that existed before.
+// createRepo is Kod API POST /repos {name} -> 201 (repos.Service.Create).
 func (s *Server) createRepo(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req struct {
 		Name string `json:"name"`
@@ -94,84 +79,12 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	repo, err := s.CreateRepo(r.Context(), req.Name, c.p)
+	repo, err := s.Repos.Create(r.Context(), req.Name, c.p)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, s.toRepoJSON(repo))
 	return nil
-}
-
-// CreateRepo validates name, stores the record owned by owner (its token,
-// and its username for transports without tokens) and creates the bare
-// repository with kod's hooks. Errors: ErrInvalid (name), ErrConflict
-// ("Repository already exists", also when an unrelated directory of that
-// name exists on disk).
-func (s *Server) CreateRepo(ctx context.Context, name string, owner *forge.Principal) (*forge.Repo, error) {
-	dir, err := s.newRepoDir(name)
-	if err != nil {
-		return nil, err
-	}
-	s.namesMu.Lock()
-	defer s.namesMu.Unlock()
-	if _, err := os.Lstat(dir); err == nil {
-		return nil, forge.Conflict("Repository already exists")
-	}
-	repo := newRepoRecord(name, dir, owner)
-	if err := s.Store.CreateRepo(ctx, repo); err != nil {
-		return nil, err
-	}
-	if err := s.initRepoDir(ctx, dir); err != nil {
-		if delErr := s.Store.DeleteRepo(context.WithoutCancel(ctx), name); delErr != nil {
-			err = errors.Join(err, delErr)
-		}
-		return nil, fmt.Errorf("creating repository %s: %w", name, err)
-	}
-	s.log.Info("repository created", "repo", name, "owner", owner.TokenID)
-	return repo, nil
-}
-
-// newRepoDir validates name (Kod's rule) and returns the directory of the
-// repository, checked to stay inside the repos dir.
-func (s *Server) newRepoDir(name string) (string, error) {
-	if err := forge.ValidateRepoName(name); err != nil {
-		return "", err
-	}
-	dir, err := gitsvc.RepoPath(s.ReposDir, name)
-	if err != nil {
-		return "", forge.Invalid("Name must be alphanumeric with hyphens and underscores only")
-	}
-	return dir, nil
-}
-
-func newRepoRecord(name, dir string, owner *forge.Principal) *forge.Repo {
-	return &forge.Repo{
-		Name: name, CreatedAt: forge.NowMillis(), Path: dir, ProtectedBranches: []string{},
-		OwnerTokenID: owner.TokenID, OwnerUsername: owner.Username,
-	}
-}
-
-func (s *Server) initRepoDir(ctx context.Context, dir string) error {
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return forge.Conflict("Repository already exists")
-		}
-		if mkErr := os.MkdirAll(filepath.Dir(dir), 0o755); mkErr != nil {
-			return mkErr
-		}
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	// From here the directory is ours: remove it if anything fails.
-	err := s.Git.InitBare(ctx, dir)
-	if err == nil {
-		err = gitsvc.InstallHooks(dir, s.HookBinary)
-	}
-	if err != nil {
-		_ = os.RemoveAll(dir)
-	}
-	return err
 }
 
 // getRepo is Kod API GET /repos/:name.
@@ -217,36 +130,31 @@ func (s *Server) deleteRepo(w http.ResponseWriter, r *http.Request, c *call) err
 	if err != nil {
 		return err
 	}
-	ctx := context.WithoutCancel(r.Context())
-	runs, err := s.Store.ListRuns(ctx, repo.Name, 0)
-	if err != nil {
+	if err := s.Repos.Delete(context.WithoutCancel(r.Context()), repo); err != nil {
 		return err
 	}
-	s.Runner.CancelRepo(ctx, repo.Name)
-	var errs []error
-	err = func() error {
-		s.namesMu.Lock()
-		defer s.namesMu.Unlock()
-		if err := s.Store.DeleteRepo(ctx, repo.Name); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(s.repoDir(repo)); err != nil {
-			errs = append(errs, err)
-		}
-		return nil
-	}()
-	if err != nil {
-		return err
-	}
-	for _, run := range runs {
-		if err := os.RemoveAll(filepath.Join(s.LogsDir, run.ID)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		s.log.Error("removing repository files", "repo", repo.Name, "err", err)
-	}
-	s.log.Info("repository deleted", "repo", repo.Name)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// importRepo is Kod API POST /repos/import {source, name?} -> 201 with the
+// new repository (repo:write); see repos.Service.Import for the rules and
+// errors: 400 "Source is required" / "Could not derive repository name
+// from source" / an invalid or refused source; 403 for a local path or
+// file:// without an admin token; 409 when the name is taken; 500 "Failed
+// to import repository: <git's error>".
+func (s *Server) importRepo(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req struct {
+		Source string `json:"source"`
+		Name   string `json:"name"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	repo, err := s.Repos.Import(r.Context(), req.Source, req.Name, c.p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.toRepoJSON(repo))
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 // admin; 403 "Only the repository owner can update this repository").
 //
 // name renames (Kod): onto a taken name is 409 "A repository with that
-// name already exists", to the same name changes nothing; see RenameRepo.
+// name already exists", to the same name changes nothing; see repos.Service.Rename.
 // The record and everything keyed by the repository name (collaborators
 // and protections in the record; runs, secrets, webhooks and deliveries
 // through the store's cascades) move in one transaction, and the bare
@@ -42,7 +42,7 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request, c *call) err
 		return err
 	}
 	if req.Name != nil {
-		if _, err := s.newRepoDir(*req.Name); err != nil {
+		if err := s.Repos.ValidateName(*req.Name); err != nil {
 			return err
 		}
 	}
@@ -53,7 +53,7 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request, c *call) err
 	}
 	ctx := context.WithoutCancel(r.Context())
 	if req.Name != nil && *req.Name != repo.Name {
-		if repo, err = s.RenameRepo(ctx, repo.Name, *req.Name); err != nil {
+		if repo, err = s.Repos.Rename(ctx, repo.Name, *req.Name); err != nil {
 			return err
 		}
 	}

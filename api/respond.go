@@ -10,6 +10,7 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/repos"
 )
 
 // maxJSONBody caps request bodies of the JSON API, bytes.
@@ -28,16 +29,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// publicError is an answer with a status and message of its own, for the
-// few errors outside the forge kinds that users must see (Kod: 500 "Failed
-// to import repository: <git stderr>").
-type publicError struct {
-	status int
-	msg    string
-}
-
-func (e *publicError) Error() string { return e.msg }
-
 // statusOf maps a domain error to an HTTP status and the message users see.
 // Errors without a user message are internal: 500 "Internal server error".
 func statusOf(err error) (int, string, bool) {
@@ -45,9 +36,9 @@ func statusOf(err error) (int, string, bool) {
 	if errors.As(err, &bad) {
 		return http.StatusBadRequest, bad.Msg, true
 	}
-	var pub *publicError
-	if errors.As(err, &pub) {
-		return pub.status, pub.msg, true
+	var imp *repos.ImportError
+	if errors.As(err, &imp) { // Kod: 500 "Failed to import repository: <git stderr>"
+		return http.StatusInternalServerError, imp.Error(), true
 	}
 	msg, ok := forge.UserMessage(err)
 	if !ok {

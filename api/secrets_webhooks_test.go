@@ -8,6 +8,7 @@ import (
 
 	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/repos"
 )
 
 func cheapBox(t *testing.T) *forge.SecretBox {
@@ -135,7 +136,7 @@ func (s stubRetrier) Retry(ctx context.Context, id string) (*forge.Delivery, err
 
 func TestWebhookRoutes(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, func(d *api.Deps) { d.Webhooks = stubRetrier{d.Store} })
+	e := newEnvWith(t, func(d *api.Deps, rc *repos.Config) { d.Webhooks = stubRetrier{d.Store} })
 	ctx := context.Background()
 	e.req("POST", "/repos", bearer(admin), `{"name":"app"}`)
 	e.req("POST", "/repos", bearer(admin), `{"name":"other"}`)
@@ -233,7 +234,7 @@ func TestWebhookRoutes(t *testing.T) {
 func TestSecretsAndWebhooksFollowRename(t *testing.T) {
 	t.Parallel()
 	box := cheapBox(t)
-	e := newEnvWith(t, func(d *api.Deps) { d.Secrets = box })
+	e := newEnvWith(t, func(d *api.Deps, rc *repos.Config) { d.Secrets = box })
 	e.store.SetSecretBox(box)
 	e.must("POST", "/repos", bearer(admin), `{"name":"old"}`, 201)
 	e.must("PUT", "/repos/old/secrets/TOKEN", bearer(admin), `{"value":"moving-value"}`, 200)

@@ -18,28 +18,22 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
-	"github.com/kod-forge/kod/netpolicy"
+	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 )
 
 // Deps are the collaborators of the API server.
 type Deps struct {
-	Store      forge.Store
-	Git        *gitsvc.Git
-	Hooks      *gitsvc.HookServer
-	Runner     *runner.Runner
-	ReposDir   string // bare repositories live at <ReposDir>/<name>.git
-	LogsDir    string // step logs, see runner.StepLogPath
-	HookBinary string // absolute path of the kod binary the git hooks run
-	Log        *slog.Logger
-	// HostPolicy decides which hosts POST /repos/import may clone from
-	// (KOD_WEBHOOK_ALLOWED_HOSTS); nil means netpolicy.Default.
-	HostPolicy *netpolicy.Policy
-	// ImportTimeout bounds one import's git clone; 0 means
-	// DefaultImportTimeout.
-	ImportTimeout time.Duration
-	Secrets       *forge.SecretBox // seals repository secrets; nil without KOD_ENCRYPTION_KEY
-	Webhooks      DeliveryRetrier  // sends a webhook delivery again at once
+	Store    forge.Store
+	Git      *gitsvc.Git
+	Repos    *repos.Service // the repository lifecycle: create, import, rename, delete
+	Pushes   *gitsvc.Pushes // registers pushes over smart HTTP with the hook server
+	Runner   *runner.Runner
+	ReposDir string // bare repositories live at <ReposDir>/<name>.git
+	LogsDir  string // step logs, see runner.StepLogPath
+	Log      *slog.Logger
+	Secrets  *forge.SecretBox // seals repository secrets; nil without KOD_ENCRYPTION_KEY
+	Webhooks DeliveryRetrier  // sends a webhook delivery again at once
 	// HostKeyPath is the SSH host key, included in backups ("" = none).
 	HostKeyPath string
 	// TokenRecheck is how often a long log stream checks that its token
@@ -53,13 +47,6 @@ type Server struct {
 	router *mux.Router
 	routes []Route
 	log    *slog.Logger
-
-	// namesMu serialises what claims, moves or frees a repository name on
-	// disk and in the store (create, import, rename, delete), so a name is
-	// never half-taken by two of them.
-	namesMu sync.Mutex
-	// importSlots bounds the imports cloning at once (MaxConcurrentImports).
-	importSlots chan struct{}
 
 	touchMu sync.Mutex
 	touched map[string]time.Time // token id -> last lastUsedAt write
@@ -81,13 +68,6 @@ type Route struct {
 // New returns the API server with every route registered.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now, streamsStopped: make(chan struct{})}
-	if s.HostPolicy == nil {
-		s.HostPolicy, _ = netpolicy.Parse(netpolicy.Default)
-	}
-	if s.ImportTimeout <= 0 {
-		s.ImportTimeout = DefaultImportTimeout
-	}
-	s.importSlots = make(chan struct{}, MaxConcurrentImports)
 	s.router.Use(s.recoverPanics)
 	s.router.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -155,8 +155,8 @@ func (s *server) start() {
 		}
 	case <-s.exited:
 		t.Fatalf("kod serve exited at start:\n%s", s.Logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("kod serve did not start in 30 s:\n%s", s.Logs())
+	case <-time.After(2 * time.Minute): // catches hangs only
+		t.Fatalf("kod serve did not start in 2 minutes:\n%s", s.Logs())
 	}
 }
 
@@ -176,10 +176,10 @@ func (s *server) Stop() {
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-s.exited:
-	case <-time.After(60 * time.Second):
+	case <-time.After(2 * time.Minute): // catches hangs only
 		_ = s.cmd.Process.Kill()
 		<-s.exited
-		s.t.Errorf("kod serve did not stop within 60 s of SIGINT:\n%s", s.Logs())
+		s.t.Errorf("kod serve did not stop within 2 minutes of SIGINT:\n%s", s.Logs())
 	}
 	if s.t.Failed() {
 		s.t.Logf("server log:\n%s", s.Logs())
@@ -265,9 +265,12 @@ func (s *server) runs(repo string) []forge.Run {
 	return runs
 }
 
-// waitRun polls run id of repo until it is done or timeout passes.
+// waitRun polls run id of repo until it is done or timeout passes. The
+// deadline only catches hangs: it is at least 3 minutes whatever the caller
+// asks, so a loaded machine's slow engine never fails a test.
 func (s *server) waitRun(repo, id string, timeout time.Duration) forge.Run {
 	s.t.Helper()
+	timeout = max(timeout, 3*time.Minute)
 	deadline := time.Now().Add(timeout)
 	for {
 		var run forge.Run

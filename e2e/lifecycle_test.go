@@ -42,11 +42,7 @@ run = "true"
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	stopAt := time.Now()
-	s.Stop()
-	if d := time.Since(stopAt); d > 20*time.Second {
-		t.Errorf("graceful stop took %s", d)
-	}
+	s.Stop() // fails the test unless the server exits (well before the 300 s sleep)
 	assertNoLeftovers(t, s)
 
 	s.Restart()

@@ -49,18 +49,14 @@ func TestPushRunsStepsInContainers(t *testing.T) {
 		"README.md":              "# app\n",
 	})
 	out := p.git("push", s.gitURL("app", adminToken), "main")
-	pushed := time.Now()
 	if !strings.Contains(out, "queued workflow run") {
 		t.Errorf("push output does not announce the run:\n%s", out)
 	}
 
-	// The run is recorded before the push returns; allow 2 s all the same.
-	var runs []forge.Run
-	for runs = s.runs("app"); len(runs) == 0 && time.Since(pushed) < 2*time.Second; runs = s.runs("app") {
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The run is recorded before the push returns.
+	runs := s.runs("app")
 	if len(runs) != 1 {
-		t.Fatalf("want 1 run within 2 s of the push, got %d", len(runs))
+		t.Fatalf("want 1 run recorded when the push returns, got %d", len(runs))
 	}
 	head := strings.TrimSpace(p.git("rev-parse", "HEAD"))
 	if runs[0].Commit != head || runs[0].Branch != "main" || runs[0].Trigger != forge.TriggerPush {
@@ -155,8 +151,9 @@ run = "echo should-not-run"
 	assertNoLeftovers(t, s)
 }
 
-// TestStepTimeout: a step with timeout = 2 running sleep 60 fails within
-// ~5 s with an error saying it timed out.
+// TestStepTimeout: a step with timeout = 2 running sleep 600 is stopped
+// (it never sleeps its 600 s), fails with an error saying it timed out, keeps
+// the output it wrote before, and the steps after it do not run.
 func TestStepTimeout(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "", nil)
@@ -165,7 +162,7 @@ func TestStepTimeout(t *testing.T) {
 [[steps]]
 name = "sleeps"
 timeout = 2
-run = "echo going to sleep; sleep 60"
+run = "echo going to sleep; sleep 600"
 
 [[steps]]
 name = "after"
@@ -176,7 +173,7 @@ run = "echo should-not-run"
 	if len(runs) != 1 {
 		t.Fatalf("runs: %+v", runs)
 	}
-	run := s.waitRun("slow", runs[0].ID, time.Minute)
+	run := s.waitRun("slow", runs[0].ID, 5*time.Minute)
 	if run.Status != forge.RunFailed {
 		t.Fatalf("status %s, want failed", run.Status)
 	}
@@ -184,8 +181,10 @@ run = "echo should-not-run"
 	if len(st) != 1 || st[0].Success || !strings.Contains(st[0].Error, "timed out after 2 s") {
 		t.Fatalf("steps: %+v", st)
 	}
-	if d := time.Duration(st[0].Duration) * time.Millisecond; d > 5*time.Second {
-		t.Errorf("timed-out step took %s, want about 2 s (at most 5)", d)
+	// At least the timeout; far less than the sleep (how much less is the
+	// engine's speed, not kod's behaviour).
+	if d := time.Duration(st[0].Duration) * time.Millisecond; d < 2*time.Second || d > 5*time.Minute {
+		t.Errorf("timed-out step took %s, want between its 2 s timeout and well under its 600 s sleep", d)
 	}
 	if !strings.Contains(st[0].Output, "going to sleep") {
 		t.Errorf("output of a timed-out step lost: %q", st[0].Output)
@@ -299,7 +298,7 @@ func findFile(t *testing.T, root, name string) string {
 // server's runs remains.
 func assertNoLeftovers(t *testing.T, s *server) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // catches hangs only
 	for {
 		left := dockertest.Leftovers(t, s.Instance)
 		if len(left) == 0 {

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,10 +41,11 @@ func (s *server) stream(path string, header ...string) *http.Response {
 	return res
 }
 
-// onlyRun waits up to 5 s for repo to have exactly one run and returns it.
+// onlyRun waits (up to a minute, to catch hangs) for repo to have exactly
+// one run and returns it.
 func (s *server) onlyRun(repo string) forge.Run {
 	s.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		runs := s.runs(repo)
 		if len(runs) == 1 {
@@ -137,7 +140,7 @@ run = "echo done"
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the followed stream did not end with the run")
 	}
 	var text []string
@@ -164,16 +167,16 @@ run = "echo done"
 }
 
 // TestCancelRunningStep: cancelling a run whose step traps SIGTERM shows
-// the trap's output, ends cancelled well within the grace, runs no later
-// step and leaves nothing behind.
+// the trap's output, ends cancelled by the trap's own exit (not a SIGKILL
+// after the grace), runs no later step and leaves nothing behind.
 func TestCancelRunningStep(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "", nil, "--stop-grace", "10s")
+	s := startServer(t, "", nil, "--stop-grace", "2m")
 	s.createRepo("cancel")
 	p := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": `
 [[steps]]
 name = "waits"
-run = "trap 'echo bye; exit 0' TERM; echo started; sleep 300"
+run = "trap 'echo bye; exit 3' TERM; echo started; sleep 300"
 [[steps]]
 name = "later"
 run = "echo should-not-run"
@@ -188,17 +191,19 @@ run = "echo should-not-run"
 	}
 	asked := time.Now()
 	s.mustDo("POST", "/repos/cancel/workflows/"+run.ID+"/cancel", adminToken, nil, http.StatusAccepted, nil)
-	final := s.waitRun("cancel", run.ID, 30*time.Second)
+	final := s.waitRun("cancel", run.ID, 5*time.Minute)
 	took := time.Since(asked)
 	if final.Status != forge.RunCancelled {
 		t.Fatalf("status %s, want cancelled", final.Status)
 	}
-	if took > 10*time.Second {
-		t.Errorf("cancel took %s, more than the 10 s grace", took)
-	}
 	steps := final.Result.Steps
 	if len(steps) != 1 || !strings.Contains(steps[0].Output, "bye") {
 		t.Errorf("steps after cancel: %+v", steps)
+	}
+	// The trap's exit status, not 137: SIGTERM reached the step, which ended
+	// on its own well before the 2 minute grace ran out.
+	if len(steps) == 1 && (steps[0].ExitCode == nil || *steps[0].ExitCode != 3) {
+		t.Errorf("cancelled step's exit code %v, want the trap's 3", steps[0].ExitCode)
 	}
 	t.Logf("cancelled in %s; step: %q %q", took.Round(time.Millisecond), steps[0].Output, steps[0].Error)
 	if status, _ := s.do("POST", "/repos/cancel/workflows/"+run.ID+"/cancel", adminToken, nil); status != http.StatusConflict {
@@ -209,7 +214,7 @@ run = "echo should-not-run"
 
 // TestKillDuringStepThenRestart: kill -9 of the server mid-step leaves the
 // step's container running; after a restart the run is failed with the
-// restart reason within 30 s and every object of it is removed.
+// restart reason and every object of it is removed.
 func TestKillDuringStepThenRestart(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "", nil)
@@ -228,7 +233,7 @@ run = "echo started; sleep 300"
 	}
 	restarted := time.Now()
 	s.Restart()
-	final := s.waitRun("crash", run.ID, 30*time.Second)
+	final := s.waitRun("crash", run.ID, 2*time.Minute)
 	if final.Status != forge.RunFailed || !strings.Contains(final.Error, "restarted") {
 		t.Fatalf("run after kill -9 and restart: %s %q", final.Status, final.Error)
 	}
@@ -251,7 +256,7 @@ func TestConcurrentPushesQueue(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		branch := fmt.Sprintf("b%d", i)
-		p := newProject(t, branch, map[string]string{".kod/workflows/ci.toml": "[[steps]]\nname = \"work\"\nrun = \"echo " + branch + "; sleep 3\"\n"})
+		p := newProject(t, branch, map[string]string{".kod/workflows/ci.toml": "[[steps]]\nname = \"work\"\nrun = \"echo " + branch + "; sleep 6\"\n"})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -318,7 +323,15 @@ run = "echo scheduled on $KOD_BRANCH"
 	if strings.Contains(out, "queued workflow run") {
 		t.Errorf("push = [] still queued a run:\n%s", out)
 	}
-	run := s.onlyRun("cron")
+	// The schedule fires every 2 s: take the first run once there is one.
+	var runs []forge.Run
+	for deadline := time.Now().Add(time.Minute); len(runs) == 0; runs = s.runs("cron") {
+		if time.Now().After(deadline) {
+			t.Fatal("no scheduled run within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	run := slices.MinFunc(runs, func(a, b forge.Run) int { return cmp.Compare(a.CreatedAt, b.CreatedAt) })
 	if run.Trigger != forge.TriggerSchedule || run.Branch != "main" {
 		t.Fatalf("run: %+v", run)
 	}

@@ -112,21 +112,24 @@ func TestWebhooksOnPushAndRun(t *testing.T) {
 		}
 		return http.StatusNoContent
 	})
-	slow := newHookReceiver(t, "", func(int) int { time.Sleep(3 * time.Second); return 200 })
+	// The slow receiver answers only once the push has returned: a push
+	// that waited for its deliveries would see this one time out (attempt 1
+	// failed) instead of succeed.
+	pushed := make(chan struct{})
+	var pushedOnce sync.Once
+	slow := newHookReceiver(t, "", func(int) int { <-pushed; return 200 })
+	t.Cleanup(func() { pushedOnce.Do(func() { close(pushed) }) }) // before the receiver closes
 	goodID := s.createWebhook("hooked", good.URL+"/kod", "shared-secret", "push", "workflow")
 	flakyID := s.createWebhook("hooked", flaky.URL, "other-secret", "push")
-	s.createWebhook("hooked", slow.URL, "", "push")
+	slowID := s.createWebhook("hooked", slow.URL, "", "push")
 
 	p := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": "[[steps]]\nname = \"ok\"\nrun = \"true\"\n"})
-	started := time.Now()
 	p.git("push", "-q", s.gitURL("hooked", adminToken), "main")
-	if took := time.Since(started); took > 2500*time.Millisecond {
-		t.Errorf("push took %s: deliveries must not be sent inside the push", took)
-	}
+	pushedOnce.Do(func() { close(pushed) })
 	head := strings.TrimSpace(p.git("rev-parse", "HEAD"))
 	runID := s.runs("hooked")[0].ID
 
-	waitFor(t, 30*time.Second, "push and workflow events", func() bool { return len(good.requests()) >= 2 })
+	waitFor(t, 2*time.Minute, "push and workflow events", func() bool { return len(good.requests()) >= 2 })
 	byEvent := map[string]received{}
 	for _, r := range good.requests() {
 		byEvent[r.event] = r
@@ -149,7 +152,15 @@ func TestWebhooksOnPushAndRun(t *testing.T) {
 		}
 	}
 
-	waitFor(t, 30*time.Second, "three attempts at the flaky receiver", func() bool { return len(flaky.requests()) >= 3 })
+	waitFor(t, 2*time.Minute, "the slow receiver's delivery", func() bool {
+		ds := s.deliveries("hooked", slowID)
+		return len(ds) == 1 && ds[0].Status != forge.DeliveryPending
+	})
+	if ds := s.deliveries("hooked", slowID); ds[0].Status != forge.DeliverySuccess || ds[0].Attempts != 1 {
+		t.Errorf("a delivery answered only after the push returned: %+v (the push waited for its deliveries)", ds[0])
+	}
+
+	waitFor(t, 2*time.Minute, "three attempts at the flaky receiver", func() bool { return len(flaky.requests()) >= 3 })
 	time.Sleep(2 * time.Second) // nothing more comes
 	got := flaky.requests()
 	if len(got) != 3 {
@@ -157,8 +168,11 @@ func TestWebhooksOnPushAndRun(t *testing.T) {
 	}
 	for i, want := range []time.Duration{2 * time.Second, 4 * time.Second} {
 		gap := got[i+1].at.Sub(got[i].at)
-		if gap < want || gap > want+1500*time.Millisecond {
-			t.Errorf("attempt %d came %s after attempt %d, want %s (+ at most one pick-up second)", i+2, gap, i+1, want)
+		// Never early; late only by the pick-up and a loaded machine (the
+		// upper bound tells the configured schedule from the 30 s default;
+		// the dispatcher's own tests check the timing on a fake clock).
+		if gap < want || gap > want+20*time.Second {
+			t.Errorf("attempt %d came %s after attempt %d, want %s (the configured schedule)", i+2, gap, i+1, want)
 		}
 		if got[i+1].delivery != got[0].delivery {
 			t.Error("a retry has another delivery id")
@@ -197,12 +211,12 @@ func TestWebhookDeliveriesSurviveRestart(t *testing.T) {
 	hook := s.createWebhook("durable", rcv.URL, "k", "push")
 	p := newProject(t, "main", map[string]string{"README.md": "x\n"})
 	p.git("push", "-q", s.gitURL("durable", adminToken), "main")
-	waitFor(t, 10*time.Second, "the first attempt", func() bool { return len(rcv.requests()) == 1 })
+	waitFor(t, 2*time.Minute, "the first attempt", func() bool { return len(rcv.requests()) == 1 })
 	s.Stop() // graceful, with the delivery pending (next attempt in 4 s)
 	up.Store(true)
 	time.Sleep(4 * time.Second)
 	s.Restart()
-	waitFor(t, 10*time.Second, "the attempt after the restart", func() bool { return len(rcv.requests()) == 2 })
+	waitFor(t, 2*time.Minute, "the attempt after the restart", func() bool { return len(rcv.requests()) == 2 })
 	time.Sleep(2500 * time.Millisecond)
 	if n := len(rcv.requests()); n != 2 {
 		t.Fatalf("receiver got %d requests, want exactly 2 (one failed before, one after the restart)", n)
@@ -227,10 +241,10 @@ func TestWebhookDeliveriesSurviveRestart(t *testing.T) {
 	slowHook := s.createWebhook("durable", slow.URL, "", "push")
 	p.commit("second", map[string]string{"README.md": "y\n"})
 	p.git("push", "-q", s.gitURL("durable", adminToken), "main")
-	waitFor(t, 10*time.Second, "the hanging attempt", func() bool { return len(slow.requests()) == 1 })
+	waitFor(t, 2*time.Minute, "the hanging attempt", func() bool { return len(slow.requests()) == 1 })
 	s.Kill()
 	s.Restart()
-	waitFor(t, 10*time.Second, "the attempt sent again after the crash", func() bool { return len(slow.requests()) == 2 })
+	waitFor(t, 2*time.Minute, "the attempt sent again after the crash", func() bool { return len(slow.requests()) == 2 })
 	time.Sleep(2500 * time.Millisecond)
 	reqs := slow.requests()
 	if len(reqs) != 2 || reqs[0].delivery != reqs[1].delivery {

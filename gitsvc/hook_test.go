@@ -33,14 +33,15 @@ func (h *recordingHandler) PostReceive(_ context.Context, p *Push, u []forge.Ref
 	return []string{"queued for " + p.Repo}
 }
 
-func startHooks(t *testing.T, h HookHandler) *HookServer {
+func startHooks(t *testing.T, h HookHandler) *Pushes {
 	t.Helper()
-	s := NewHookServer(filepath.Join(t.TempDir(), "hook.sock"), h, slog.New(slog.DiscardHandler))
+	pushes := NewPushes(filepath.Join(t.TempDir(), "hook.sock"))
+	s := NewHookServer(pushes, h, slog.New(slog.DiscardHandler))
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	return s
+	return pushes
 }
 
 func envFunc(env []string) func(string) string {

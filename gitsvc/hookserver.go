@@ -48,45 +48,60 @@ type hookResponse struct {
 	Messages []string `json:"messages,omitempty"`
 }
 
+// Pushes is the registry of pushes in flight: the per-push credentials
+// that git's hooks present to the HookServer. Transports register a push
+// with BeginPush before running git receive-pack; the lifecycle points
+// pushes at a renamed repository with RepoRenamed. Safe for concurrent use.
+type Pushes struct {
+	socket string
+	mu     sync.Mutex
+	pushes map[string]*Push // credential -> push
+}
+
+// NewPushes returns an empty registry whose credentials name the hook
+// server listening on socketPath.
+func NewPushes(socketPath string) *Pushes {
+	return &Pushes{socket: socketPath, pushes: map[string]*Push{}}
+}
+
 // HookServer serves the hook callback protocol on a unix socket in the data
 // dir: POST /v1/pre-receive and /v1/post-receive, authenticated by the
-// per-push credential of BeginPush.
+// per-push credential of Pushes.BeginPush.
 type HookServer struct {
-	socket  string
+	pushes  *Pushes
 	handler HookHandler
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	pushes map[string]*Push // credential -> push
-	srv    *http.Server
-	ln     net.Listener
+	srv *http.Server
+	ln  net.Listener
 }
 
-// NewHookServer returns a server for socketPath (created by Start).
-func NewHookServer(socketPath string, h HookHandler, log *slog.Logger) *HookServer {
-	return &HookServer{socket: socketPath, handler: h, log: log.With("component", "hooks"), pushes: map[string]*Push{}}
+// NewHookServer returns a server on the socket of pushes (created by
+// Start) that hands every hook call to h.
+func NewHookServer(pushes *Pushes, h HookHandler, log *slog.Logger) *HookServer {
+	return &HookServer{pushes: pushes, handler: h, log: log.With("component", "hooks")}
 }
 
 // SocketPath returns the unix socket path hooks call.
-func (s *HookServer) SocketPath() string { return s.socket }
+func (p *Pushes) SocketPath() string { return p.socket }
 
 // Start listens on the socket (mode 0600, replacing a stale one) and serves
 // in the background until Shutdown.
 func (s *HookServer) Start() error {
-	if len(s.socket) > 100 {
-		return fmt.Errorf("hook socket path %q is too long for a unix socket (max ~100 bytes); use a shorter data dir", s.socket)
+	if len(s.pushes.socket) > 100 {
+		return fmt.Errorf("hook socket path %q is too long for a unix socket (max ~100 bytes); use a shorter data dir", s.pushes.socket)
 	}
-	if err := os.MkdirAll(filepath.Dir(s.socket), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.pushes.socket), 0o700); err != nil {
 		return err
 	}
-	if err := os.Remove(s.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(s.pushes.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale hook socket: %w", err)
 	}
-	ln, err := net.Listen("unix", s.socket)
+	ln, err := net.Listen("unix", s.pushes.socket)
 	if err != nil {
 		return fmt.Errorf("listening on hook socket: %w", err)
 	}
-	if err := os.Chmod(s.socket, 0o600); err != nil {
+	if err := os.Chmod(s.pushes.socket, 0o600); err != nil {
 		ln.Close()
 		return err
 	}
@@ -109,7 +124,7 @@ func (s *HookServer) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	err := s.srv.Shutdown(ctx)
-	if rmErr := os.Remove(s.socket); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+	if rmErr := os.Remove(s.pushes.socket); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
 		err = errors.Join(err, rmErr)
 	}
 	return err
@@ -117,7 +132,7 @@ func (s *HookServer) Shutdown(ctx context.Context) error {
 
 // BeginPush registers a push and returns the environment git receive-pack
 // must run with, and a func that revokes the credential when the push ends.
-func (s *HookServer) BeginPush(p *Push) (env []string, end func()) {
+func (s *Pushes) BeginPush(p *Push) (env []string, end func()) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("gitsvc: crypto/rand failed: " + err.Error())
@@ -136,7 +151,7 @@ func (s *HookServer) BeginPush(p *Push) (env []string, end func()) {
 
 // RepoRenamed points the pushes in flight to repository oldName at newName,
 // so their hooks find the record under its new name after a rename.
-func (s *HookServer) RepoRenamed(oldName, newName string) {
+func (s *Pushes) RepoRenamed(oldName, newName string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.pushes {
@@ -147,7 +162,7 @@ func (s *HookServer) RepoRenamed(oldName, newName string) {
 }
 
 // lookup returns a copy of the push whose credential r carries, or nil.
-func (s *HookServer) lookup(r *http.Request) *Push {
+func (s *Pushes) lookup(r *http.Request) *Push {
 	cred, ok := bearer(r)
 	if !ok {
 		return nil
@@ -173,7 +188,7 @@ func bearer(r *http.Request) (string, bool) {
 
 func (s *HookServer) serve(pre bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		push := s.lookup(r)
+		push := s.pushes.lookup(r)
 		if push == nil {
 			writeHook(w, http.StatusUnauthorized, hookResponse{Messages: []string{"kod: unknown or expired push credential"}})
 			return

@@ -53,9 +53,9 @@ func engineRunner(tb testing.TB, cfg runner.Config, src runner.Source) (*runner.
 	cfg.DefaultImage = dockertest.Image
 	cfg.Pull = sandbox.PullNever
 	cfg.LogsDir = filepath.Join(dir, "logs")
-	r := runner.New(cfg, store, backend, src, slog.New(slog.DiscardHandler))
 	done := make(chan *forge.Run, 16)
-	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	cfg.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	r := runner.New(cfg, store, backend, src, slog.New(slog.DiscardHandler))
 	if err := r.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func runFile(t testing.TB, r *runner.Runner, file string) {
 
 func waitClean(t *testing.T, instance string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for left := dockertest.Leftovers(t, instance); len(left) > 0; left = dockertest.Leftovers(t, instance) {
 		if time.Now().After(deadline) {
 			t.Fatalf("left behind: %v", left)
@@ -126,7 +126,7 @@ echo the bomb did not hit the limit
 
 	runFile(t, r, ".kod/workflows/bomb.toml")
 	start := time.Now()
-	run = waitLong(t, done, 90*time.Second)
+	run = waitLong(t, done, 3*time.Minute)
 	st := run.Result.Steps[0]
 	if run.Status != forge.RunFailed || st.Success || strings.Contains(st.Output, "did not hit the limit") {
 		t.Errorf("fork bomb: %s %+v", run.Status, st)

@@ -68,7 +68,7 @@ func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []for
 			msgs = append(msgs, fmt.Sprintf("kod: could not read workflow files of %s: no run queued", branch))
 			continue
 		}
-		selected, steps, invalid := pushWorkflows(files, branch)
+		selected, steps, invalid := r.pushWorkflows(files, branch)
 		if len(selected) == 0 {
 			continue
 		}
@@ -137,9 +137,9 @@ func (r *Runner) supersede(ctx context.Context, run *forge.Run) []string {
 // pushWorkflows returns the paths of files whose triggers accept a push of
 // branch, their number of steps, and the parse errors of files that do not
 // parse or could not be read (kept, so that their run reports why).
-func pushWorkflows(files []File, branch string) (selected []string, steps int, invalid []error) {
+func (r *Runner) pushWorkflows(files []File, branch string) (selected []string, steps int, invalid []error) {
 	for _, f := range files {
-		wf, err := f.Parse()
+		wf, err := f.Parse(r.parseOptions())
 		switch {
 		case err != nil:
 			invalid = append(invalid, err)

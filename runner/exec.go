@@ -135,7 +135,7 @@ func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, er
 	var wfs []*workflow.Workflow
 	var errs []string
 	for _, f := range files {
-		wf, err := f.Parse()
+		wf, err := f.Parse(x.r.parseOptions())
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue

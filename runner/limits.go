@@ -55,16 +55,16 @@ func budgetNote(dropped int64) string {
 	return fmt.Sprintf("[... %d bytes of earlier output omitted: this run's record has spent its budget for step output, so it keeps only the end of this step's; the full log is at /logs ...]\n", dropped)
 }
 
-// Parse parses f, or reports why it could not be read (File.Err) as a
-// parse error naming the file.
-func (f File) Parse() (*workflow.Workflow, error) {
+// Parse parses f with o, or reports why it could not be read (File.Err)
+// as a parse error naming the file.
+func (f File) Parse(o workflow.Options) (*workflow.Workflow, error) {
 	if f.Err != nil {
 		if pe := (*workflow.ParseError)(nil); errors.As(f.Err, &pe) {
 			return nil, pe
 		}
 		return nil, &workflow.ParseError{File: f.Path, Msg: f.Err.Error()}
 	}
-	return workflow.Parse(f.Path, f.Data)
+	return o.Parse(f.Path, f.Data)
 }
 
 // checkRunSteps refuses a run of more than MaxRunSteps steps.
@@ -77,4 +77,9 @@ func checkRunSteps(wfs []*workflow.Workflow) error {
 		return fmt.Errorf("the run has %d steps in %d workflow files; a run may have at most %d", n, len(wfs), MaxRunSteps)
 	}
 	return nil
+}
+
+// parseOptions are how the runner parses workflow files.
+func (r *Runner) parseOptions() workflow.Options {
+	return workflow.Options{MinScheduleInterval: r.cfg.MinScheduleInterval}
 }

@@ -43,6 +43,13 @@ type Config struct {
 	// line with the repositories' default branches (besides after pushes);
 	// default 1 min.
 	ScheduleEvery time.Duration
+	// MinScheduleInterval is the shortest interval between two firings a
+	// workflow schedule may ask for; 0 means workflow.MinScheduleInterval
+	// (one minute). Tests lower it.
+	MinScheduleInterval time.Duration
+	// OnRunDone, if set, is called once for every run that reaches a final
+	// state (after it is stored). It must not block for long.
+	OnRunDone func(ctx context.Context, run *forge.Run)
 }
 
 func (c *Config) setDefaults() {
@@ -107,10 +114,6 @@ type Runner struct {
 	backend sandbox.Backend
 	src     Source
 	log     *slog.Logger
-
-	// OnRunDone, if set, is called once for every run that reaches a final
-	// state (after it is stored). It must not block for long.
-	OnRunDone func(ctx context.Context, run *forge.Run)
 
 	wake chan struct{}
 	mu   sync.Mutex
@@ -294,8 +297,8 @@ func (r *Runner) sweep(ctx context.Context) {
 }
 
 func (r *Runner) notifyDone(ctx context.Context, run *forge.Run) {
-	if r.OnRunDone != nil && run != nil {
-		r.OnRunDone(ctx, run)
+	if r.cfg.OnRunDone != nil && run != nil {
+		r.cfg.OnRunDone(ctx, run)
 	}
 }
 

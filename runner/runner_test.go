@@ -32,12 +32,15 @@ func fakeRunner(t *testing.T, cfg runner.Config, src runner.Source, play sandbox
 	fake := sandboxtest.New(play)
 	cfg.Instance = "test"
 	cfg.DefaultImage = "img"
+	if cfg.MinScheduleInterval == 0 {
+		cfg.MinScheduleInterval = time.Second // schedule tests fire every second; users get a minute at least
+	}
 	if cfg.LogsDir == "" {
 		cfg.LogsDir = filepath.Join(dir, "logs")
 	}
-	r := runner.New(cfg, store, fake, src, slog.New(slog.DiscardHandler))
 	done := make(chan *forge.Run, 64)
-	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	cfg.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	r := runner.New(cfg, store, fake, src, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
 	return r, store, fake, done
 }
@@ -56,8 +59,8 @@ func wait(t *testing.T, done <-chan *forge.Run) *forge.Run {
 	select {
 	case run := <-done:
 		return run
-	case <-time.After(20 * time.Second):
-		t.Fatal("no run finished within 20 s")
+	case <-time.After(2 * time.Minute): // catches hangs only
+		t.Fatal("no run finished within 2 minutes")
 		return nil
 	}
 }
@@ -217,6 +220,28 @@ func TestStepTimeoutFailsStep(t *testing.T) {
 	}
 }
 
+// TestStepTimeoutCountsFromContainerStart: a step's timeout is the time its
+// script may run; a start slower than the timeout (a loaded engine, a pull)
+// neither fails the step nor loses its output.
+func TestStepTimeoutCountsFromContainerStart(t *testing.T) {
+	t.Parallel()
+	play := func(ctx context.Context, st *sandbox.StepSpec, out io.Writer) int {
+		io.WriteString(out, "started late\n")
+		return 0
+	}
+	wf := "[[steps]]\nname = \"late\"\ntimeout = 1\nrun = \"echo started late\"\n"
+	r, _, fake, done := fakeRunner(t, runner.Config{}, staticSource{wf}, play)
+	fake.StartDelay = 1500 * time.Millisecond
+	enqueue(t, r, "main")
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	run := wait(t, done)
+	if run.Status != forge.RunCompleted || len(run.Result.Steps) != 1 || run.Result.Steps[0].Output != "started late\n" {
+		t.Fatalf("run: %s %+v", run.Status, run.Result)
+	}
+}
+
 func TestWorkflowTimeout(t *testing.T) {
 	t.Parallel()
 	play := func(ctx context.Context, st *sandbox.StepSpec, out io.Writer) int {
@@ -340,11 +365,11 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// assertClean waits up to 5 s for the fake backend to hold no run or step:
-// cleanup runs just after a run's final state is announced.
+// assertClean waits (a minute catches hangs) for the fake backend to hold
+// no run or step: cleanup runs just after a run's final state is announced.
 func assertClean(t *testing.T, fake *sandboxtest.Fake) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for left := fake.Leftovers(); len(left) != 0; left = fake.Leftovers() {
 		if time.Now().After(deadline) {
 			t.Fatalf("left behind: %v", left)

@@ -131,7 +131,7 @@ func (s *scheduler) reconcileRepo(ctx context.Context, repo string) {
 			s.r.log.Warn("reading workflow files for schedules", "repo", repo, "err", err)
 			return
 		}
-		rs.entries = s.add(repo, files)
+		rs.entries = s.add(repo, files, rs)
 	}
 	if old != nil {
 		s.remove(old)
@@ -139,11 +139,12 @@ func (s *scheduler) reconcileRepo(ctx context.Context, repo string) {
 	s.repos[repo] = rs
 }
 
-// add registers a cron entry per `[on] schedule` expression of files.
-func (s *scheduler) add(repo string, files []File) []cron.EntryID {
+// add registers a cron entry per `[on] schedule` expression of files, as
+// part of rs.
+func (s *scheduler) add(repo string, files []File, rs *repoSchedules) []cron.EntryID {
 	var ids []cron.EntryID
 	for _, f := range files {
-		wf, err := f.Parse()
+		wf, err := f.Parse(s.r.parseOptions())
 		if err != nil {
 			continue // its pushes report the error; other files keep their schedules
 		}
@@ -154,7 +155,7 @@ func (s *scheduler) add(repo string, files []File) []cron.EntryID {
 				continue
 			}
 			file := f.Path
-			ids = append(ids, s.cron.Schedule(sched, cron.FuncJob(func() { s.fire(repo, file) })))
+			ids = append(ids, s.cron.Schedule(sched, cron.FuncJob(func() { s.fire(repo, file, rs) })))
 			s.r.log.Info("schedule registered", "repo", repo, "file", file, "schedule", expr)
 		}
 	}
@@ -169,10 +170,18 @@ func (s *scheduler) remove(rs *repoSchedules) {
 
 // fire queues a scheduled run of file at the head of repo's default
 // branch, unless a scheduled run of it is still queued (a slow queue must
-// not pile up copies of the same schedule).
-func (s *scheduler) fire(repo, file string) {
+// not pile up copies of the same schedule). It holds the reconcile lock and
+// does nothing once rs is no longer repo's registered schedules, so once a
+// reconcile that dropped a schedule returned (a push removed it), no firing
+// that began before still queues a run of it.
+func (s *scheduler) fire(repo, file string, rs *repoSchedules) {
 	ctx, cancel := context.WithTimeout(context.Background(), fireTimeout)
 	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.repos[repo] != rs {
+		return // replaced or dropped since the firing began
+	}
 	if _, err := s.r.store.GetRepo(ctx, repo); err != nil {
 		return // deleted or renamed since the last reconcile
 	}

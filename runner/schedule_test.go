@@ -74,9 +74,10 @@ func TestScheduledRuns(t *testing.T) {
 	if len(runs) != 1 {
 		t.Fatalf("push queued %d runs", len(runs))
 	}
-	drain(done, 1500*time.Millisecond)
-	if n := countTrigger(t, store, forge.TriggerSchedule, time.Now().Add(-time.Second)); n != 0 {
-		t.Errorf("%d scheduled runs in the last second after the schedule was removed", n)
+	removed := time.Now() // OnPush returned: the schedule is gone
+	drain(done, 2500*time.Millisecond)
+	if n := countTrigger(t, store, forge.TriggerSchedule, removed); n != 0 {
+		t.Errorf("%d scheduled runs after the push that removed the schedule returned", n)
 	}
 
 	// Back on, then the repository goes: no more scheduled runs.
@@ -89,14 +90,16 @@ func TestScheduledRuns(t *testing.T) {
 	if err := store.DeleteRepo(ctx, "repo"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond) // a reconcile passes
-	drain(done, 1500*time.Millisecond)
+	deleted := time.Now()
+	drain(done, 2500*time.Millisecond) // reconciles pass; the schedule fires twice or more
 	runs, err := store.RunsWithStatus(ctx, forge.RunQueued, forge.RunRunning, forge.RunCompleted)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, run := range runs {
-		if run.RepoName == "repo" && forge.Millis(time.Now().Add(-time.Second).UnixMilli()) < run.CreatedAt {
+		// A firing under way when the repository went may still queue a
+		// run; none begins after it (fire reads the repository first).
+		if run.RepoName == "repo" && forge.Millis(deleted.Add(time.Second).UnixMilli()) < run.CreatedAt {
 			t.Errorf("scheduled run %s queued for a deleted repository", run.ID)
 		}
 	}
@@ -149,10 +152,17 @@ func TestRetentionKeepsLastRuns(t *testing.T) {
 		ids = append(ids, enqueue(t, r, "main").ID)
 		wait(t, done)
 	}
-	time.Sleep(50 * time.Millisecond) // pruning follows the announcement
-	runs, err := store.ListRuns(ctx, "repo", 0)
-	if err != nil {
-		t.Fatal(err)
+	// Pruning follows the announcement: wait for it (a minute catches a
+	// pruning that never comes).
+	var runs []*forge.Run
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if runs, err = store.ListRuns(ctx, "repo", 0); err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) <= 2 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if len(runs) != 2 || runs[0].ID != ids[3] || runs[1].ID != ids[2] {
 		t.Fatalf("kept %d runs, want the last 2", len(runs))

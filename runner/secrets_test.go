@@ -58,9 +58,9 @@ func secretRunner(t *testing.T, secrets runner.Secrets, wf string, backend sandb
 	t.Cleanup(func() { store.Close() })
 	logs := filepath.Join(dir, "logs")
 	cfg := runner.Config{Instance: "test", DefaultImage: "img", LogsDir: logs, Secrets: secrets}
-	r := runner.New(cfg, store, backend, staticSource{wf}, slog.New(slog.DiscardHandler))
 	done := make(chan *forge.Run, 1)
-	r.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	cfg.OnRunDone = func(_ context.Context, run *forge.Run) { done <- run }
+	r := runner.New(cfg, store, backend, staticSource{wf}, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
 	enqueue(t, r, "main")
 	if err := r.Start(context.Background()); err != nil {

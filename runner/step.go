@@ -102,15 +102,14 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 	return res
 }
 
-// runContainer starts the step, waits for it under ctx's deadline, and
-// stops it (SIGTERM, SIGKILL after the grace) when ctx ends first.
+// runContainer starts the step, waits for it under ctx's deadline and the
+// step's timeout, and stops it (SIGTERM, SIGKILL after the grace) when one
+// of them ends first. The step's timeout counts from the moment its
+// container started: pulling the image and creating the container are
+// bounded by the workflow's timeout only, so a slow engine (a loaded host,
+// a large pull) neither eats a step's time nor stops it before its first
+// line of output.
 func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *sandbox.StepSpec, out io.Writer) (sandbox.ExitState, error) {
-	stepCtx := ctx
-	if st.Timeout > 0 {
-		var cancel context.CancelFunc
-		stepCtx, cancel = context.WithTimeoutCause(ctx, st.Timeout, &timeoutError{"step", int(st.Timeout / time.Second)})
-		defer cancel()
-	}
 	be := x.r.backend
 	defer func() {
 		x.removals.Add(1)
@@ -123,8 +122,8 @@ func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *s
 			}
 		}()
 	}()
-	if err := be.StartStep(stepCtx, x.spec, spec, out); err != nil {
-		if cause := context.Cause(stepCtx); cause != nil {
+	if err := be.StartStep(ctx, x.spec, spec, out); err != nil {
+		if cause := context.Cause(ctx); cause != nil {
 			return sandbox.ExitState{}, cause
 		}
 		var se *sandbox.StepError
@@ -132,6 +131,12 @@ func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *s
 			return sandbox.ExitState{}, se
 		}
 		return sandbox.ExitState{}, fmt.Errorf("starting the step: %w", err)
+	}
+	stepCtx := ctx
+	if st.Timeout > 0 {
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithTimeoutCause(ctx, st.Timeout, &timeoutError{"step", int(st.Timeout / time.Second)})
+		defer cancel()
 	}
 	exit, err := be.WaitStep(stepCtx, x.spec, spec)
 	if err == nil {

@@ -54,12 +54,12 @@ func addHook(t *testing.T, store *boltstore.Store, repo, url string) {
 	}
 }
 
-// waitUntil polls cond for up to 2 s of real time.
+// waitUntil polls cond for up to a minute of real time (catches hangs only).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 2 s", what)
+			t.Fatalf("%s: not within a minute", what)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kod-forge/kod/cli"
 	"github.com/kod-forge/kod/gitsvc"
 )
 
@@ -18,7 +19,7 @@ func newHookCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code := gitsvc.RunHook(cmd.Context(), args[0], os.Stdin, os.Stderr, os.Getenv)
 			if code != 0 {
-				return &exitError{code: code}
+				return &cli.ExitError{Code: code}
 			}
 			return nil
 		},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kod-forge/kod/forge"
@@ -21,10 +22,29 @@ import (
 // quoted, so the error itself is safe to print), and messages are kept
 // under maxMsgLen bytes, however long the value they quote.
 func Parse(file string, data []byte) (*Workflow, error) {
+	return Options{}.Parse(file, data)
+}
+
+// Options tune parsing. The zero value is what users get.
+type Options struct {
+	// MinScheduleInterval is the shortest interval between two firings a
+	// schedule may ask for; 0 means MinScheduleInterval (one minute).
+	MinScheduleInterval time.Duration
+}
+
+func (o Options) minScheduleInterval() time.Duration {
+	if o.MinScheduleInterval <= 0 {
+		return MinScheduleInterval
+	}
+	return o.MinScheduleInterval
+}
+
+// Parse is the package's Parse with o.
+func (o Options) Parse(file string, data []byte) (*Workflow, error) {
 	if forge.HasControl(file) {
 		return nil, &ParseError{File: strconv.Quote(file), Msg: "the file name contains control characters (such as tab, newline or ESC); rename the file"}
 	}
-	wf, perr := parse(data)
+	wf, perr := parse(data, o)
 	if perr != nil {
 		perr.File = file
 		perr.Msg = clipMsg(perr.Msg)
@@ -50,7 +70,7 @@ func clipMsg(msg string) string {
 	return msg[:cut] + "..."
 }
 
-func parse(data []byte) (*Workflow, *ParseError) {
+func parse(data []byte, o Options) (*Workflow, *ParseError) {
 	if len(data) > MaxFileSize {
 		return nil, errAt(0, "file is %d bytes; a workflow file may be at most %d", len(data), MaxFileSize)
 	}
@@ -62,7 +82,7 @@ func parse(data []byte) (*Workflow, *ParseError) {
 	if DetectFormat(data) == FormatLegacy {
 		return parseLegacy(src)
 	}
-	return parseTOML(src)
+	return parseTOML(src, o)
 }
 
 // checkText refuses binary content: invalid UTF-8 or a NUL byte, reported at

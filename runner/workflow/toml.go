@@ -41,11 +41,12 @@ var (
 // tomlParser checks a decoded TOML document; keys finds line numbers.
 type tomlParser struct {
 	keys keyIndex
+	opts Options
 }
 
 // parseTOML parses the TOML format. Errors point at the offending key, or at
 // the [[steps]] header for a missing one.
-func parseTOML(src string) (*Workflow, *ParseError) {
+func parseTOML(src string, opts Options) (*Workflow, *ParseError) {
 	raw := map[string]any{}
 	if _, err := toml.Decode(src, &raw); err != nil {
 		var pe toml.ParseError
@@ -54,7 +55,7 @@ func parseTOML(src string) (*Workflow, *ParseError) {
 		}
 		return nil, errAt(0, "TOML: %v", err)
 	}
-	p := &tomlParser{keys: scanKeys(src)}
+	p := &tomlParser{keys: scanKeys(src), opts: opts}
 	steps, perr := p.stepTables(raw)
 	if perr != nil {
 		return nil, perr
@@ -207,7 +208,7 @@ func (p *tomlParser) triggers(v any) (Triggers, *ParseError) {
 			return tr, perr
 		}
 		for _, c := range tr.Schedule {
-			if err := checkCron(c); err != nil {
+			if err := checkCron(c, p.opts.minScheduleInterval()); err != nil {
 				return tr, errAt(p.keys.line(-1, "on", "schedule"), "on.schedule: %v", err)
 			}
 		}

@@ -86,7 +86,7 @@ func checkNetwork(v string) (string, error) {
 // (robfig/cron's standard parser): five fields (minute hour day-of-month
 // month day-of-week), or a descriptor (@daily, @every 1h), optionally after
 // CRON_TZ=<zone>.
-func checkCron(expr string) error {
+func checkCron(expr string, min time.Duration) error {
 	f := strings.Fields(expr)
 	if len(f) == 0 {
 		return fmt.Errorf("empty cron expression")
@@ -102,14 +102,14 @@ func checkCron(expr string) error {
 	if err != nil {
 		return fmt.Errorf("cron expression %q: %v", expr, err)
 	}
-	return checkCronPace(expr, sched, time.Now(), MinScheduleInterval)
+	return checkCronPace(expr, sched, time.Now(), min)
 }
 
-// MinScheduleInterval is the shortest time allowed between two firings of
-// a schedule, one minute: five-field cron cannot go below it, `@every 1s`
-// could and would flood the queue with runs. Only tests lower it (the
-// server's KOD_SCHEDULE_MIN_INTERVAL), before any workflow is parsed.
-var MinScheduleInterval = time.Minute
+// MinScheduleInterval is the default shortest time allowed between two
+// firings of a schedule, one minute: five-field cron cannot go below it,
+// `@every 1s` could and would flood the queue with runs. Only tests lower
+// it (Options.MinScheduleInterval, the server's KOD_SCHEDULE_MIN_INTERVAL).
+const MinScheduleInterval = time.Minute
 
 // checkCronPace refuses a schedule that fires more often than min, or never
 // (robfig/cron gives up after five years: "0 0 30 2 *"). Two consecutive

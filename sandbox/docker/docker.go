@@ -46,15 +46,6 @@ type Config struct {
 	PullTimeout time.Duration
 	// Security hardens every step container.
 	Security Security
-	// CheckRegistry, if set, is asked before every pull whether the engine
-	// may contact the registry host of the image (a name or an address,
-	// without port or brackets: "docker.io" for "alpine", "127.0.0.1" for
-	// "127.0.0.1:5000/x"), so that a step's image cannot make the engine
-	// request an internal address. A non-nil error refuses the pull and the
-	// step fails with it. It is not called for images already present
-	// (nothing is pulled). The serve command wires the outbound host policy
-	// (package netpolicy) here.
-	CheckRegistry func(ctx context.Context, host string) error
 }
 
 // Security is the hardening applied to step containers. The zero value is

@@ -30,8 +30,8 @@ func (d *Docker) ImagePresent(ctx context.Context, ref string) (bool, error) {
 }
 
 // ensureImage makes ref present according to policy ("" means
-// sandbox.PullIfNotPresent). A pull happens only after Config.CheckRegistry
-// allowed the image's registry. Failures that are the step's fault (missing
+// sandbox.PullIfNotPresent). The registry host policy is applied above the
+// backend (package sandbox/registry). Failures that are the step's fault (missing
 // image, refused registry, failed pull, unknown policy) are
 // *sandbox.StepError; an unreachable engine is not.
 func (d *Docker) ensureImage(ctx context.Context, ref string, policy sandbox.PullPolicy) error {
@@ -47,23 +47,16 @@ func (d *Docker) ensureImage(ctx context.Context, ref string, policy sandbox.Pul
 		if policy == sandbox.PullNever {
 			return &sandbox.StepError{Msg: fmt.Sprintf("image %q is not present (pull policy never)", ref)}
 		}
-		return d.checkedPull(ctx, ref, fmt.Sprintf("image %q is not present and could not be pulled", ref))
+		return d.pullOrFail(ctx, ref, fmt.Sprintf("image %q is not present and could not be pulled", ref))
 	case sandbox.PullAlways:
-		return d.checkedPull(ctx, ref, fmt.Sprintf("image %q could not be pulled (pull policy always)", ref))
+		return d.pullOrFail(ctx, ref, fmt.Sprintf("image %q could not be pulled (pull policy always)", ref))
 	default:
 		return &sandbox.StepError{Msg: fmt.Sprintf("unknown pull policy %q", policy)}
 	}
 }
 
-// checkedPull pulls ref once its registry has passed Config.CheckRegistry.
-// msg says what failed; see pullErr for the errors.
-func (d *Docker) checkedPull(ctx context.Context, ref, msg string) error {
-	if err := d.checkRegistry(ctx, ref); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("docker: %s: %w", msg, ctx.Err())
-		}
-		return &sandbox.StepError{Msg: msg, Err: err}
-	}
+// pullOrFail pulls ref; msg says what failed; see pullErr for the errors.
+func (d *Docker) pullOrFail(ctx context.Context, ref, msg string) error {
 	pulled := d.pull(ctx, ref)
 	if pulled == nil {
 		return nil

@@ -4,7 +4,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker/dockertest"
@@ -30,10 +29,12 @@ func TestRunNetworksAreIsolated(t *testing.T) {
 	addrRE := regexp.MustCompile(`addr=([0-9.]+)`)
 	waitFor(t, func() bool { return addrRE.MatchString(out.String()) })
 	addr := addrRE.FindStringSubmatch(out.String())[1]
-	time.Sleep(300 * time.Millisecond) // httpd listening
-
 	probe := "nc -w 3 " + addr + " 8080 </dev/null 2>/dev/null && echo reached || echo unreachable"
-	if got, _ := runStep(t, d, a, shStep(1, probe)); strings.TrimSpace(got) != "reached" {
+	// httpd may not listen yet when its address is printed: the same run's
+	// probe tries for up to a minute; once it got through, the others need
+	// to try once only.
+	retried := "for i in $(seq 60); do nc -w 3 " + addr + " 8080 </dev/null 2>/dev/null && { echo reached; exit 0; }; sleep 1; done; echo unreachable"
+	if got, _ := runStep(t, d, a, shStep(1, retried)); strings.TrimSpace(got) != "reached" {
 		t.Fatalf("same run: %q; the probe must reach the server for the test to mean anything", got)
 	}
 	if got, _ := runStep(t, d, b, shStep(0, probe)); !strings.Contains(got, "unreachable") {

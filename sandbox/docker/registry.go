@@ -1,48 +1,9 @@
 package docker
 
 import (
-	"context"
-	"fmt"
-	"net"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/distribution/reference"
 )
-
-// RegistryHost returns the host of the registry the engine pulls ref from,
-// without port or brackets: "docker.io" for "alpine:3.20" and
-// "docker.io/library/alpine", "ghcr.io" for "ghcr.io/o/i", "127.0.0.1" for
-// "127.0.0.1:5000/x:y", "::1" for "[::1]:5000/x", "localhost" for
-// "localhost/x". The error says why ref is not a valid image reference.
-func RegistryHost(ref string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", err
-	}
-	domain := reference.Domain(named)
-	if host, _, err := net.SplitHostPort(domain); err == nil {
-		return host, nil
-	}
-	return strings.Trim(domain, "[]"), nil
-}
-
-// checkRegistry asks Config.CheckRegistry whether ref may be pulled from
-// its registry: nil, or why not (an invalid reference, a refusal, a
-// failed name resolution).
-func (d *Docker) checkRegistry(ctx context.Context, ref string) error {
-	if d.cfg.CheckRegistry == nil {
-		return nil
-	}
-	host, err := RegistryHost(ref)
-	if err != nil {
-		return fmt.Errorf("invalid image reference: %w", err)
-	}
-	if err := d.cfg.CheckRegistry(ctx, host); err != nil {
-		return fmt.Errorf("registry %s: %w", host, err)
-	}
-	return nil
-}
 
 // maxPullReason bounds the engine's pull error as shown in a step's error.
 const maxPullReason = 300

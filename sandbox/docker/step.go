@@ -156,7 +156,18 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 		case st.waitErr = <-waitErrC:
 		}
 	}()
-	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	if err := ctx.Err(); err != nil {
+		st.stop()
+		return fail(err)
+	}
+	// Once asked for, the start is seen through whatever happens to ctx: a
+	// start request cut short can leave a container that ran and printed,
+	// with its output thrown away by the removal below. A started step is
+	// stopped by the caller the usual way (StopStep, WaitStep), which keeps
+	// every byte it wrote.
+	startCtx, cancelStart := cleanupContext(ctx)
+	defer cancelStart()
+	if err := d.cli.ContainerStart(startCtx, id, container.StartOptions{}); err != nil {
 		st.stop()
 		if cerrdefs.IsInvalidArgument(err) {
 			err = &sandbox.StepError{Msg: "step container could not start", Err: err}

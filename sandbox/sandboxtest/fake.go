@@ -31,6 +31,9 @@ type Fake struct {
 	started []sandbox.StepSpec
 	// FailSetup, when set, makes SetupRun fail with it.
 	FailSetup error
+	// StartDelay makes StartStep take that long (an image pull, a slow
+	// engine); it returns ctx's error if ctx ends first.
+	StartDelay time.Duration
 }
 
 type fakeStep struct {
@@ -67,6 +70,13 @@ func (f *Fake) LoadWorkspace(ctx context.Context, run *sandbox.RunSpec, image st
 
 // StartStep implements sandbox.Backend.
 func (f *Fake) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, out io.Writer) error {
+	if f.StartDelay > 0 {
+		select {
+		case <-time.After(f.StartDelay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	stepCtx, cancel := context.WithCancel(context.Background())
 	st := &fakeStep{cancel: cancel, done: make(chan struct{})}
 	f.mu.Lock()

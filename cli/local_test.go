@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestLocalArchive: the workspace of a local run is the working tree as it
+// is: tracked files with uncommitted changes, untracked files not ignored,
+// no deleted or ignored files, modes and symlinks kept, parents first.
+func TestLocalArchive(t *testing.T) {
+	dir := t.TempDir()
+	run := func(args ...string) {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	write := func(name, content string, mode os.FileMode) {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("init", "-q", "-b", "main")
+	write(".gitignore", "build/\n", 0o644)
+	write("src/main.sh", "echo committed\n", 0o755)
+	write("gone.txt", "deleted later\n", 0o644)
+	run("add", "-A")
+	run("commit", "-q", "-m", "c")
+	write("src/main.sh", "echo changed\n", 0o755)
+	write("new/untracked.txt", "new\n", 0o644)
+	write("build/out.bin", "ignored\n", 0o644)
+	os.Remove(filepath.Join(dir, "gone.txt"))
+	os.Symlink("src/main.sh", filepath.Join(dir, "link"))
+
+	src := &localSource{root: dir, inGit: true}
+	var buf bytes.Buffer
+	if err := src.Archive(context.Background(), "", "", &buf); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	var order []string
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		got[hdr.Name] = string(data)
+		order = append(order, hdr.Name)
+		switch hdr.Name {
+		case "src/main.sh":
+			if hdr.Mode != 0o755 {
+				t.Errorf("mode of main.sh: %o", hdr.Mode)
+			}
+		case "link":
+			if hdr.Typeflag != tar.TypeSymlink || hdr.Linkname != "src/main.sh" {
+				t.Errorf("link: %+v", hdr)
+			}
+		}
+	}
+	if got["src/main.sh"] != "echo changed\n" || got["new/untracked.txt"] != "new\n" {
+		t.Errorf("content: %v", got)
+	}
+	for _, absent := range []string{"gone.txt", "build/out.bin", ".git/HEAD"} {
+		if _, ok := got[absent]; ok {
+			t.Errorf("%s is in the workspace", absent)
+		}
+	}
+	if i, j := slices.Index(order, "src/"), slices.Index(order, "src/main.sh"); i < 0 || i > j {
+		t.Errorf("parent directory not first: %v", order)
+	}
+}
+
+func TestSplitRepoArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		name, rest string
+		help       bool
+	}{
+		{[]string{"app", "protect", "main"}, "app", "protect main", false},
+		{[]string{"-s", "http://x", "--json", "app", "webhook", "add", "u", "--events", "push"}, "app", "-s http://x --json webhook add u --events push", false},
+		{[]string{"--token", "tok", "app", "-t", "other", "protected"}, "app", "--token tok -t other protected", false},
+		{[]string{"--server=http://x", "app"}, "app", "--server=http://x", false},
+		{[]string{"--help"}, "", "", true},
+		{[]string{"--json"}, "", "--json", false},
+	} {
+		name, rest, help := splitRepoArgs(tc.args)
+		if name != tc.name || strings.Join(rest, " ") != tc.rest || help != tc.help {
+			t.Errorf("%v: %q %q %v", tc.args, name, rest, help)
+		}
+	}
+}
+
+func TestAgoAndSizes(t *testing.T) {
+	now := fakeNow
+	for ms, want := range map[int64]string{
+		0:                                       "-",
+		now.Add(-3 * 1e9).UnixMilli():           "just now",
+		now.Add(-45 * 1e9).UnixMilli():          "45 seconds ago",
+		now.Add(-61 * 60 * 1e9).UnixMilli():     "1 hour ago",
+		now.Add(30*24*3600*1e9 - 5).UnixMilli(): "in 30 days",
+		now.Add(-100 * 24 * 3600 * 1e9).UnixMilli(): "2024-09-23",
+	} {
+		if got := ago(now, ms); got != want {
+			t.Errorf("ago(%d) = %q, want %q", ms, got, want)
+		}
+	}
+	for n, want := range map[int64]string{512: "512 B", 3 << 20: "3.0 MiB", 1536: "1.5 KiB"} {
+		if got := bytesText(n); got != want {
+			t.Errorf("bytesText(%d) = %q, want %q", n, got, want)
+		}
+	}
+	for ms, want := range map[int64]string{850: "850ms", 4200: "4.2s", 185000: "3m05s", 3720000: "1h02m"} {
+		if got := duration(ms); got != want {
+			t.Errorf("duration(%d) = %q, want %q", ms, got, want)
+		}
+	}
+}
+
+// TestTableColour: colour codes do not break the alignment.
+func TestTableColour(t *testing.T) {
+	var out strings.Builder
+	u := &ui{out: &out, color: true}
+	u.table([]string{"A", "B"}, [][]cell{{{text: "failed", color: colRed}, {text: "x"}}, {{text: "ok"}, {text: "y"}}})
+	plain := strings.NewReplacer("\x1b[31m", "", "\x1b[1m", "", "\x1b[0m", "").Replace(out.String())
+	if plain != "A       B\nfailed  x\nok      y\n" {
+		t.Errorf("table:\n%q", plain)
+	}
+	if !strings.Contains(out.String(), "\x1b[31mfailed\x1b[0m") {
+		t.Errorf("no colour: %q", out.String())
+	}
+}

@@ -1,0 +1,305 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/forge/boltstore"
+	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/workflow"
+	"github.com/kod-forge/kod/sandbox"
+	"github.com/kod-forge/kod/sandbox/docker"
+	"github.com/kod-forge/kod/server/config"
+)
+
+// localOptions are the flags of a local run.
+type localOptions struct {
+	image   string
+	branch  string
+	repo    string
+	verbose bool
+}
+
+func newLocalRunCmd(a *app) *cobra.Command {
+	var o localOptions
+	cmd := &cobra.Command{
+		Use:   "run [FILE.toml ...]",
+		Short: "Run workflows of the current directory locally, in Docker, with the server's runner",
+		Long: `Run workflow files here, with the same parsers (TOML and Kod's line
+syntax), runner and Docker sandbox the server uses. Without files, every
+.kod/workflows/*.toml of the working tree runs. "kod workflow FILE.toml"
+is the same as "kod workflow run FILE.toml".
+
+The workspace is the working tree as it is now: tracked files with their
+uncommitted changes, plus untracked files that .gitignore does not exclude
+(outside a git repository: every file but .git). The branch is $BRANCH,
+else git's current branch, else main. Live output is printed under a
+"==> STEP" header per step, then a summary; the exit status is 1 if any
+step failed.`,
+		Example: "  kod workflow .kod/workflows/ci.toml\n  BRANCH=release kod workflow run",
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runLocal(cmd, a, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.image, "image", "", "default step image (default: KOD_DEFAULT_IMAGE or "+config.DefaultImage+")")
+	f.StringVar(&o.branch, "branch", "", "branch the steps see (default: $BRANCH, then git)")
+	f.StringVar(&o.repo, "repo", "", "repository name the steps see (default: the directory's name)")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what the runner does")
+	return cmd
+}
+
+func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
+	ctx := cmd.Context()
+	u := a.ui(cmd)
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, inGit := workTreeRoot(ctx, cwd)
+	files, err := localWorkflowFiles(cmd, root, cwd, args)
+	if err != nil {
+		return err
+	}
+	src := &localSource{root: root, files: files, inGit: inGit}
+	req := runner.Request{
+		Repo:    firstOf(o.repo, repoNameOf(root)),
+		Branch:  firstOf(o.branch, a.getenv("BRANCH"), gitOutput(ctx, root, "rev-parse", "--abbrev-ref", "HEAD"), gitsvc.DefaultBranch),
+		Commit:  gitOutput(ctx, root, "rev-parse", "HEAD"),
+		Trigger: forge.TriggerManual,
+	}
+	if req.Branch == "HEAD" { // detached
+		req.Branch = gitsvc.DefaultBranch
+	}
+	if err := forge.ValidateRepoName(req.Repo); err != nil {
+		return fmt.Errorf("repository name %q: %w (use --repo)", req.Repo, err)
+	}
+	image := firstOf(o.image, a.getenv("KOD_DEFAULT_IMAGE"), config.DefaultImage)
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Path)
+	}
+	u.notef("Running %s locally (repo %s, branch %s, image %s)\n", strings.Join(names, ", "), req.Repo, req.Branch, image)
+	run, err := executeLocal(ctx, u, o, image, src, req)
+	if err != nil {
+		return err
+	}
+	if u.json {
+		if err := u.emitJSON(run); err != nil {
+			return err
+		}
+	} else {
+		printRunSummary(u, run)
+	}
+	return runExit(run)
+}
+
+// executeLocal runs req to its end with a runner over a throwaway bbolt
+// store and the Docker engine, and returns the final run. Interrupting
+// (ctx) cancels the run; its containers are removed before returning.
+func executeLocal(ctx context.Context, u *ui, o localOptions, image string, src runner.Source, req runner.Request) (*forge.Run, error) {
+	tmp, err := os.MkdirTemp("", "kod-local-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	store, err := boltstore.Open(filepath.Join(tmp, "kod.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	if err := store.CreateRepo(ctx, &forge.Repo{Name: req.Repo, CreatedAt: forge.NowMillis(), ProtectedBranches: []string{}}); err != nil {
+		return nil, err
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(u.errOut, &slog.HandlerOptions{Level: level}))
+	backend, err := localBackend(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	defer backend.Close()
+	done := make(chan *forge.Run, 1)
+	r := runner.New(runner.Config{
+		Instance:     "local" + forge.NewID(),
+		DefaultImage: image,
+		LogsDir:      filepath.Join(tmp, "logs"),
+		StopGrace:    5 * time.Second,
+		Limits:       localStepLimits,
+		OnRunDone:    func(_ context.Context, run *forge.Run) { done <- run },
+	}, store, &echoBackend{Backend: backend, lw: newLogWriter(u, localLogOut(u))}, src, log)
+	if err := r.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	defer func() {
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if err := r.Shutdown(shutCtx); err != nil {
+			u.notef("kod: %v\n", err)
+		}
+	}()
+	run, err := r.Enqueue(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case final := <-done:
+		return final, nil
+	case <-ctx.Done():
+	}
+	u.notef("\nInterrupted: cancelling the run and removing its containers...\n")
+	if err := r.Cancel(context.WithoutCancel(ctx), run.ID); err != nil && !errors.Is(err, forge.ErrConflict) {
+		return nil, err
+	}
+	return <-done, nil
+}
+
+// localBackend connects to the Docker engine and checks that it answers.
+func localBackend(ctx context.Context, log *slog.Logger) (*docker.Docker, error) {
+	backend, err := docker.New(docker.Config{}, log)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := backend.Ping(pingCtx); err != nil {
+		backend.Close()
+		return nil, fmt.Errorf("the Docker engine is unreachable (local runs need it): %w", err)
+	}
+	return backend, nil
+}
+
+// localStepLimits caps each step container of a local run, as the server
+// does by default.
+var localStepLimits = sandbox.Limits{MemoryBytes: 2 << 30, NanoCPUs: 2e9, PIDs: 1024}
+
+// localLogOut is where live step output goes: stdout, or stderr with --json.
+func localLogOut(u *ui) io.Writer {
+	if u.json {
+		return u.errOut
+	}
+	return u.out
+}
+
+// workTreeRoot returns the top of the git work tree holding dir, or dir
+// itself (and false) outside git.
+func workTreeRoot(ctx context.Context, dir string) (string, bool) {
+	if top := gitOutput(ctx, dir, "rev-parse", "--show-toplevel"); top != "" {
+		return top, true
+	}
+	return dir, false
+}
+
+// gitOutput runs git in dir and returns its trimmed output, "" on failure.
+func gitOutput(ctx context.Context, dir string, args ...string) string {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// localWorkflowFiles reads the workflow files named by args (relative to
+// cwd), or every .kod/workflows/*.toml under root. Paths are made relative
+// to root when inside it, as the server names them.
+func localWorkflowFiles(cmd *cobra.Command, root, cwd string, args []string) ([]runner.File, error) {
+	if len(args) == 0 {
+		matches, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(workflow.Dir), "*.toml"))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range matches {
+			if !strings.HasPrefix(filepath.Base(m), ".") {
+				args = append(args, m)
+			}
+		}
+		if len(args) == 0 {
+			return nil, fmt.Errorf("no workflow files in %s: give FILE.toml, or see `kod workflow --help`", filepath.Join(root, workflow.Dir))
+		}
+	}
+	var files []runner.File
+	for _, arg := range args {
+		p := arg
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cwd, p)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && !strings.HasSuffix(arg, ".toml") {
+				return nil, unknownWorkflowArg(cmd, arg)
+			}
+			return nil, fmt.Errorf("workflow file: %w", err)
+		}
+		if !fi.Mode().IsRegular() || fi.Size() > gitsvc.MaxWorkflowFileSize {
+			return nil, fmt.Errorf("%s is not a workflow file (a regular file of at most %d bytes)", arg, gitsvc.MaxWorkflowFileSize)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, runner.File{Path: displayPath(root, p), Data: data})
+	}
+	return files, nil
+}
+
+// unknownWorkflowArg explains an argument that is neither a subcommand nor
+// a file.
+func unknownWorkflowArg(cmd *cobra.Command, arg string) error {
+	var subs []string
+	for _, c := range cmd.Root().Commands() {
+		if c.Name() == "workflow" {
+			for _, s := range c.Commands() {
+				subs = append(subs, s.Name())
+			}
+		}
+	}
+	slices.Sort(subs)
+	return fmt.Errorf("%q is neither a workflow file nor a command of `kod workflow` (%s)", arg, strings.Join(subs, ", "))
+}
+
+func displayPath(root, p string) string {
+	if rel, err := filepath.Rel(root, p); err == nil && !strings.HasPrefix(rel, "..") {
+		return filepath.ToSlash(rel)
+	}
+	return path.Base(filepath.ToSlash(p))
+}
+
+var repoNameCleaner = regexp.MustCompile(`[^a-zA-Z0-9_-]+`)
+
+// repoNameOf derives a repository name from a directory name.
+func repoNameOf(dir string) string {
+	name := strings.Trim(repoNameCleaner.ReplaceAllString(filepath.Base(dir), "-"), "-")
+	if name == "" {
+		return "local"
+	}
+	return name
+}
+
+// firstOf returns the first non-empty value.
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/sandbox"
+)
+
+// localSource implements runner.Source over a working directory for
+// `kod workflow FILE...`: the workflow files given, and a workspace made of
+// the files git would commit now.
+type localSource struct {
+	root  string        // top of the working tree
+	files []runner.File // the workflows to run
+	inGit bool          // root is a git work tree
+}
+
+func (s *localSource) WorkflowFiles(context.Context, string, string) ([]runner.File, error) {
+	return s.files, nil
+}
+
+// Archive writes the workspace as a tar stream: in a git work tree, the
+// tracked files as they are on disk (uncommitted changes included, deleted
+// files left out) plus untracked files that .gitignore does not exclude;
+// elsewhere every file under root except .git. Symbolic links are kept as
+// links; sockets, devices and nested repositories are skipped.
+func (s *localSource) Archive(ctx context.Context, _, _ string, w io.Writer) error {
+	paths, err := s.list(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	dirs := map[string]bool{}
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.add(tw, dirs, p); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// list returns the slash-separated paths to archive, relative to root.
+func (s *localSource) list(ctx context.Context) ([]string, error) {
+	if s.inGit {
+		cmd := exec.CommandContext(ctx, "git", "-C", s.root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("listing the files of %s: %v: %s", s.root, err, strings.TrimSpace(stderr.String()))
+		}
+		var paths []string
+		seen := map[string]bool{}
+		for _, p := range strings.Split(string(out), "\x00") {
+			if p != "" && !seen[p] { // ls-files repeats paths with merge conflicts
+				seen[p] = true
+				paths = append(paths, p)
+			}
+		}
+		return paths, nil
+	}
+	var paths []string
+	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			rel, err := filepath.Rel(s.root, p)
+			if err != nil {
+				return err
+			}
+			paths = append(paths, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return paths, err
+}
+
+// add writes one file (with its parent directories, once each) to tw.
+func (s *localSource) add(tw *tar.Writer, dirs map[string]bool, rel string) error {
+	full := filepath.Join(s.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(full)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // tracked but deleted in the working tree
+	}
+	if err != nil {
+		return err
+	}
+	mode := fi.Mode()
+	if !mode.IsRegular() && mode&fs.ModeSymlink == 0 {
+		return nil
+	}
+	if err := writeParents(tw, dirs, rel); err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: rel, ModTime: fi.ModTime().Truncate(time.Second), Format: tar.FormatPAX}
+	if mode&fs.ModeSymlink != 0 {
+		target, err := os.Readlink(full)
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, target, 0o777
+		return tw.WriteHeader(hdr)
+	}
+	f, err := os.Open(full)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeReg, fi.Size(), 0o644
+	if mode&0o111 != 0 {
+		hdr.Mode = 0o755
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if _, err := io.CopyN(tw, f, fi.Size()); err != nil {
+		return fmt.Errorf("archiving %s (did it change while being read?): %w", rel, err)
+	}
+	return nil
+}
+
+// writeParents writes the directories above rel not written yet, outermost
+// first.
+func writeParents(tw *tar.Writer, dirs map[string]bool, rel string) error {
+	var missing []string
+	for d := path.Dir(rel); d != "." && d != "/" && !dirs[d]; d = path.Dir(d) {
+		missing = append(missing, d)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		dirs[missing[i]] = true
+		hdr := &tar.Header{Name: missing[i] + "/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var _ runner.Source = (*localSource)(nil)
+
+// echoBackend is the sandbox backend of local runs: the real one, with each
+// step's output also printed live under a "==> STEP" header.
+type echoBackend struct {
+	sandbox.Backend
+	mu sync.Mutex
+	lw *logWriter
+}
+
+// StartStep prints the step's header and starts it with its output copied
+// to the terminal as well.
+func (e *echoBackend) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, out io.Writer) error {
+	e.mu.Lock()
+	e.lw.print([]byte("==> " + step.Name + "\n"))
+	e.mu.Unlock()
+	return e.Backend.StartStep(ctx, run, step, io.MultiWriter(out, lockedWriter{&e.mu, e.lw}))
+}
+
+// lockedWriter serialises writes to the terminal.
+type lockedWriter struct {
+	mu *sync.Mutex
+	lw *logWriter
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.lw.print(p)
+	return len(p), nil
+}
+
+var _ sandbox.Backend = (*echoBackend)(nil)

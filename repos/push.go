@@ -1,0 +1,126 @@
+package repos
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/webhook"
+)
+
+// PreReceive implements gitsvc.HookHandler: the forge ref policy
+// (protected branches, forge.CheckRefUpdates) decides on the push as a
+// whole; any refused update refuses every update.
+func (h *Service) PreReceive(ctx context.Context, push *gitsvc.Push, updates []forge.RefUpdate) error {
+	repo, err := h.repoOf(ctx, push)
+	if err != nil {
+		return err
+	}
+	return forge.CheckRefUpdates(push.Principal, repo, updates)
+}
+
+// repoOf loads the record of the pushed repository.
+func (h *Service) repoOf(ctx context.Context, push *gitsvc.Push) (*forge.Repo, error) {
+	repo, err := h.cfg.Store.GetRepo(ctx, push.Repo)
+	if err != nil {
+		return nil, err
+	}
+	if repo.OwnerUsername == "" && repo.OwnerTokenID != "" && push.Principal.TokenID == "" {
+		// A record without OwnerUsername: an SSH user still owns it by the
+		// username of its creating token, as the SSH server decided.
+		if t, err := h.cfg.Store.GetToken(ctx, repo.OwnerTokenID); err == nil {
+			repo.OwnerUsername = t.Username
+		}
+	}
+	return repo, nil
+}
+
+// PostReceive implements gitsvc.HookHandler: it gives the repository a
+// default branch when it has none (see fixHead), then queues runs.
+func (h *Service) PostReceive(ctx context.Context, push *gitsvc.Push, updates []forge.RefUpdate) []string {
+	msgs := h.fixHead(ctx, push, updates)
+	runs, runMsgs := h.cfg.Runs.OnPush(ctx, push.Repo, push.Principal.TokenID, updates)
+	msgs = append(msgs, runMsgs...)
+	if err := h.notifyPush(ctx, push.Repo, updates, runs); err != nil {
+		h.log.Error("recording push webhook deliveries", "repo", push.Repo, "err", err)
+		msgs = append(msgs, "kod: could not record webhook deliveries for this push")
+	}
+	return msgs
+}
+
+// notifyPush records one push delivery per updated branch, with the run
+// queued for it; the dispatcher sends them, never this hook.
+func (h *Service) notifyPush(ctx context.Context, repo string, updates []forge.RefUpdate, runs []*forge.Run) error {
+	if h.cfg.Webhooks == nil {
+		return nil
+	}
+	events := make([]webhook.PushEvent, 0, len(updates))
+	for _, u := range updates {
+		ev := webhook.PushEvent{Update: u}
+		if b, ok := u.Branch(); ok {
+			for _, run := range runs {
+				if run.Branch == b && run.Commit == u.New {
+					ev.RunID = run.ID
+				}
+			}
+		}
+		events = append(events, ev)
+	}
+	return h.cfg.Webhooks.Push(ctx, repo, events)
+}
+
+// fixHead points HEAD at an existing branch when it names none after the
+// push (a new repository, or its default branch deleted), so clones check
+// something out and schedules have a branch: `main`, else `master`, when
+// the repository has it, whoever pushed; otherwise the first branch pushed,
+// but only by the owner or an admin. Another user's push leaves HEAD as it
+// is and says so: a collaborator's first feature branch must not become
+// the repository's default for good behind its owner's back (the owner
+// pushes the branch, or sets it with PATCH /repos/:name {defaultBranch}).
+func (h *Service) fixHead(ctx context.Context, push *gitsvc.Push, updates []forge.RefUpdate) []string {
+	dir, err := gitsvc.RepoPath(h.cfg.ReposDir, push.Repo)
+	if err != nil {
+		return nil
+	}
+	branches, err := h.cfg.Git.Branches(ctx, dir)
+	if err != nil || len(branches) == 0 {
+		return nil
+	}
+	head, err := h.cfg.Git.HeadBranch(ctx, dir)
+	if err != nil || slices.Contains(branches, head) {
+		return nil
+	}
+	pick := ""
+	for _, b := range []string{"main", "master"} {
+		if slices.Contains(branches, b) {
+			pick = b
+			break
+		}
+	}
+	if pick == "" {
+		repo, err := h.repoOf(ctx, push)
+		if err != nil {
+			return nil
+		}
+		if p := push.Principal; p == nil || !(p.IsAdmin() || p.IsOwner(repo) && p.Has(forge.PermRepoWrite)) {
+			return []string{fmt.Sprintf("kod: the repository has no default branch yet (HEAD names %q, which does not exist); its owner can push one or set it with PATCH /repos/%s {\"defaultBranch\": ...}", head, push.Repo)}
+		}
+		for _, u := range updates {
+			if b, ok := u.Branch(); ok && !u.IsDelete() && slices.Contains(branches, b) {
+				pick = b
+				break
+			}
+		}
+	}
+	if pick == "" {
+		return nil
+	}
+	if err := h.cfg.Git.SetHead(ctx, dir, pick); err != nil {
+		h.log.Warn("pointing HEAD at a branch", "repo", push.Repo, "branch", pick, "err", err)
+		return nil
+	}
+	h.log.Info("default branch set by a push", "repo", push.Repo, "branch", pick)
+	return []string{fmt.Sprintf("kod: default branch set to %s", pick)}
+}

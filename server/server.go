@@ -1,0 +1,281 @@
+// Package server is `kod serve` as a type: New builds every part of the
+// forge (store, secret box, webhook dispatcher, container backend behind
+// the registry policy, runner, repository lifecycle, hook server, REST API,
+// SSH server) with what it needs; Start opens the listeners; Shutdown stops
+// them in order and closes the database.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/kod-forge/kod/api"
+	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/forge/boltstore"
+	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/gitsvc/sshd"
+	"github.com/kod-forge/kod/netpolicy"
+	"github.com/kod-forge/kod/repos"
+	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/sandbox"
+	"github.com/kod-forge/kod/sandbox/docker"
+	"github.com/kod-forge/kod/sandbox/registry"
+	"github.com/kod-forge/kod/server/config"
+	"github.com/kod-forge/kod/webhook"
+)
+
+// Server is a running kod forge. Create with New, then Start; Shutdown
+// stops it. Not safe for concurrent Start/Shutdown calls.
+type Server struct {
+	cfg        config.Config
+	log        *slog.Logger
+	dataDir    string
+	reposDir   string
+	hookBinary string
+	instance   string
+
+	store    *boltstore.Store
+	backend  *docker.Docker
+	webhooks *webhook.Dispatcher
+	runner   *runner.Runner
+	repos    *repos.Service
+	hooks    *gitsvc.HookServer
+	api      *api.Server
+	ssh      *sshd.Server // nil with SSH off
+
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	sshLn    net.Listener
+	served   chan struct{} // closed when HTTP serving ended, with serveErr set
+	serveErr error
+	sshEnded chan error // the SSH server's end
+}
+
+// New builds the server from cfg (validated by config.Load): it creates
+// the data, logs and repos directories, opens the database (refusing one
+// that another process holds), creates the admin token on first start,
+// opens the secret box and connects to the container engine. Nothing
+// listens until Start. Errors name what failed; on error everything opened
+// is closed again.
+func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log}
+	if s.dataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if s.reposDir, err = filepath.Abs(cfg.ReposDir); err != nil {
+		return nil, err
+	}
+	logsDir := filepath.Join(s.dataDir, "logs")
+	for _, d := range []string{s.dataDir, logsDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	if err := os.MkdirAll(s.reposDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", s.reposDir, err)
+	}
+	if s.hookBinary, err = executablePath(); err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if s.store, err = boltstore.Open(filepath.Join(s.dataDir, "kod.db")); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.close())
+		}
+	}()
+	if s.instance, err = s.store.InstanceID(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	secretBox, err := forge.OpenSecretBox(ctx, s.store, cfg.EncryptionKey, log)
+	if err != nil {
+		return nil, err
+	}
+	s.store.SetSecretBox(secretBox)
+	if s.webhooks, err = newDispatcher(cfg, s.store, log); err != nil {
+		return nil, err
+	}
+	registries, err := cfg.RegistryPolicy()
+	if err != nil {
+		return nil, err
+	}
+	if s.backend, err = docker.New(docker.Config{}, log); err != nil {
+		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
+	}
+	checkEngine(ctx, s.backend, cfg.DefaultImage, log)
+
+	git := &gitsvc.Git{}
+	s.runner = runner.New(runner.Config{
+		Instance:      s.instance,
+		DefaultImage:  cfg.DefaultImage,
+		MaxConcurrent: cfg.MaxConcurrentRuns,
+		LogsDir:       logsDir,
+		StopGrace:     cfg.StopGrace,
+		Limits: sandbox.Limits{
+			MemoryBytes: int64(cfg.StepMemory),
+			NanoCPUs:    int64(cfg.StepCPUs * 1e9),
+			PIDs:        int64(cfg.StepPIDs),
+		},
+		LogCap:              int64(cfg.StepLogLimit),
+		Pull:                sandbox.PullPolicy(cfg.PullPolicy),
+		Retention:           cfg.RunRetention,
+		KeepSuperseded:      !cfg.CancelSuperseded,
+		Secrets:             secretSource{store: s.store, box: secretBox},
+		MinScheduleInterval: cfg.ScheduleMinInterval,
+		OnRunDone:           s.webhooks.RunDone,
+	}, s.store, registry.Guard(s.backend, registries.CheckHost), &repos.Source{Git: git, ReposDir: s.reposDir}, log)
+
+	importPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return nil, err
+	}
+	pushes := gitsvc.NewPushes(filepath.Join(s.dataDir, "hook.sock"))
+	s.repos = repos.New(repos.Config{
+		ReposDir: s.reposDir, LogsDir: logsDir, HookBinary: s.hookBinary,
+		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
+		Store: s.store, Git: git, Runs: s.runner, Pushes: pushes, Webhooks: s.webhooks, Log: log,
+	})
+	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
+	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
+		ReposDir: s.reposDir, LogsDir: logsDir, Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath})
+	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.reposDir, log); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// bootstrap creates the admin token from KOD_ADMIN_TOKEN when no token
+// exists, and warns when the configured one is not used.
+func (s *Server) bootstrap(ctx context.Context) error {
+	created, err := api.Bootstrap(ctx, s.store, s.cfg.AdminToken)
+	switch {
+	case err != nil:
+		return fmt.Errorf("creating the admin token: %w", err)
+	case created:
+		s.log.Info("created the admin token from KOD_ADMIN_TOKEN")
+	case s.cfg.AdminToken != "":
+		if _, err := s.store.TokenByHash(ctx, forge.HashToken(s.cfg.AdminToken)); err != nil {
+			s.log.Warn("the configured admin token (KOD_ADMIN_TOKEN) is not used: it is only created when no token exists, and tokens exist")
+		}
+	}
+	return nil
+}
+
+// Start prepares the repositories (hooks pointed at this binary, stale
+// imports and quarantines removed), starts the hook server, the runner and
+// the webhook dispatcher, and listens for HTTP and SSH. ctx bounds the
+// background work of runner and dispatcher. On error call Shutdown.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.repos.RemoveStaleImports(); err != nil {
+		s.log.Warn("removing unfinished imports", "err", err)
+	}
+	if err := reinstallHooks(ctx, s.store, s.reposDir, s.hookBinary); err != nil {
+		return err
+	}
+	if err := s.hooks.Start(); err != nil {
+		return err
+	}
+	if err := s.runner.Start(ctx); err != nil {
+		return err
+	}
+	if err := s.webhooks.Start(ctx); err != nil {
+		return err
+	}
+	sshAddr := "off"
+	if s.ssh != nil {
+		addr := net.JoinHostPort(s.cfg.SSHHost, strconv.Itoa(s.cfg.SSHPort))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening for SSH on %s: %w", addr, err)
+		}
+		s.sshLn, s.sshEnded = ln, make(chan error, 1)
+		go func() { s.sshEnded <- s.ssh.Serve(ln) }()
+		sshAddr = ln.Addr().String()
+	}
+	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	s.httpLn = ln
+	s.httpSrv = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.httpSrv.RegisterOnShutdown(s.api.StopStreams) // log followers must not hold the shutdown
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		s.serveErr = s.httpSrv.Serve(ln)
+	}()
+	s.log.Info("kod is listening", "http", ln.Addr().String(), "instance", s.instance, "data", s.dataDir, "repos", s.reposDir, "image", s.cfg.DefaultImage, "ssh", sshAddr)
+	return nil
+}
+
+// Done is closed when the HTTP server stopped serving, by Shutdown or on
+// its own (a failed listener); Shutdown then reports why. Nil before Start.
+func (s *Server) Done() <-chan struct{} { return s.served }
+
+// Addr is the HTTP listen address ("" before Start).
+func (s *Server) Addr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Shutdown stops gracefully within ctx: stop accepting requests and SSH
+// connections, stop runs (their containers are removed), stop webhook
+// deliveries, stop the hook server, close the engine client and the
+// database. Every step runs even when an earlier one fails; the errors are
+// joined.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.httpSrv != nil {
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
+		}
+		<-s.served
+		if err := s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("serving HTTP: %w", err))
+		}
+	}
+	if s.sshLn != nil {
+		if err := stopSSH(ctx, s.ssh, s.sshEnded); err != nil {
+			errs = append(errs, fmt.Errorf("stopping SSH: %w", err))
+		}
+	}
+	if err := s.runner.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping runs: %w", err))
+	}
+	if err := s.webhooks.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping webhook deliveries: %w", err))
+	}
+	if err := s.hooks.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping the hook server: %w", err))
+	}
+	errs = append(errs, s.close())
+	return errors.Join(errs...)
+}
+
+// close releases the engine client and the database.
+func (s *Server) close() error {
+	var errs []error
+	if s.backend != nil {
+		errs = append(errs, s.backend.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
