@@ -26,7 +26,6 @@ import (
 	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
-	"github.com/kod-forge/kod/sandbox/docker"
 	"github.com/kod-forge/kod/sandbox/registry"
 	"github.com/kod-forge/kod/server/config"
 	"github.com/kod-forge/kod/webhook"
@@ -43,7 +42,7 @@ type Server struct {
 	instance   string
 
 	store    *boltstore.Store
-	backend  *docker.Docker
+	backend  backend
 	webhooks *webhook.Dispatcher
 	runner   *runner.Runner
 	repos    *repos.Service
@@ -112,10 +111,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.backend, err = docker.New(docker.Config{}, log); err != nil {
-		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
+	if s.backend, err = newBackend(ctx, cfg, log); err != nil {
+		return nil, err
 	}
-	checkEngine(ctx, s.backend, cfg.DefaultImage, log)
 
 	git := &gitsvc.Git{}
 	s.runner = runner.New(runner.Config{

@@ -94,12 +94,6 @@ type Config struct {
 	// RuntimeClass is the RuntimeClass of step pods (e.g. "gvisor"); ""
 	// means the cluster's default runtime.
 	RuntimeClass string
-	// CheckRegistry, if set, is asked before every pod that may pull
-	// (pull policy other than never) whether the cluster may contact the
-	// registry host of its image ("docker.io" for "alpine"); a non-nil error
-	// fails the step with it. Unlike Docker, the backend cannot know which
-	// node has which image, so it asks also for images already present.
-	CheckRegistry func(ctx context.Context, host string) error
 }
 
 // DefaultCapDrop returns the capabilities dropped from step containers

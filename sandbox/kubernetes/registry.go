@@ -1,27 +1,61 @@
 package kubernetes
 
 import (
-	"net"
-	"strings"
+	"context"
 	"time"
 
 	"github.com/distribution/reference"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
-// RegistryHost returns the host of the registry an image reference names,
-// without port or brackets: "docker.io" for "alpine:3.20", "ghcr.io" for
-// "ghcr.io/o/i", "127.0.0.1" for "127.0.0.1:5000/x". The error says why ref
-// is not a valid image reference.
-func RegistryHost(ref string) (string, error) {
+// ImagePresent reports whether every node a step may run on (Ready, and
+// matching Config.NodeSelector) lists ref among its images, so that no
+// node would pull it (registry.Presence: the registry policy then need not
+// be asked, and the step runs with pull policy never). It is false, without
+// error, when kod may not list nodes (the Role in docs/kubernetes.md does
+// not need it) or no node fits.
+func (k *Kubernetes) ImagePresent(ctx context.Context, ref string) (bool, error) {
+	want, err := normalImage(ref)
+	if err != nil {
+		return false, nil // the backend reports the invalid reference
+	}
+	nodes, err := k.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(k.cfg.NodeSelector).String()})
+	if apierrors.IsForbidden(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, apiErr("list nodes", err)
+	}
+	found := 0
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable || !nodeReady(n.Status.Conditions) {
+			continue
+		}
+		has := false
+		for _, img := range n.Status.Images {
+			for _, name := range img.Names {
+				if got, err := normalImage(name); err == nil && got == want {
+					has = true
+				}
+			}
+		}
+		if !has {
+			return false, nil
+		}
+		found++
+	}
+	return found > 0, nil
+}
+
+// normalImage is ref in the form nodes report: "docker.io/library/alpine:latest".
+func normalImage(ref string) (string, error) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return "", err
 	}
-	domain := reference.Domain(named)
-	if host, _, err := net.SplitHostPort(domain); err == nil {
-		return host, nil
-	}
-	return strings.Trim(domain, "[]"), nil
+	return reference.TagNameOnly(named).String(), nil
 }
 
 // timeNow is time.Now; a variable so tests can move the clock.

@@ -81,9 +81,9 @@ func TestLaterPodsOfAWorkspaceArePinnedToItsNode(t *testing.T) {
 		return io.NopCloser(strings.NewReader("")), nil
 	}
 	first := startAsync(k, testRun, testStep(0), io.Discard)
-	second := startAsync(k, testRun, testStep(1), io.Discard)
-	// Only one pod exists until the first is placed.
 	p0 := awaitPod(t, cs, podName("r1", 0))
+	// A second step waits until the first pod is placed.
+	second := startAsync(k, testRun, testStep(1), io.Discard)
 	time.Sleep(50 * time.Millisecond)
 	if _, err := cs.CoreV1().Pods("kod").Get(context.Background(), podName("r1", 1), metav1.GetOptions{}); err == nil {
 		t.Fatal("the second pod was created before the workspace had a node")

@@ -66,7 +66,7 @@ func (k *Kubernetes) pinOf(runID string) *pin {
 // returns once the step's container has started, with out receiving the
 // container's output (stdout and stderr as the container runtime logged
 // them) until the step ends. The pod goes to the node of the run's
-// workspace. Failures that are the step's (invalid spec, refused registry,
+// workspace. Failures that are the step's (invalid spec,
 // image that cannot be pulled within Config.PullTimeout or never can, no
 // node fitting within Config.ScheduleTimeout) are *sandbox.StepError; on any
 // error nothing of the step is left. out must not be used by the caller
@@ -116,11 +116,6 @@ func (k *Kubernetes) StartStep(ctx context.Context, run *sandbox.RunSpec, step *
 func (k *Kubernetes) startStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, out io.Writer) (*stepState, error) {
 	if step.Image == "" {
 		return nil, &sandbox.StepError{Msg: "no image given"}
-	}
-	if step.Pull != sandbox.PullNever {
-		if err := k.checkRegistry(ctx, step.Image); err != nil {
-			return nil, err
-		}
 	}
 	data, env, err := stepEnv(envName(run.ID, step.Index), step.Env)
 	if err != nil {

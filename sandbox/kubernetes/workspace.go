@@ -35,9 +35,6 @@ func (k *Kubernetes) LoadWorkspace(ctx context.Context, run *sandbox.RunSpec, im
 	if image == "" {
 		return &sandbox.StepError{Msg: "no image given for the workspace loader"}
 	}
-	if err := k.checkRegistry(ctx, image); err != nil {
-		return fmt.Errorf("kubernetes: load workspace of run %s: %w", run.ID, err)
-	}
 	c := corev1.Container{
 		Name:            loaderContainer,
 		Image:           image,
@@ -156,25 +153,6 @@ func attachStdin(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, 
 		return err
 	}
 	return exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin})
-}
-
-// checkRegistry asks Config.CheckRegistry whether ref may be pulled from
-// its registry; a refusal is a *sandbox.StepError.
-func (k *Kubernetes) checkRegistry(ctx context.Context, ref string) error {
-	host, err := RegistryHost(ref)
-	if err != nil {
-		return &sandbox.StepError{Msg: fmt.Sprintf("invalid image reference %q", ref), Err: err}
-	}
-	if k.cfg.CheckRegistry == nil {
-		return nil
-	}
-	if err := k.cfg.CheckRegistry(ctx, host); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &sandbox.StepError{Msg: fmt.Sprintf("image %q may not be pulled", ref), Err: fmt.Errorf("registry %s: %w", host, err)}
-	}
-	return nil
 }
 
 // isUnreachable reports errors of reaching the API server itself.
