@@ -120,7 +120,7 @@ run = "echo must-not-run"
 	if n := len(s.objects()["pod"]); n == 0 {
 		t.Fatal("no pod while the step runs")
 	}
-	s.mustDo("POST", "/repos/cancel/workflows/"+run.ID+"/cancel", nil, http.StatusOK, nil)
+	s.mustDo("POST", "/repos/cancel/workflows/"+run.ID+"/cancel", nil, http.StatusAccepted, nil)
 	done = s.waitRun("cancel", run.ID)
 	if done.Status != forge.RunCancelled {
 		t.Fatalf("run = %s; want cancelled", done.Status)
