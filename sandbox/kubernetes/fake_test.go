@@ -186,8 +186,15 @@ func TestUnschedulableFailsWithTheSchedulersReason(t *testing.T) {
 
 func TestNodeLostFailsTheRunningStep(t *testing.T) {
 	k, cs := newFake(t, Config{NodeLostTimeout: 200 * time.Millisecond})
+	// The lost node's kubelet never answers: the log stream hangs.
 	k.openLog = func(ctx context.Context, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
-		return io.NopCloser(strings.NewReader("")), nil
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write([]byte("2026-01-02T03:04:05.1Z before the loss\n"))
+			<-ctx.Done()
+			pw.CloseWithError(ctx.Err())
+		}()
+		return pr, nil
 	}
 	step := testStep(0)
 	errc := startAsync(k, testRun, step, io.Discard)

@@ -199,9 +199,14 @@ func (k *Kubernetes) createReplacing(ctx context.Context, kind, name string, cre
 	return nil
 }
 
+// lostLogGrace is how long the log of a step that ended without an exit
+// state (node lost) is still read.
+const lostLogGrace = 5 * time.Second
+
 // follow starts the goroutines of a created pod.
 func (k *Kubernetes) follow(ctx context.Context, pod string, out io.Writer) *stepState {
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	lctx, cancelLog := context.WithCancel(fctx)
 	st := &stepState{pod: pod, cancel: cancel, started: make(chan struct{}), ended: make(chan struct{}), logDone: make(chan struct{})}
 	w := &podEval{k: k, st: st, created: time.Now()}
 	st.wg.Add(2)
@@ -213,6 +218,11 @@ func (k *Kubernetes) follow(ctx context.Context, pod string, out io.Writer) *ste
 		}
 		st.ran = w.ran
 		close(st.ended)
+		if st.endErr != nil && st.ran {
+			// The node is lost or the pod deleted: its log may never answer
+			// again. Keep what arrives in the next seconds, then give up.
+			time.AfterFunc(lostLogGrace, cancelLog)
+		}
 		w.markStarted() // after ended: a step that never ran has no log to follow
 	}()
 	go func() {
@@ -230,7 +240,8 @@ func (k *Kubernetes) follow(ctx context.Context, pod string, out io.Writer) *ste
 			}
 		default:
 		}
-		st.logErr = k.followLog(fctx, pod, out, st.ended)
+		defer cancelLog()
+		st.logErr = k.followLog(lctx, pod, out, st.ended)
 	}()
 	return st
 }
