@@ -57,7 +57,7 @@ func newEnvWith(t *testing.T, change func(*api.Deps, *repos.Config)) *env {
 	reposDir := filepath.Join(dir, "repos")
 	r := runner.New(runner.Config{Instance: "t", DefaultImage: "img", LogsDir: filepath.Join(dir, "logs")}, store, sandboxtest.New(nil), nil, log)
 	pushes := gitsvc.NewPushes(filepath.Join(dir, "hook.sock"))
-	rc := repos.Config{ReposDir: reposDir, LogsDir: filepath.Join(dir, "logs"), HookBinary: "/bin/false", Store: store, Git: git, Runs: r, Pushes: pushes, Log: log}
+	rc := repos.Config{ReposDir: reposDir, LogsDir: filepath.Join(dir, "logs"), HookBinary: "/bin/false", Store: store, Git: git, Runs: r, Log: log}
 	deps := api.Deps{Store: store, Git: git, Pushes: pushes, Runner: r, ReposDir: reposDir, LogsDir: filepath.Join(dir, "logs"), Log: log}
 	if change != nil {
 		change(&deps, &rc)

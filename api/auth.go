@@ -18,8 +18,14 @@ const touchEvery = time.Minute
 // the token as password and any username) and calls next with its
 // principal. Missing, unknown and expired tokens get 401
 // {"error":"Unauthorized"} with WWW-Authenticate: Basic realm="Kod".
+// A request handed over in-process with forge.ContextWithPrincipal (the
+// web UI, after checking its session) acts as that principal instead.
 func (s *Server) authenticated(next func(http.ResponseWriter, *http.Request, *forge.Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := forge.PrincipalFromContext(r.Context()); p != nil {
+			next(w, r, p)
+			return
+		}
 		tok, err := s.tokenOf(r)
 		if err != nil {
 			if !errors.Is(err, forge.ErrUnauthorized) {

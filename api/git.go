@@ -47,7 +47,7 @@ func (s *Server) gitRPC(svc gitsvc.Service) handlerFunc {
 		}
 		var env []string
 		if svc == gitsvc.ReceivePack {
-			hookEnv, end := s.Pushes.BeginPush(&gitsvc.Push{Repo: repo.Name, Principal: c.p, Transport: "http"})
+			hookEnv, end := s.Pushes.BeginPush(&gitsvc.Push{RepoID: repo.ID, Repo: repo.Name, Principal: c.p, Transport: "http"})
 			defer end()
 			env = hookEnv
 		}

@@ -75,7 +75,7 @@ func logEnvWithStore(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
-	rs := repos.New(repos.Config{ReposDir: dir, LogsDir: logs, HookBinary: "/bin/false", Store: store, Git: &gitsvc.Git{}, Runs: r, Pushes: gitsvc.NewPushes(filepath.Join(dir, "hook.sock")), Log: log})
+	rs := repos.New(repos.Config{ReposDir: dir, LogsDir: logs, HookBinary: "/bin/false", Store: store, Git: &gitsvc.Git{}, Runs: r, Log: log})
 	s := api.New(api.Deps{Store: store, Git: &gitsvc.Git{}, Repos: rs, Runner: r, ReposDir: dir, LogsDir: logs, Log: log, TokenRecheck: 50 * time.Millisecond})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)

@@ -51,7 +51,7 @@ func TestReferenceRepositories(t *testing.T) {
 	ro := bearer(e.token([]forge.Permission{forge.PermRepoRead}, ""))
 	e.table(t, []refCase{
 		{name: "create", method: "POST", path: "/repos", auth: owner, body: `{"name":"proj"}`, code: 201,
-			has: []string{`"name":"proj"`, `"protectedBranches":[]`, `"ownerTokenId":"`, `"createdAt":`, `"path":"` + e.dir("proj") + `"`}, hasNot: []string{"ownerUsername"}},
+			has: []string{`"id":"`, `"name":"proj"`, `"protectedBranches":[]`, `"ownerTokenId":"`, `"createdAt":`, `"path":"` + e.dir("proj") + `"`}, hasNot: []string{"ownerUsername"}},
 		{name: "create needs repo:write", method: "POST", path: "/repos", auth: ro, body: `{"name":"x"}`, code: 403, msg: "Permission denied"},
 		{name: "create duplicate", method: "POST", path: "/repos", auth: owner, body: `{"name":"proj"}`, code: 409, msg: "Repository already exists"},
 		{name: "create no name", method: "POST", path: "/repos", auth: owner, body: `{}`, code: 400, msg: "Name is required"},

@@ -25,8 +25,10 @@ func (s *Server) repoRoutes() {
 	s.handle(http.MethodDelete, "/repos/{name}", actRepoDelete, s.deleteRepo)
 }
 
-// repoJSON is the Kod shape of a repository in lists and on creation.
+// repoJSON is the Kod shape of a repository in lists and on creation,
+// plus kod's stable id (unchanged by renames).
 type repoJSON struct {
+	ID                string   `json:"id"`
 	Name              string   `json:"name"`
 	CreatedAt         int64    `json:"createdAt"`
 	Path              string   `json:"path"`
@@ -41,6 +43,7 @@ type repoDetailJSON struct {
 	Collaborators []string `json:"collaborators"`
 	Branches      []string `json:"branches"`
 	DefaultBranch *string  `json:"defaultBranch"`
+	PublicBadges  bool     `json:"publicBadges"` // kod's addition: see PATCH /repos/:name
 }
 
 func (s *Server) toRepoJSON(r *forge.Repo) repoJSON {
@@ -49,7 +52,7 @@ func (s *Server) toRepoJSON(r *forge.Repo) repoJSON {
 		pb = []string{}
 	}
 	slices.Sort(pb)
-	return repoJSON{Name: r.Name, CreatedAt: r.CreatedAt, Path: s.repoDir(r), OwnerTokenID: r.OwnerTokenID, ProtectedBranches: pb}
+	return repoJSON{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, Path: s.repoDir(r), OwnerTokenID: r.OwnerTokenID, ProtectedBranches: pb}
 }
 
 // repoDir is where r lives now (repos.Service.Dir).
@@ -103,7 +106,7 @@ func (s *Server) getRepo(w http.ResponseWriter, r *http.Request, c *call) error 
 
 // repoDetail is the GET /repos/:name shape of repo.
 func (s *Server) repoDetail(ctx context.Context, repo *forge.Repo) (*repoDetailJSON, error) {
-	out := &repoDetailJSON{repoJSON: s.toRepoJSON(repo), Collaborators: []string{}}
+	out := &repoDetailJSON{repoJSON: s.toRepoJSON(repo), Collaborators: []string{}, PublicBadges: repo.PublicBadges}
 	for _, col := range repo.Collaborators {
 		out.Collaborators = append(out.Collaborators, col.Username)
 	}

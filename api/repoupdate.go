@@ -8,33 +8,38 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-// updateRepo is Kod API PATCH /repos/:name {name?, defaultBranch?} -> 200
+// updateRepo is Kod API PATCH /repos/:name {name?, defaultBranch?, publicBadges?} -> 200
 // with the repository in the GET /repos/:name shape (repo:write, owner or
 // admin; 403 "Only the repository owner can update this repository").
 //
 // name renames (Kod): onto a taken name is 409 "A repository with that
-// name already exists", to the same name changes nothing; see repos.Service.Rename.
-// The record and everything keyed by the repository name (collaborators
-// and protections in the record; runs, secrets, webhooks and deliveries
-// through the store's cascades) move in one transaction, and the bare
-// repository directory moves with os.Rename inside the repos dir. Queued
-// runs follow the new name; executing runs keep going (the runner resolves
-// the name again before it reads the repository), and pushes in flight have
-// their hooks pointed at the new name.
+// name already exists", to the same name changes nothing; see
+// repos.Service.Rename: the bare repository directory moves with os.Rename
+// inside the repos dir, then one small transaction renames the record
+// (runs, secrets, webhooks and deliveries refer to the repository's id and
+// show the new name). Executing runs keep going and keep their branch's
+// slot; pushes in flight find the repository by id.
 //
 // defaultBranch (kod's addition) points HEAD at an existing branch: what
 // clones check out and where schedules run. 400 "Invalid branch name", 400
-// "Branch '<b>' does not exist". A request with neither is 400 "Name is
-// required" (Kod's message); everything is checked before anything moves.
+// "Branch '<b>' does not exist".
+//
+// publicBadges (kod's addition) lets callers without a token see the
+// repository's badge (GET /repos/:name/badge.svg); false, the default,
+// shows it only to tokens with workflow:read on the repository.
+//
+// A request with none of them is 400 "Name is required" (Kod's message);
+// everything is checked before anything moves.
 func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req struct {
 		Name          *string `json:"name"`
 		DefaultBranch *string `json:"defaultBranch"`
+		PublicBadges  *bool   `json:"publicBadges"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if (req.Name == nil && req.DefaultBranch == nil) || (req.Name != nil && *req.Name == "") {
+	if (req.Name == nil && req.DefaultBranch == nil && req.PublicBadges == nil) || (req.Name != nil && *req.Name == "") {
 		return forge.Invalid("Name is required")
 	}
 	repo, err := c.repo(r.Context(), r)
@@ -62,6 +67,15 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request, c *call) err
 			return fmt.Errorf("setting the default branch of %s: %w", repo.Name, err)
 		}
 		s.log.Info("default branch set", "repo", repo.Name, "branch", *req.DefaultBranch, "token", c.p.TokenID)
+	}
+	if req.PublicBadges != nil && *req.PublicBadges != repo.PublicBadges {
+		if repo, err = s.Store.UpdateRepo(ctx, repo.Name, func(x *forge.Repo) error {
+			x.PublicBadges = *req.PublicBadges
+			return nil
+		}); err != nil {
+			return err
+		}
+		s.log.Info("badge visibility set", "repo", repo.Name, "public", repo.PublicBadges, "token", c.p.TokenID)
 	}
 	out, err := s.repoDetail(ctx, repo)
 	if err != nil {

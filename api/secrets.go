@@ -81,7 +81,7 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err := forge.ValidateSecretName(name); err != nil {
 		return err
 	}
-	sealed, err := s.Secrets.Seal(repo.Name, name, []byte(req.Value))
+	sealed, err := s.Secrets.Seal(repo.ID, name, []byte(req.Value))
 	if errors.Is(err, forge.ErrSecretKey) {
 		writeJSON(w, http.StatusInternalServerError, errorBody{msgKeyMismatch})
 		return nil
@@ -90,7 +90,7 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request, c *call) erro
 		return err
 	}
 	now := forge.NowMillis()
-	created, err := s.Store.PutSecret(r.Context(), &forge.Secret{Name: name, RepoName: repo.Name, CreatedAt: now, UpdatedAt: now, Sealed: sealed})
+	created, err := s.Store.PutSecret(r.Context(), &forge.Secret{Name: name, RepoID: repo.ID, RepoName: repo.Name, CreatedAt: now, UpdatedAt: now, Sealed: sealed})
 	if err != nil {
 		return err
 	}

@@ -229,13 +229,13 @@ func TestWebhookRoutes(t *testing.T) {
 	}
 }
 
-// TestSecretsAndWebhooksFollowRename: PATCH /repos/:name moves secrets
-// (re-encrypted for the new name) and webhooks with their deliveries.
+// TestSecretsAndWebhooksFollowRename: after PATCH /repos/:name the secrets
+// (bound to the repository's id, untouched) still decrypt, and webhooks
+// with their deliveries answer under the new name.
 func TestSecretsAndWebhooksFollowRename(t *testing.T) {
 	t.Parallel()
 	box := cheapBox(t)
 	e := newEnvWith(t, func(d *api.Deps, rc *repos.Config) { d.Secrets = box })
-	e.store.SetSecretBox(box)
 	e.must("POST", "/repos", bearer(admin), `{"name":"old"}`, 201)
 	e.must("PUT", "/repos/old/secrets/TOKEN", bearer(admin), `{"value":"moving-value"}`, 200)
 	var hook struct{ ID string }

@@ -36,6 +36,11 @@ type Deps struct {
 	Webhooks DeliveryRetrier  // sends a webhook delivery again at once
 	// HostKeyPath is the SSH host key, included in backups ("" = none).
 	HostKeyPath string
+	// Metrics, if set, counts every request by route template and is
+	// served at GET /metrics (see metricsRoute) to admin tokens and to
+	// the bearer MetricsToken (KOD_METRICS_TOKEN; "" = admin tokens only).
+	Metrics      MetricsExporter
+	MetricsToken string
 	// TokenRecheck is how often a long log stream checks that its token
 	// still exists and has not expired; 0 means 30 s.
 	TokenRecheck time.Duration
@@ -68,11 +73,16 @@ type Route struct {
 // New returns the API server with every route registered.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now, streamsStopped: make(chan struct{})}
+	if s.Metrics != nil {
+		s.router.Use(s.Metrics.HTTP) // outermost: it sees the status of recovered panics
+	}
 	s.router.Use(s.recoverPanics)
 	s.router.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
+	s.metricsRoute()
 	s.gitRoutes()
+	s.statusRoutes()
 	s.repoRoutes()
 	s.collaboratorRoutes()
 	s.protectionRoutes()
@@ -87,6 +97,10 @@ func New(d Deps) *Server {
 	})
 	s.router.NotFoundHandler = s.recoverPanics(notFound)
 	s.router.MethodNotAllowedHandler = s.recoverPanics(s.authenticated(s.methodNotAllowed))
+	if s.Metrics != nil {
+		s.router.NotFoundHandler = s.Metrics.HTTP(s.router.NotFoundHandler)
+		s.router.MethodNotAllowedHandler = s.Metrics.HTTP(s.router.MethodNotAllowedHandler)
+	}
 	return s
 }
 

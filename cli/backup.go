@@ -16,7 +16,7 @@ import (
 
 	"github.com/kod-forge/kod/backup"
 	"github.com/kod-forge/kod/client"
-	"github.com/kod-forge/kod/server/config"
+	"github.com/kod-forge/kod/config"
 )
 
 // serverDirFlags are the flags with which backup and restore find the

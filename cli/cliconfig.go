@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/kod-forge/kod/client"
-	"github.com/kod-forge/kod/server/config"
+	"github.com/kod-forge/kod/config"
 )
 
 // DefaultServerURL is where the client looks for a server when nothing

@@ -16,9 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kod-forge/kod/client"
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/sandbox/docker"
 	"github.com/kod-forge/kod/server"
-	"github.com/kod-forge/kod/server/config"
 )
 
 // minGit is the oldest git kod is tested with for serving and cloning.

@@ -11,6 +11,7 @@ import (
 // Repo is a repository as listed and created (Kod API: GET /repos, POST
 // /repos). CreatedAt is ms since the epoch.
 type Repo struct {
+	ID                string   `json:"id"` // stable across renames
 	Name              string   `json:"name"`
 	CreatedAt         int64    `json:"createdAt"`
 	Path              string   `json:"path"`

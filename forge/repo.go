@@ -34,10 +34,13 @@ type Collaborator struct {
 	AddedAt  Millis `json:"addedAt"`
 }
 
-// Repo is a repository record. The bare repository lives at Path.
-// Collaborators and protected branches are part of the record so a rename
-// carries them along in one write.
+// Repo is a repository record. ID is immutable, given at creation; every
+// record attached to the repository (runs, secrets, webhooks, deliveries)
+// refers to it, and Name is a unique, renamable attribute. The bare
+// repository lives at <repos dir>/<Name>.git (Path records where it was
+// last). Collaborators and protected branches are part of the record.
 type Repo struct {
+	ID                string         `json:"id"`
 	Name              string         `json:"name"`
 	CreatedAt         Millis         `json:"createdAt"`
 	Path              string         `json:"path"`
@@ -48,6 +51,10 @@ type Repo struct {
 	// and unlinked admin tokens). Not part of the Kod API; it lets
 	// transports without a token (SSH) decide ownership (Principal.IsOwner).
 	OwnerUsername string `json:"ownerUsername,omitempty"`
+	// PublicBadges lets anyone see the repository's badge (GET
+	// /repos/:name/badge.svg); records written before it existed read as
+	// false, which keeps their badges private.
+	PublicBadges bool `json:"publicBadges,omitempty"`
 }
 
 // HasCollaborator reports whether username is a collaborator of r.

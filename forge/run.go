@@ -27,7 +27,11 @@ const (
 // Run is a workflow run record (Kod API: GET /repos/:name/workflows/:id).
 // Times are ms since the epoch; durations are milliseconds.
 type Run struct {
-	ID          string    `json:"id"`
+	ID string `json:"id"`
+	// RepoID is the repository's stable id, what the store keys the run
+	// by; RepoName is the repository's current name, filled by the store
+	// when it reads the run (a rename never rewrites runs).
+	RepoID      string    `json:"-"`
 	RepoName    string    `json:"repoName"`
 	Branch      string    `json:"branch"`
 	Commit      string    `json:"commit"`

@@ -43,11 +43,28 @@ func ValidateSecretValue(value string) error {
 // stored. Times are ms since the epoch (Kod API: GET /repos/:name/secrets
 // lists {name, repoName, createdAt, updatedAt}, never the value).
 type Secret struct {
-	Name      string `json:"name"`
-	RepoName  string `json:"repoName"`
+	Name string `json:"name"`
+	// RepoID is the repository's stable id: the store's key and, unless
+	// Binding is set, the additional data the value is sealed with.
+	// RepoName is the current name, filled when the store reads it.
+	RepoID   string `json:"repoId"`
+	RepoName string `json:"repoName,omitempty"`
+	// Binding is the additional data of a value sealed before repositories
+	// had ids (their name then); "" means RepoID.
+	Binding   string `json:"binding,omitempty"`
 	CreatedAt Millis `json:"createdAt"`
 	UpdatedAt Millis `json:"updatedAt"`
 	Sealed    string `json:"sealed"`
+}
+
+// SealedFor is the additional data s's value is sealed with: its
+// repository's id, or the repository name a value sealed before ids was
+// bound to (Binding).
+func (s *Secret) SealedFor() string {
+	if s.Binding != "" {
+		return s.Binding
+	}
+	return s.RepoID
 }
 
 // SecretValue is one decrypted secret, held in memory only (by the runner,

@@ -120,7 +120,8 @@ func (b *SecretBox) Mismatch() bool { return b.mismatch }
 // secret name, NUL-separated (neither can contain NUL).
 func additionalData(repo, name string) []byte { return []byte(repo + "\x00" + name) }
 
-// Seal encrypts value for secret name of repository repo and returns
+// Seal encrypts value for secret name of the repository whose id is repo
+// (Secret.SealedFor) and returns
 // "v1:" + base64(nonce || ciphertext || tag). ErrSecretKey when the stored
 // secrets use another key (see Mismatch).
 func (b *SecretBox) Seal(repo, name string, value []byte) (string, error) {
@@ -164,8 +165,9 @@ func (b *SecretBox) Open(repo, name, sealed string) ([]byte, error) {
 	return value, nil
 }
 
-// Reseal re-binds a value sealed for oldRepo to newRepo (repository
-// rename): it is opened and sealed again with a fresh nonce.
+// Reseal re-binds a value sealed for oldRepo to newRepo (a value sealed
+// for a repository name before ids, moved to the id): it is opened and
+// sealed again with a fresh nonce.
 func (b *SecretBox) Reseal(oldRepo, newRepo, name, sealed string) (string, error) {
 	value, err := b.Open(oldRepo, name, sealed)
 	if err != nil {

@@ -7,9 +7,10 @@ import (
 	"log/slog"
 )
 
-// SecretStore keeps sealed repository secrets, keyed by repository and
-// name; they follow the repository on rename (re-sealed for the new name)
-// and go with it on delete.
+// SecretStore keeps sealed repository secrets, keyed by repository id and
+// name; methods take the repository's name. They stay with the repository
+// on rename (sealed for its id, see Secret.SealedFor) and go with it on
+// delete.
 type SecretStore interface {
 	// PutSecret stores s, keeping CreatedAt of an existing secret of the
 	// same repository and name (Kod: createdAt kept on update). It reports
@@ -101,7 +102,7 @@ func RepoSecrets(ctx context.Context, store SecretStore, box *SecretBox, repo st
 	out := make([]SecretValue, 0, len(secrets))
 	var errs []error
 	for _, s := range secrets {
-		v, err := box.Open(repo, s.Name, s.Sealed)
+		v, err := box.Open(s.SealedFor(), s.Name, s.Sealed)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -2,12 +2,17 @@ package forge
 
 import "context"
 
-// RepoStore keeps repository records. Errors wrap ErrNotFound / ErrConflict.
+// RepoStore keeps repository records, keyed by their immutable ID with an
+// index of their unique names. Methods that take a name resolve it through
+// that index. Errors wrap ErrNotFound / ErrConflict.
 type RepoStore interface {
-	// CreateRepo stores a new record; ErrConflict if the name is taken.
+	// CreateRepo stores a new record, giving it an ID when r.ID is "";
+	// ErrConflict if the name is taken.
 	CreateRepo(ctx context.Context, r *Repo) error
 	// GetRepo returns the record named name; ErrNotFound if none.
 	GetRepo(ctx context.Context, name string) (*Repo, error)
+	// GetRepoByID returns the record with id; ErrNotFound if none.
+	GetRepoByID(ctx context.Context, id string) (*Repo, error)
 	// ListRepos returns every record, sorted by name.
 	ListRepos(ctx context.Context) ([]*Repo, error)
 	// UpdateRepo applies fn to the record inside one transaction and stores
@@ -18,8 +23,9 @@ type RepoStore interface {
 	// queue entries, and every other entity keyed by the repository).
 	// ErrNotFound if none.
 	DeleteRepo(ctx context.Context, name string) error
-	// RenameRepo moves the record and everything attached to it to newName
-	// in one transaction. ErrNotFound, or ErrConflict if newName is taken.
+	// RenameRepo gives the record newName: one small transaction (the
+	// record and the name index; everything attached refers to the id).
+	// ErrNotFound, or ErrConflict if newName is taken.
 	RenameRepo(ctx context.Context, oldName, newName string) (*Repo, error)
 }
 

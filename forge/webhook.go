@@ -26,8 +26,11 @@ const (
 // set, signs every delivery (HMAC-SHA256) and is never returned by the API.
 // CreatedAt is ms since the epoch (Kod API: GET /repos/:name/webhooks).
 type Webhook struct {
-	ID        string         `json:"id"`
-	RepoName  string         `json:"repoName"`
+	ID string `json:"id"`
+	// RepoID is the repository's stable id (the store's key); RepoName
+	// is its current name, filled when the store reads the webhook.
+	RepoID    string         `json:"repoId"`
+	RepoName  string         `json:"repoName,omitempty"`
 	URL       string         `json:"url"`
 	Events    []WebhookEvent `json:"events"`
 	Secret    string         `json:"secret,omitempty"`
@@ -92,9 +95,12 @@ const (
 // Payload is the exact JSON body; it is signed and sent unchanged on every
 // attempt.
 type Delivery struct {
-	ID             string          `json:"id"`
-	WebhookID      string          `json:"webhookId"`
-	RepoName       string          `json:"repoName"`
+	ID        string `json:"id"`
+	WebhookID string `json:"webhookId"`
+	// RepoID is the repository's stable id (the store's key); RepoName
+	// is its current name, filled when the store reads the delivery.
+	RepoID         string          `json:"repoId"`
+	RepoName       string          `json:"repoName,omitempty"`
 	Event          WebhookEvent    `json:"event"`
 	URL            string          `json:"url"`
 	Status         DeliveryStatus  `json:"status"`
@@ -131,8 +137,9 @@ func (d *Delivery) Due(now Millis) bool {
 	return d.Status == DeliveryPending && d.LeaseUntil == 0 && d.NextAttemptAt <= now
 }
 
-// WebhookStore keeps webhooks, indexed by repository; they follow renames
-// and go with their repository.
+// WebhookStore keeps webhooks, indexed by repository id (methods take
+// the repository name); they stay with a renamed repository and go with a
+// deleted one.
 type WebhookStore interface {
 	// CreateWebhook stores w; ErrConflict if its id exists.
 	CreateWebhook(ctx context.Context, w *Webhook) error

@@ -23,6 +23,18 @@ const DefaultTimeout = 2 * time.Minute
 // prompts, no system or global config, C locale.
 type Git struct {
 	Bin string // path of the git binary; "" means "git" from PATH
+	// OnServe, if set, is told of every git protocol request served:
+	// transport "http" or "ssh" and the service (git-upload-pack,
+	// git-receive-pack). It must not block.
+	OnServe func(transport, service string)
+}
+
+// Served reports a protocol request to OnServe: transport "http" or
+// "ssh" (the SSH server calls it).
+func (g *Git) Served(transport string, svc Service) {
+	if g.OnServe != nil {
+		g.OnServe(transport, string(svc))
+	}
 }
 
 // Cmd is one git invocation. Args are fixed options chosen by kod; values

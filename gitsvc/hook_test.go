@@ -151,22 +151,6 @@ func TestUserArgRefusesOptions(t *testing.T) {
 	}
 }
 
-// A rename points pushes in flight at the new name.
-func TestPushesFollowRename(t *testing.T) {
-	h := &recordingHandler{}
-	s := startHooks(t, h)
-	env, end := s.BeginPush(&Push{Repo: "old", Principal: &forge.Principal{}})
-	defer end()
-	s.RepoRenamed("old", "new")
-	var stderr bytes.Buffer
-	if code := RunHook(context.Background(), "pre-receive", strings.NewReader(line), &stderr, envFunc(env)); code != 0 {
-		t.Fatalf("refused: %q", stderr.String())
-	}
-	if len(h.pushes) != 1 || h.pushes[0] != "new" {
-		t.Errorf("hook saw repository %v, want new", h.pushes)
-	}
-}
-
 func TestRemoveStaleQuarantines(t *testing.T) {
 	repo := t.TempDir()
 	old := filepath.Join(repo, "objects", "tmp_objdir-incoming-OLD")

@@ -20,7 +20,8 @@ import (
 
 // Push is one running receive-pack as the hook server knows it.
 type Push struct {
-	Repo      string           // repository name
+	RepoID    string           // the repository's stable id: hooks find it by id, whatever its name is now
+	Repo      string           // repository name when the push began (for logs)
 	Principal *forge.Principal // who pushes
 	Transport string           // "http" or "ssh"
 }
@@ -50,8 +51,7 @@ type hookResponse struct {
 
 // Pushes is the registry of pushes in flight: the per-push credentials
 // that git's hooks present to the HookServer. Transports register a push
-// with BeginPush before running git receive-pack; the lifecycle points
-// pushes at a renamed repository with RepoRenamed. Safe for concurrent use.
+// with BeginPush before running git receive-pack. Safe for concurrent use.
 type Pushes struct {
 	socket string
 	mu     sync.Mutex
@@ -147,18 +147,6 @@ func (s *Pushes) BeginPush(p *Push) (env []string, end func()) {
 		s.mu.Unlock()
 	})
 	return []string{EnvHookSocket + "=" + s.socket, EnvHookToken + "=" + cred}, end
-}
-
-// RepoRenamed points the pushes in flight to repository oldName at newName,
-// so their hooks find the record under its new name after a rename.
-func (s *Pushes) RepoRenamed(oldName, newName string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.pushes {
-		if p.Repo == oldName {
-			p.Repo = newName
-		}
-	}
 }
 
 // lookup returns a copy of the push whose credential r carries, or nil.

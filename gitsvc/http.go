@@ -80,6 +80,7 @@ func (g *Git) InfoRefs(w http.ResponseWriter, r *http.Request, dir string, svc S
 // allowed) streams into `git <svc> --stateless-rpc` and its output streams
 // back; neither is held in memory as a whole.
 func (g *Git) ServiceRPC(w http.ResponseWriter, r *http.Request, dir string, svc Service, env []string) error {
+	g.Served("http", svc)
 	body := io.Reader(r.Body)
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(r.Body)

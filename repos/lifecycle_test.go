@@ -86,7 +86,7 @@ func newEnv(t *testing.T, gated bool) *env {
 	t.Cleanup(func() { _ = e.runner.Shutdown(context.Background()) })
 	e.svc = repos.New(repos.Config{
 		ReposDir: e.reposDir, LogsDir: filepath.Join(dir, "logs"), HookBinary: "/bin/false",
-		Store: store, Git: git, Runs: e.runner, Pushes: gitsvc.NewPushes(filepath.Join(dir, "hook.sock")), Webhooks: hooks, Log: log,
+		Store: store, Git: git, Runs: e.runner, Webhooks: hooks, Log: log,
 	})
 	return e
 }
@@ -354,5 +354,73 @@ func TestRenameWhileARunIsExecuting(t *testing.T) {
 	}
 	if stored, err := e.store.GetRun(ctx, run.ID); err != nil || stored.RepoName != "new" || stored.Status != forge.RunCompleted {
 		t.Errorf("stored run: %+v %v", stored, err)
+	}
+}
+
+// TestRenameKeepsTheExecutingRunsBranchSlot: a push of the same branch
+// after a rename waits for the run still executing from before it (the
+// per-branch slot belongs to the repository, not to its name), while a
+// push of another branch goes ahead; the waiting run starts once the
+// first has finished.
+func TestRenameKeepsTheExecutingRunsBranchSlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, true)
+	ctx := context.Background()
+	e.create("old")
+	if err := e.runner.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf := map[string]string{".kod/workflows/ci.toml": ciWorkflow}
+	e.push("old", owner, e.commit("old", "main", wf))
+	eventually(t, "the first run's step to start", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.started) == 1 })
+	if _, err := e.svc.Rename(ctx, "old", "new"); err != nil {
+		t.Fatal(err)
+	}
+	// One push: main first, then other. The dispatcher takes the queue in
+	// order, so once other's step has started, main's run was passed over.
+	e.push("new", owner, e.commit("new", "main", wf), e.commit("new", "other", wf))
+	eventually(t, "the other branch's step to start", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.started) == 2 })
+	runs, err := e.store.ListRuns(ctx, "new", 0) // newest first: other, main (second), main (first)
+	if err != nil || len(runs) != 3 {
+		t.Fatalf("runs: %d %v", len(runs), err)
+	}
+	first, second, other := runs[2], runs[1], runs[0]
+	if first.Status != forge.RunRunning || second.Status != forge.RunQueued || second.Branch != "main" || other.Status != forge.RunRunning || other.Branch != "other" {
+		t.Fatalf("while the first run executes: first %s, second main %s, other %s (%s)", first.Status, second.Status, other.Status, other.Branch)
+	}
+	close(e.gate)
+	ended := map[string]*forge.Run{}
+	for range 3 {
+		run := e.wait()
+		ended[run.ID] = run
+	}
+	a, b := ended[first.ID], ended[second.ID]
+	if a == nil || b == nil || a.Status != forge.RunCompleted || b.Status != forge.RunCompleted || a.RepoName != "new" || b.RepoName != "new" {
+		t.Fatalf("ended: %+v", ended)
+	}
+	if b.StartedAt < a.CompletedAt {
+		t.Errorf("the second run of main started at %d, before the first ended at %d", b.StartedAt, a.CompletedAt)
+	}
+}
+
+// TestPushInFlightDuringRename: hooks find the pushed repository by id, so
+// a push that began under the old name is judged and recorded under the
+// new one.
+func TestPushInFlightDuringRename(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	ctx := context.Background()
+	repo := e.create("old")
+	push := &gitsvc.Push{RepoID: repo.ID, Repo: "old", Principal: owner, Transport: "http"}
+	if _, err := e.svc.Rename(ctx, "old", "new"); err != nil {
+		t.Fatal(err)
+	}
+	main := e.commit("new", "main", map[string]string{".kod/workflows/ci.toml": ciWorkflow})
+	if err := e.svc.PreReceive(ctx, push, []forge.RefUpdate{main}); err != nil {
+		t.Fatalf("pre-receive after the rename: %v", err)
+	}
+	e.svc.PostReceive(ctx, push, []forge.RefUpdate{main})
+	if runs, _ := e.store.ListRuns(ctx, "new", 0); len(runs) != 1 || runs[0].RepoName != "new" || runs[0].Commit != main.New {
+		t.Errorf("runs after the push: %+v", runs)
 	}
 }

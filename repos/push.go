@@ -21,9 +21,17 @@ func (h *Service) PreReceive(ctx context.Context, push *gitsvc.Push, updates []f
 	return forge.CheckRefUpdates(push.Principal, repo, updates)
 }
 
-// repoOf loads the record of the pushed repository.
+// repoOf loads the record of the pushed repository by its id (by name for
+// a push registered without one), so a push in flight during a rename
+// finds the repository under its new name.
 func (h *Service) repoOf(ctx context.Context, push *gitsvc.Push) (*forge.Repo, error) {
-	repo, err := h.cfg.Store.GetRepo(ctx, push.Repo)
+	var repo *forge.Repo
+	var err error
+	if push.RepoID != "" {
+		repo, err = h.cfg.Store.GetRepoByID(ctx, push.RepoID)
+	} else {
+		repo, err = h.cfg.Store.GetRepo(ctx, push.Repo)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -37,14 +45,21 @@ func (h *Service) repoOf(ctx context.Context, push *gitsvc.Push) (*forge.Repo, e
 	return repo, nil
 }
 
-// PostReceive implements gitsvc.HookHandler: it gives the repository a
-// default branch when it has none (see fixHead), then queues runs.
+// PostReceive implements gitsvc.HookHandler: after the refs moved it gives
+// the repository a default branch when it has none (see fixHead), queues
+// one run per pushed branch with workflows, and records the push's webhook
+// deliveries (with the runs), returning lines for the pusher.
 func (h *Service) PostReceive(ctx context.Context, push *gitsvc.Push, updates []forge.RefUpdate) []string {
-	msgs := h.fixHead(ctx, push, updates)
-	runs, runMsgs := h.cfg.Runs.OnPush(ctx, push.Repo, push.Principal.TokenID, updates)
+	repo, err := h.repoOf(ctx, push)
+	if err != nil {
+		h.log.Error("post-receive: reading the repository", "repo", push.Repo, "err", err)
+		return []string{"kod: the repository of this push could not be read; no runs were queued"}
+	}
+	msgs := h.fixHead(ctx, repo, push.Principal, updates)
+	runs, runMsgs := h.cfg.Runs.OnPush(ctx, repo.Name, push.Principal.TokenID, updates)
 	msgs = append(msgs, runMsgs...)
-	if err := h.notifyPush(ctx, push.Repo, updates, runs); err != nil {
-		h.log.Error("recording push webhook deliveries", "repo", push.Repo, "err", err)
+	if err := h.notifyPush(ctx, repo.Name, updates, runs); err != nil {
+		h.log.Error("recording push webhook deliveries", "repo", repo.Name, "err", err)
 		msgs = append(msgs, "kod: could not record webhook deliveries for this push")
 	}
 	return msgs
@@ -79,11 +94,8 @@ func (h *Service) notifyPush(ctx context.Context, repo string, updates []forge.R
 // is and says so: a collaborator's first feature branch must not become
 // the repository's default for good behind its owner's back (the owner
 // pushes the branch, or sets it with PATCH /repos/:name {defaultBranch}).
-func (h *Service) fixHead(ctx context.Context, push *gitsvc.Push, updates []forge.RefUpdate) []string {
-	dir, err := gitsvc.RepoPath(h.cfg.ReposDir, push.Repo)
-	if err != nil {
-		return nil
-	}
+func (h *Service) fixHead(ctx context.Context, repo *forge.Repo, p *forge.Principal, updates []forge.RefUpdate) []string {
+	dir := h.Dir(repo)
 	branches, err := h.cfg.Git.Branches(ctx, dir)
 	if err != nil || len(branches) == 0 {
 		return nil
@@ -100,12 +112,8 @@ func (h *Service) fixHead(ctx context.Context, push *gitsvc.Push, updates []forg
 		}
 	}
 	if pick == "" {
-		repo, err := h.repoOf(ctx, push)
-		if err != nil {
-			return nil
-		}
-		if p := push.Principal; p == nil || !(p.IsAdmin() || p.IsOwner(repo) && p.Has(forge.PermRepoWrite)) {
-			return []string{fmt.Sprintf("kod: the repository has no default branch yet (HEAD names %q, which does not exist); its owner can push one or set it with PATCH /repos/%s {\"defaultBranch\": ...}", head, push.Repo)}
+		if p == nil || !(p.IsAdmin() || p.IsOwner(repo) && p.Has(forge.PermRepoWrite)) {
+			return []string{fmt.Sprintf("kod: the repository has no default branch yet (HEAD names %q, which does not exist); its owner can push one or set it with PATCH /repos/%s {\"defaultBranch\": ...}", head, repo.Name)}
 		}
 		for _, u := range updates {
 			if b, ok := u.Branch(); ok && !u.IsDelete() && slices.Contains(branches, b) {
@@ -118,9 +126,9 @@ func (h *Service) fixHead(ctx context.Context, push *gitsvc.Push, updates []forg
 		return nil
 	}
 	if err := h.cfg.Git.SetHead(ctx, dir, pick); err != nil {
-		h.log.Warn("pointing HEAD at a branch", "repo", push.Repo, "branch", pick, "err", err)
+		h.log.Warn("pointing HEAD at a branch", "repo", repo.Name, "branch", pick, "err", err)
 		return nil
 	}
-	h.log.Info("default branch set by a push", "repo", push.Repo, "branch", pick)
+	h.log.Info("default branch set by a push", "repo", repo.Name, "branch", pick)
 	return []string{fmt.Sprintf("kod: default branch set to %s", pick)}
 }

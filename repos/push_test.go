@@ -124,7 +124,11 @@ func TestFixHead(t *testing.T) {
 			for _, b := range tc.pushed {
 				updates = append(updates, created(b))
 			}
-			msgs := h.fixHead(ctx, &gitsvc.Push{Repo: name, Principal: tc.p}, updates)
+			repo, err := store.GetRepo(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs := h.fixHead(ctx, repo, tc.p, updates)
 			if got := gitIn(t, filepath.Join(repos, name+".git"), "symbolic-ref", "HEAD"); got != "refs/heads/"+tc.head {
 				t.Errorf("HEAD = %s, want %s", got, tc.head)
 			}

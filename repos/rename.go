@@ -49,7 +49,6 @@ func (s *Service) Rename(ctx context.Context, oldName, newName string) (*forge.R
 		}
 		return nil, err
 	}
-	s.cfg.Pushes.RepoRenamed(oldName, newName)
 	s.log.Info("repository renamed", "from", oldName, "to", newName)
 	return renamed, nil
 }

@@ -47,8 +47,8 @@ type PushNotifier interface {
 	Push(ctx context.Context, repo string, events []webhook.PushEvent) error
 }
 
-// Config is everything a Service needs; Store, Git, Runs, Pushes and Log
-// are required.
+// Config is everything a Service needs; Store, Git, Runs and Log are
+// required.
 type Config struct {
 	ReposDir   string // bare repositories live at <ReposDir>/<name>.git
 	LogsDir    string // step logs, removed with their repository
@@ -63,8 +63,7 @@ type Config struct {
 	Store    Store
 	Git      *gitsvc.Git
 	Runs     Runs
-	Pushes   *gitsvc.Pushes // pushes in flight, pointed at a renamed repository
-	Webhooks PushNotifier   // nil: no push deliveries
+	Webhooks PushNotifier // nil: no push deliveries
 	Log      *slog.Logger
 }
 

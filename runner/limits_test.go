@@ -158,11 +158,8 @@ func TestScheduleSurvivesAnUnreadableFile(t *testing.T) {
 	t.Parallel()
 	src := &brokenHeadSource{headSource: headSource{workflow: map[string]string{}}}
 	src.set(strings.Repeat("1", 40), "[on]\nschedule = [\"@every 1s\"]\n[[steps]]\nname = \"nightly\"\nrun = \"true\"\n")
-	r, store, _, done := fakeRunner(t, runner.Config{ScheduleEvery: time.Hour}, src, nil)
+	r, _, _, done := fakeRunner(t, runner.Config{ScheduleEvery: time.Hour}, src, nil)
 	ctx := context.Background()
-	if err := store.CreateRepo(ctx, &forge.Repo{Name: "repo"}); err != nil {
-		t.Fatal(err)
-	}
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

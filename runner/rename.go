@@ -3,10 +3,10 @@ package runner
 import "context"
 
 // currentRepo returns the name the run's repository has now and records it
-// in x.run. A repository renamed after the run was claimed has moved the
-// run record with it (the store's rename cascade), so the executing run
-// reads the repository under its new name. If the record cannot be read,
-// the name the run started with is kept.
+// in x.run. Runs refer to their repository by id and the store fills in
+// the current name when it reads one, so a run whose repository was
+// renamed after it was claimed reads the repository under its new name.
+// If the record cannot be read, the name the run started with is kept.
 func (x *execution) currentRepo(ctx context.Context) string {
 	if cur, err := x.r.store.GetRun(ctx, x.run.ID); err == nil && cur.RepoName != "" {
 		x.run.RepoName = cur.RepoName

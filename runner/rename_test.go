@@ -45,9 +45,6 @@ func TestRunFollowsRename(t *testing.T) {
 	src := &renamingSource{staticSource: staticSource{workflow: "[[steps]]\nname = \"s\"\nrun = \"true\"\n"}}
 	r, store, _, done := fakeRunner(t, runner.Config{}, src, nil)
 	src.store = store
-	if err := store.CreateRepo(context.Background(), &forge.Repo{Name: "repo"}); err != nil {
-		t.Fatal(err)
-	}
 	enqueue(t, r, "main")
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)

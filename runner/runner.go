@@ -119,7 +119,7 @@ type Runner struct {
 	mu   sync.Mutex
 	// active maps the id of every executing run to its cancel function.
 	active map[string]context.CancelCauseFunc
-	// busy holds repo+"\x00"+branch of executing runs: one at a time each.
+	// busy holds repo id+"\x00"+branch of executing runs: one at a time each.
 	busy map[string]bool
 	// streams holds the live log view of every executing run.
 	streams   map[string]*runStream
@@ -232,7 +232,7 @@ func (r *Runner) dispatch(ctx context.Context) {
 	for _, q := range queued {
 		r.mu.Lock()
 		full := len(r.active) >= r.cfg.MaxConcurrent
-		key := q.RepoName + "\x00" + q.Branch
+		key := q.RepoID + "\x00" + q.Branch // by id: a rename keeps the slot
 		busy := r.busy[key]
 		r.mu.Unlock()
 		if full {

@@ -29,6 +29,9 @@ func fakeRunner(t *testing.T, cfg runner.Config, src runner.Source, play sandbox
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	if err := store.CreateRepo(context.Background(), &forge.Repo{Name: "repo"}); err != nil {
+		t.Fatal(err)
+	}
 	fake := sandboxtest.New(play)
 	cfg.Instance = "test"
 	cfg.DefaultImage = "img"
@@ -54,6 +57,7 @@ func enqueue(t *testing.T, r *runner.Runner, branch string) *forge.Run {
 	return run
 }
 
+// wait returns the next run that ended; the deadline only catches hangs.
 func wait(t *testing.T, done <-chan *forge.Run) *forge.Run {
 	t.Helper()
 	select {

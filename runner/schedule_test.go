@@ -57,9 +57,6 @@ func TestScheduledRuns(t *testing.T) {
 	src.set(c1, "[on]\nschedule = [\"@every 1s\"]\n[[steps]]\nname = \"nightly\"\nrun = \"true\"\n")
 	r, store, _, done := fakeRunner(t, runner.Config{ScheduleEvery: 200 * time.Millisecond}, src, nil)
 	ctx := context.Background()
-	if err := store.CreateRepo(ctx, &forge.Repo{Name: "repo"}); err != nil {
-		t.Fatal(err)
-	}
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -141,9 +138,6 @@ func TestRetentionKeepsLastRuns(t *testing.T) {
 	logs := filepath.Join(t.TempDir(), "logs")
 	r, store, _, done := fakeRunner(t, runner.Config{Retention: 2, MaxConcurrent: 1, LogsDir: logs}, staticSource{twoSteps}, nil)
 	ctx := context.Background()
-	if err := store.CreateRepo(ctx, &forge.Repo{Name: "repo"}); err != nil {
-		t.Fatal(err)
-	}
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

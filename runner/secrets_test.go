@@ -56,6 +56,9 @@ func secretRunner(t *testing.T, secrets runner.Secrets, wf string, backend sandb
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	if err := store.CreateRepo(context.Background(), &forge.Repo{Name: "repo"}); err != nil {
+		t.Fatal(err)
+	}
 	logs := filepath.Join(dir, "logs")
 	cfg := runner.Config{Instance: "test", DefaultImage: "img", LogsDir: logs, Secrets: secrets}
 	done := make(chan *forge.Run, 1)

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
 	"github.com/kod-forge/kod/sandbox/kubernetes"
-	"github.com/kod-forge/kod/server/config"
 )
 
 // backend is a sandbox.Backend the server closes on shutdown.

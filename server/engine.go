@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/sandbox/docker"
-	"github.com/kod-forge/kod/server/config"
 )
 
 // checkEngine logs, without failing start-up, what would make runs fail.

@@ -18,16 +18,18 @@ import (
 	"time"
 
 	"github.com/kod-forge/kod/api"
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/gitsvc/sshd"
+	"github.com/kod-forge/kod/metrics"
 	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/registry"
-	"github.com/kod-forge/kod/server/config"
+	"github.com/kod-forge/kod/web"
 	"github.com/kod-forge/kod/webhook"
 )
 
@@ -50,19 +52,26 @@ type Server struct {
 	api      *api.Server
 	ssh      *sshd.Server // nil with SSH off
 
+	meters      *metrics.Metrics
+	metricsLn   net.Listener                    // KOD_METRICS_ADDR; nil when unset
+	stopMetrics func(ctx context.Context) error // set by Start
+
 	httpSrv  *http.Server
-	httpLn   net.Listener
-	sshLn    net.Listener
+	httpLn   net.Listener  // bound by New, served by Start
+	sshLn    net.Listener  // bound by New (nil with SSH off), served by Start
 	served   chan struct{} // closed when HTTP serving ended, with serveErr set
 	serveErr error
 	sshEnded chan error // the SSH server's end
 }
 
-// New builds the server from cfg (validated by config.Load): it creates
-// the data, logs and repos directories, opens the database (refusing one
-// that another process holds), creates the admin token on first start,
-// opens the secret box and connects to the container engine. Nothing
-// listens until Start. Errors name what failed; on error everything opened
+// New builds the server from cfg (validated by config.Load): it binds the
+// HTTP, SSH and metrics ports first (a port in use fails before anything
+// is created on disk), fills the admin token and encryption key from
+// their files next to the data dir or creates them on a first start
+// (fillServerSecrets), creates the data, logs and repos directories, opens
+// the database (refusing one that another process holds), creates the
+// admin token, opens the secret box and connects to the container engine.
+// Nothing is served until Start. Errors name what failed; on error everything opened
 // is closed again.
 func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: log}
@@ -72,6 +81,18 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.reposDir, err = filepath.Abs(cfg.ReposDir); err != nil {
 		return nil, err
 	}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.closeListeners())
+		}
+	}()
+	if _, err := fillServerSecrets(&s.cfg, s.dataDir, log); err != nil {
+		return nil, err
+	}
+	cfg = s.cfg
 	logsDir := filepath.Join(s.dataDir, "logs")
 	for _, d := range []string{s.dataDir, logsDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -103,8 +124,11 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.store.SetSecretBox(secretBox)
-	if s.webhooks, err = newDispatcher(cfg, s.store, log); err != nil {
+	if err := s.rebindSecrets(ctx, secretBox); err != nil {
+		return nil, err
+	}
+	s.meters = metrics.New(s.store)
+	if s.webhooks, err = newDispatcher(cfg, s.store, s.meters.DeliveryAttempt, log); err != nil {
 		return nil, err
 	}
 	registries, err := cfg.RegistryPolicy()
@@ -115,7 +139,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 
-	git := &gitsvc.Git{}
+	git := &gitsvc.Git{OnServe: s.meters.GitOp}
 	s.runner = runner.New(runner.Config{
 		Instance:      s.instance,
 		DefaultImage:  cfg.DefaultImage,
@@ -133,8 +157,11 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		KeepSuperseded:      !cfg.CancelSuperseded,
 		Secrets:             secretSource{store: s.store, box: secretBox},
 		MinScheduleInterval: cfg.ScheduleMinInterval,
-		OnRunDone:           s.webhooks.RunDone,
-	}, s.store, registry.Guard(s.backend, registries.CheckHost), &repos.Source{Git: git, ReposDir: s.reposDir}, log)
+		OnRunDone: func(ctx context.Context, run *forge.Run) {
+			s.webhooks.RunDone(ctx, run)
+			s.meters.RunDone(ctx, run)
+		},
+	}, s.store, s.meters.Backend(registry.Guard(s.backend, registries.CheckHost)), &repos.Source{Git: git, ReposDir: s.reposDir}, log)
 
 	importPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
 	if err != nil {
@@ -144,15 +171,33 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.repos = repos.New(repos.Config{
 		ReposDir: s.reposDir, LogsDir: logsDir, HookBinary: s.hookBinary,
 		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
-		Store: s.store, Git: git, Runs: s.runner, Pushes: pushes, Webhooks: s.webhooks, Log: log,
+		Store: s.store, Git: git, Runs: s.runner, Webhooks: s.webhooks, Log: log,
 	})
 	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
 	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
-		ReposDir: s.reposDir, LogsDir: logsDir, Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath})
-	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.reposDir, log); err != nil {
+		ReposDir: s.reposDir, LogsDir: logsDir, Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath,
+		Metrics: s.meters, MetricsToken: cfg.MetricsToken})
+	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.meters.SSHConn, s.reposDir, log); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// rebindSecrets seals secrets saved before repositories had ids (bound to
+// the repository's name then) for the repository's id, once the key is at
+// hand, so that every secret's additional data is its repository's id.
+func (s *Server) rebindSecrets(ctx context.Context, box *forge.SecretBox) error {
+	if box == nil || box.Mismatch() {
+		return nil
+	}
+	rebound, failed, err := s.store.RebindSecrets(ctx, box.Reseal)
+	if err != nil {
+		return fmt.Errorf("binding secrets to repository ids: %w", err)
+	}
+	if rebound > 0 || failed > 0 {
+		s.log.Info("secrets bound to repository ids", "rebound", rebound, "failed", failed)
+	}
+	return nil
 }
 
 // bootstrap creates the admin token from KOD_ADMIN_TOKEN when no token
@@ -194,22 +239,18 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	sshAddr := "off"
 	if s.ssh != nil {
-		addr := net.JoinHostPort(s.cfg.SSHHost, strconv.Itoa(s.cfg.SSHPort))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listening for SSH on %s: %w", addr, err)
-		}
-		s.sshLn, s.sshEnded = ln, make(chan error, 1)
+		ln := s.sshLn
+		s.sshEnded = make(chan error, 1)
 		go func() { s.sshEnded <- s.ssh.Serve(ln) }()
 		sshAddr = ln.Addr().String()
 	}
-	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
-	ln, err := net.Listen("tcp", addr)
+	ui, err := web.New(web.Deps{Tokens: s.store, Logs: s.runner, API: s.api, PublicURL: s.cfg.PublicURL, SSHAddr: uiSSHAddr(s.ssh != nil, sshAddr), Log: s.log})
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
+		return err
 	}
-	s.httpLn = ln
-	s.httpSrv = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.stopMetrics = serveMetrics(s.metricsLn, s.meters.Handler(), s.log)
+	ln := s.httpLn
+	s.httpSrv = &http.Server{Handler: ui.Wrap(s.api), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.httpSrv.RegisterOnShutdown(s.api.StopStreams) // log followers must not hold the shutdown
 	s.served = make(chan struct{})
 	go func() {
@@ -248,11 +289,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("serving HTTP: %w", err))
 		}
 	}
-	if s.sshLn != nil {
+	if s.sshEnded != nil {
 		if err := stopSSH(ctx, s.ssh, s.sshEnded); err != nil {
 			errs = append(errs, fmt.Errorf("stopping SSH: %w", err))
 		}
 	}
+	if s.stopMetrics != nil {
+		if err := s.stopMetrics(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the metrics listener: %w", err))
+		}
+	}
+	errs = append(errs, s.closeListeners())
 	if err := s.runner.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping runs: %w", err))
 	}
@@ -276,4 +323,47 @@ func (s *Server) close() error {
 		errs = append(errs, s.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// listen binds the HTTP, SSH (unless off) and metrics (if set) ports.
+func (s *Server) listen() error {
+	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	s.httpLn = ln
+	if s.cfg.SSHEnabled {
+		addr := net.JoinHostPort(s.cfg.SSHHost, strconv.Itoa(s.cfg.SSHPort))
+		if s.sshLn, err = net.Listen("tcp", addr); err != nil {
+			return errors.Join(fmt.Errorf("listening for SSH on %s: %w", addr, err), s.closeListeners())
+		}
+	}
+	if s.metricsLn, err = listenMetrics(s.cfg); err != nil {
+		return errors.Join(err, s.closeListeners())
+	}
+	return nil
+}
+
+// closeListeners closes the listeners nothing serves (any more); closing
+// one a server already closed is not an error.
+func (s *Server) closeListeners() error {
+	var errs []error
+	for _, ln := range []net.Listener{s.httpLn, s.sshLn, s.metricsLn} {
+		if ln != nil {
+			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// uiSSHAddr is the SSH address the web UI shows in clone URLs: the bound
+// one, "" with SSH off.
+func uiSSHAddr(on bool, bound string) string {
+	if !on {
+		return ""
+	}
+	return bound
 }

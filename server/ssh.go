@@ -8,10 +8,10 @@ import (
 
 	gl "github.com/gliderlabs/ssh"
 
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/gitsvc/sshd"
-	"github.com/kod-forge/kod/server/config"
 )
 
 // sshServeStore is what serving SSH reads: the SSH server's store, and the
@@ -23,7 +23,7 @@ type sshServeStore interface {
 
 // newSSH builds the SSH server of git (nil with SSH off) with the host key
 // at cfg.SSHHostKeyPath, created on first start.
-func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd.PushStarter, reposDir string, log *slog.Logger) (*sshd.Server, error) {
+func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd.PushStarter, onConn func() func(), reposDir string, log *slog.Logger) (*sshd.Server, error) {
 	if !cfg.SSHEnabled {
 		return nil, nil
 	}
@@ -44,6 +44,7 @@ func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd
 		IdleTimeout:   cfg.SSHIdleTimeout,
 		MaxSession:    cfg.SSHMaxSession,
 		MaxPerAddr:    cfg.SSHMaxPerAddress,
+		OnConn:        onConn,
 	}, store, git, pushes, log)
 	if err != nil {
 		return nil, err

@@ -4,15 +4,15 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/netpolicy"
-	"github.com/kod-forge/kod/server/config"
 	"github.com/kod-forge/kod/webhook"
 )
 
 // newDispatcher builds the webhook dispatcher from the settings (already
 // validated).
-func newDispatcher(cfg config.Config, store webhook.Store, log *slog.Logger) (*webhook.Dispatcher, error) {
+func newDispatcher(cfg config.Config, store webhook.Store, onAttempt func(string), log *slog.Logger) (*webhook.Dispatcher, error) {
 	policy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
 	if err != nil {
 		return nil, err
@@ -21,7 +21,7 @@ func newDispatcher(cfg config.Config, store webhook.Store, log *slog.Logger) (*w
 	if err != nil {
 		return nil, err
 	}
-	return webhook.New(webhook.Config{Policy: policy, Schedule: schedule}, store, log)
+	return webhook.New(webhook.Config{Policy: policy, Schedule: schedule, OnAttempt: onAttempt}, store, log)
 }
 
 // secretSource gives the runner a repository's decrypted secrets.

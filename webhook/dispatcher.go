@@ -50,6 +50,10 @@ type Config struct {
 	PerReceiver   int               // of which to one receiver host; default DefaultPerReceiver
 	Policy        *netpolicy.Policy // outbound host policy; default public addresses only
 	Now           func() time.Time  // clock; default time.Now
+	// OnAttempt, if set, is told the outcome of every attempt that was
+	// recorded: "success", "retry" (another attempt is scheduled) or
+	// "failed" (none is left). It must not block.
+	OnAttempt func(outcome string)
 }
 
 // Dispatcher writes and sends deliveries. Create with New, then Start.
@@ -183,7 +187,7 @@ func (d *Dispatcher) tick(ctx context.Context) {
 			}
 			continue
 		}
-		s := slot{repo: del.RepoName, receiver: del.Receiver()}
+		s := slot{repo: del.RepoID, receiver: del.Receiver()}
 		d.load.acquire(s)
 		d.wg.Add(1)
 		go func() {
@@ -243,6 +247,9 @@ func (d *Dispatcher) attempt(ctx context.Context, del *forge.Delivery) *forge.De
 		}
 		return nil
 	})
+	if uerr == nil && d.cfg.OnAttempt != nil {
+		d.cfg.OnAttempt(attemptOutcome(final.Status))
+	}
 	switch {
 	case uerr != nil && !errors.Is(uerr, forge.ErrNotFound): // deleted with its webhook
 		d.log.Error("recording a webhook attempt", "delivery", del.ID, "err", uerr)
@@ -254,6 +261,17 @@ func (d *Dispatcher) attempt(ctx context.Context, del *forge.Delivery) *forge.De
 		d.log.Info("webhook delivered", "delivery", del.ID, "repo", del.RepoName, "webhook", del.WebhookID, "http", status)
 	}
 	return final
+}
+
+// attemptOutcome names how an attempt left a delivery (Config.OnAttempt).
+func attemptOutcome(s forge.DeliveryStatus) string {
+	switch s {
+	case forge.DeliverySuccess:
+		return "success"
+	case forge.DeliveryPending:
+		return "retry"
+	}
+	return "failed"
 }
 
 // delay is the wait after failed attempt n (1-based).

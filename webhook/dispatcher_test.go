@@ -44,6 +44,17 @@ func openStoreAt(t *testing.T, path string) *boltstore.Store {
 	return s
 }
 
+// ensureRepo creates repository name unless it exists.
+func ensureRepo(t *testing.T, store *boltstore.Store, name string) {
+	t.Helper()
+	if _, err := store.GetRepo(context.Background(), name); err == nil {
+		return
+	}
+	if err := store.CreateRepo(context.Background(), &forge.Repo{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // receiver records requests and answers with the next status of a script
 // (200 once the script is used up).
 type receiver struct {
@@ -91,6 +102,7 @@ func setup(t *testing.T, store *boltstore.Store, c *clock, policy *netpolicy.Pol
 	if err != nil {
 		t.Fatal(err)
 	}
+	ensureRepo(t, store, "app")
 	if err := store.CreateWebhook(context.Background(), hook); err != nil {
 		t.Fatal(err)
 	}

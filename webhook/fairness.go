@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// slot is what an attempt in flight is counted against: its repository
+// slot is what an attempt in flight is counted against: its repository (by id)
 // and its receiver (forge.Delivery.Receiver, the URL's host).
 type slot struct{ repo, receiver string }
 

@@ -49,6 +49,7 @@ func addHook(t *testing.T, store *boltstore.Store, repo, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ensureRepo(t, store, repo)
 	if err := store.CreateWebhook(context.Background(), hook); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/server"
-	"github.com/kod-forge/kod/server/config"
 )
 
 func newServeCmd() *cobra.Command {

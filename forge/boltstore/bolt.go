@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,16 +20,17 @@ import (
 
 var (
 	bucketMeta       = []byte("meta")
-	bucketRepos      = []byte("repos")        // name -> Repo
+	bucketRepos      = []byte("repos")        // repo id -> Repo (schema 1: name -> Repo)
+	bucketRepoNames  = []byte("repo_names")   // name -> repo id
 	bucketTokens     = []byte("tokens")       // id -> Token
 	bucketTokenHash  = []byte("token_hashes") // sha256 hex -> id
 	bucketRuns       = []byte("runs")         // id -> Run
-	bucketRunsByRepo = []byte("runs_by_repo") // repo \x00 seq(8) -> id
+	bucketRunsByRepo = []byte("runs_by_repo") // repo id \x00 seq(8) -> id
 	bucketQueue      = []byte("run_queue")    // seq(8) -> id
 
-	bucketSecrets          = []byte("secrets")            // repo \x00 name -> Secret (sealed)
+	bucketSecrets          = []byte("secrets")            // repo id \x00 name -> Secret (sealed)
 	bucketWebhooks         = []byte("webhooks")           // id -> Webhook
-	bucketWebhooksByRepo   = []byte("webhooks_by_repo")   // repo \x00 id -> ""
+	bucketWebhooksByRepo   = []byte("webhooks_by_repo")   // repo id \x00 id -> ""
 	bucketDeliveries       = []byte("deliveries")         // id -> Delivery
 	bucketDeliveriesByHook = []byte("deliveries_by_hook") // webhook id \x00 seq(8) -> id
 	bucketDeliveriesDue    = []byte("deliveries_due")     // nextAttemptAt ms(8) + id -> "" (pending, not leased)
@@ -39,7 +39,7 @@ var (
 	bucketKeyFPs = []byte("ssh_key_fps") // fingerprint -> id
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue,
+var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketRepoNames, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue,
 	bucketSecrets, bucketWebhooks, bucketWebhooksByRepo, bucketDeliveries, bucketDeliveriesByHook, bucketDeliveriesDue,
 	bucketKeys, bucketKeyFPs}
 
@@ -47,14 +47,14 @@ var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketTokens, bucketTokenHash
 // concurrent use; bbolt serialises writers.
 type Store struct {
 	db *bolt.DB
-	// box re-seals secrets when their repository is renamed (the sealed
-	// value is bound to the repository name); nil without a key.
-	box atomic.Pointer[forge.SecretBox]
 }
 
 // Open opens (creating if needed) the bbolt file at path with mode 0600. It
 // fails after 5 s if another process holds the file (bbolt's exclusive
-// lock), with an error saying so.
+// lock), with an error saying so. A file of an older schema is upgraded in
+// place (see migrate): a copy of it is written beside it first, then the
+// upgrade runs in one transaction. A file of a newer schema than this
+// binary knows is refused (ErrNewerSchema), untouched.
 func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
@@ -66,17 +66,9 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := upgrade(db, path); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("initialising %s: %w", path, err)
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }

@@ -59,9 +59,20 @@ func TestReposAndCascadingDelete(t *testing.T) {
 	}
 }
 
+// mustRepos creates repositories names.
+func mustRepos(t *testing.T, s *Store, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if err := s.CreateRepo(context.Background(), &forge.Repo{Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestQueueFollowsStatus(t *testing.T) {
 	s, path := open(t)
 	ctx := context.Background()
+	mustRepos(t, s, "r")
 	var ids []string
 	for range 3 {
 		r := &forge.Run{ID: forge.NewID(), RepoName: "r", Status: forge.RunQueued}

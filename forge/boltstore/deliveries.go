@@ -20,10 +20,28 @@ func dueKey(d *forge.Delivery) []byte {
 	return append(u64(uint64(max(d.NextAttemptAt, 0))), d.ID...)
 }
 
-// dueValue is d's value in the due index: its repository and receiver,
-// so that DueDeliveries can pass over deliveries without reading them.
+// dueValue is d's value in the due index: its repository's id and its
+// receiver, so that DueDeliveries can pass over deliveries without reading
+// them.
 func dueValue(d *forge.Delivery) []byte {
-	return []byte(d.RepoName + "\x00" + d.Receiver())
+	return []byte(d.RepoID + "\x00" + d.Receiver())
+}
+
+// getDelivery reads delivery id with its repository's current name.
+func getDelivery(tx *bolt.Tx, names *repoNames, id []byte) (*forge.Delivery, bool, error) {
+	var d forge.Delivery
+	ok, err := getJSON(tx.Bucket(bucketDeliveries), id, &d)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	d.RepoName = names.of(d.RepoID)
+	return &d, true, nil
+}
+
+func putDelivery(tx *bolt.Tx, d *forge.Delivery) error {
+	stored := *d
+	stored.RepoName = ""
+	return putJSON(tx.Bucket(bucketDeliveries), []byte(d.ID), &stored)
 }
 
 // parseDueValue reads a dueValue; ok is false for entries written without
@@ -36,7 +54,9 @@ func parseDueValue(v []byte) (repo, receiver string, ok bool) {
 // waiting reports whether d belongs in the due index.
 func waiting(d *forge.Delivery) bool { return d.Status == forge.DeliveryPending && d.LeaseUntil == 0 }
 
-// CreateDeliveries implements forge.DeliveryStore.
+// CreateDeliveries implements forge.DeliveryStore. A delivery's
+// repository is d.RepoID, or else the repository named d.RepoName
+// (ErrNotFound if none).
 func (s *Store) CreateDeliveries(ctx context.Context, ds []*forge.Delivery) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDeliveries)
@@ -44,6 +64,13 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*forge.Delivery) erro
 		for _, d := range ds {
 			if b.Get([]byte(d.ID)) != nil {
 				return forge.Conflict("Webhook delivery already exists")
+			}
+			if d.RepoID == "" {
+				id, err := repoIDOf(tx, d.RepoName)
+				if err != nil {
+					return err
+				}
+				d.RepoID = id
 			}
 			seq, err := b.NextSequence()
 			if err != nil {
@@ -58,7 +85,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*forge.Delivery) erro
 					return err
 				}
 			}
-			if err := putJSON(b, []byte(d.ID), d); err != nil {
+			if err := putDelivery(tx, d); err != nil {
 				return err
 			}
 			hooks[d.WebhookID] = true
@@ -109,7 +136,17 @@ func deliveryIDs(tx *bolt.Tx, webhookID string) []string {
 
 // GetDelivery implements forge.DeliveryStore.
 func (s *Store) GetDelivery(ctx context.Context, id string) (*forge.Delivery, error) {
-	return getRecord[forge.Delivery](s.db, bucketDeliveries, id, "Webhook delivery not found")
+	var d *forge.Delivery
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var ok bool
+		var err error
+		d, ok, err = getDelivery(tx, namesIn(tx), []byte(id))
+		if err == nil && !ok {
+			err = forge.NotFound("Webhook delivery not found")
+		}
+		return err
+	})
+	return d, err
 }
 
 // ListDeliveries implements forge.DeliveryStore.
@@ -118,15 +155,14 @@ func (s *Store) ListDeliveries(ctx context.Context, webhookID string, limit int)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ids := deliveryIDs(tx, webhookID)
 		slices.Reverse(ids)
-		b := tx.Bucket(bucketDeliveries)
+		names := namesIn(tx)
 		for _, id := range ids {
-			var d forge.Delivery
-			ok, err := getJSON(b, []byte(id), &d)
+			d, ok, err := getDelivery(tx, names, []byte(id))
 			if err != nil {
 				return err
 			}
 			if ok {
-				out = append(out, &d)
+				out = append(out, d)
 			}
 			if limit > 0 && len(out) >= limit {
 				break
@@ -137,13 +173,14 @@ func (s *Store) ListDeliveries(ctx context.Context, webhookID string, limit int)
 	return out, err
 }
 
-// DueDeliveries implements forge.DeliveryStore. Deliveries take refuses
+// DueDeliveries implements forge.DeliveryStore; take is asked by
+// repository id. Deliveries take refuses
 // are passed over by their index entry, unread, so a long queue of one
 // repository costs little to skip.
 func (s *Store) DueDeliveries(ctx context.Context, now forge.Millis, limit int, take func(repo, receiver string) bool) ([]*forge.Delivery, error) {
 	var out []*forge.Delivery
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDeliveries)
+		names := namesIn(tx)
 		end := u64(uint64(max(now, 0)))
 		c := tx.Bucket(bucketDeliveriesDue).Cursor()
 		for k, v := c.First(); k != nil && bytes.Compare(k[:8], end) <= 0; k, v = c.Next() {
@@ -151,15 +188,14 @@ func (s *Store) DueDeliveries(ctx context.Context, now forge.Millis, limit int, 
 			if indexed && take != nil && !take(repo, receiver) {
 				continue
 			}
-			var d forge.Delivery
-			ok, err := getJSON(b, k[8:], &d)
+			d, ok, err := getDelivery(tx, names, k[8:])
 			if err != nil {
 				return err
 			}
-			if !ok || !d.Due(now) || !indexed && take != nil && !take(d.RepoName, d.Receiver()) {
+			if !ok || !d.Due(now) || !indexed && take != nil && !take(d.RepoID, d.Receiver()) {
 				continue
 			}
-			out = append(out, &d)
+			out = append(out, d)
 			if limit > 0 && len(out) >= limit {
 				break
 			}
@@ -173,14 +209,14 @@ func (s *Store) DueDeliveries(ctx context.Context, now forge.Millis, limit int, 
 func (s *Store) LeasedDeliveries(ctx context.Context) ([]*forge.Delivery, error) {
 	var out []*forge.Delivery
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDeliveries)
-		return b.ForEach(func(k, _ []byte) error {
-			var d forge.Delivery
-			if _, err := getJSON(b, k, &d); err != nil {
+		names := namesIn(tx)
+		return tx.Bucket(bucketDeliveries).ForEach(func(k, _ []byte) error {
+			d, _, err := getDelivery(tx, names, k)
+			if err != nil {
 				return err
 			}
 			if d.LeaseUntil != 0 {
-				out = append(out, &d)
+				out = append(out, d)
 			}
 			return nil
 		})
@@ -190,37 +226,39 @@ func (s *Store) LeasedDeliveries(ctx context.Context) ([]*forge.Delivery, error)
 
 // UpdateDelivery implements forge.DeliveryStore.
 func (s *Store) UpdateDelivery(ctx context.Context, id string, fn func(*forge.Delivery) error) (*forge.Delivery, error) {
-	var d forge.Delivery
+	var d *forge.Delivery
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, due := tx.Bucket(bucketDeliveries), tx.Bucket(bucketDeliveriesDue)
-		ok, err := getJSON(b, []byte(id), &d)
+		due := tx.Bucket(bucketDeliveriesDue)
+		var ok bool
+		var err error
+		d, ok, err = getDelivery(tx, namesIn(tx), []byte(id))
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return forge.NotFound("Webhook delivery not found")
 		}
-		if waiting(&d) {
-			if err := due.Delete(dueKey(&d)); err != nil {
+		if waiting(d) {
+			if err := due.Delete(dueKey(d)); err != nil {
 				return err
 			}
 		}
-		hook, repo, seq := d.WebhookID, d.RepoName, d.Seq
-		if err := fn(&d); err != nil {
+		hook, repoID, repoName, seq := d.WebhookID, d.RepoID, d.RepoName, d.Seq
+		if err := fn(d); err != nil {
 			return err
 		}
-		d.ID, d.WebhookID, d.RepoName, d.Seq = id, hook, repo, seq
-		if waiting(&d) {
-			if err := due.Put(dueKey(&d), dueValue(&d)); err != nil {
+		d.ID, d.WebhookID, d.RepoID, d.RepoName, d.Seq = id, hook, repoID, repoName, seq
+		if waiting(d) {
+			if err := due.Put(dueKey(d), dueValue(d)); err != nil {
 				return err
 			}
 		}
-		return putJSON(b, []byte(id), &d)
+		return putDelivery(tx, d)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &d, nil
+	return d, nil
 }
 
 func deleteDeliveryTx(tx *bolt.Tx, id string) error {
@@ -237,29 +275,4 @@ func deleteDeliveryTx(tx *bolt.Tx, id string) error {
 		return err
 	}
 	return b.Delete([]byte(id))
-}
-
-// renameDeliveries moves the deliveries of a webhook to repository newName.
-func renameDeliveries(tx *bolt.Tx, webhookID, newName string) error {
-	b := tx.Bucket(bucketDeliveries)
-	for _, id := range deliveryIDs(tx, webhookID) {
-		var d forge.Delivery
-		ok, err := getJSON(b, []byte(id), &d)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		d.RepoName = newName
-		if err := putJSON(b, []byte(id), &d); err != nil {
-			return err
-		}
-		if waiting(&d) {
-			if err := tx.Bucket(bucketDeliveriesDue).Put(dueKey(&d), dueValue(&d)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

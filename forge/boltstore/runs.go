@@ -11,19 +11,52 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-// CreateRun implements forge.RunStore.
+// runRecord is a run as stored: the forge.Run fields (without the
+// repository's name, which a rename changes) and the repository's id.
+type runRecord struct {
+	forge.Run
+	RepoID string `json:"repoId"`
+}
+
+// getRun reads run id, with its repository's current name from names.
+func getRun(tx *bolt.Tx, names *repoNames, id []byte) (*forge.Run, bool, error) {
+	var rec runRecord
+	ok, err := getJSON(tx.Bucket(bucketRuns), id, &rec)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	r := rec.Run
+	r.RepoID, r.RepoName = rec.RepoID, names.of(rec.RepoID)
+	return &r, true, nil
+}
+
+func putRun(tx *bolt.Tx, r *forge.Run) error {
+	rec := runRecord{Run: *r, RepoID: r.RepoID}
+	rec.Run.RepoName = ""
+	return putJSON(tx.Bucket(bucketRuns), []byte(r.ID), &rec)
+}
+
+// CreateRun implements forge.RunStore. The run's repository is r.RepoID,
+// or else the repository named r.RepoName (ErrNotFound if none).
 func (s *Store) CreateRun(ctx context.Context, r *forge.Run) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		if b.Get([]byte(r.ID)) != nil {
 			return forge.Conflict("Workflow run already exists")
 		}
+		if r.RepoID == "" {
+			id, err := repoIDOf(tx, r.RepoName)
+			if err != nil {
+				return err
+			}
+			r.RepoID = id
+		}
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
 		r.Seq = seq
-		if err := tx.Bucket(bucketRunsByRepo).Put(runRepoKey(r.RepoName, seq), []byte(r.ID)); err != nil {
+		if err := tx.Bucket(bucketRunsByRepo).Put(runRepoKey(r.RepoID, seq), []byte(r.ID)); err != nil {
 			return err
 		}
 		if r.Status == forge.RunQueued {
@@ -31,32 +64,43 @@ func (s *Store) CreateRun(ctx context.Context, r *forge.Run) error {
 				return err
 			}
 		}
-		return putJSON(b, []byte(r.ID), r)
+		return putRun(tx, r)
 	})
 }
 
 // GetRun implements forge.RunStore.
 func (s *Store) GetRun(ctx context.Context, id string) (*forge.Run, error) {
-	return getRecord[forge.Run](s.db, bucketRuns, id, "Workflow run not found")
+	var r *forge.Run
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var ok bool
+		var err error
+		r, ok, err = getRun(tx, namesIn(tx), []byte(id))
+		if err == nil && !ok {
+			err = forge.NotFound("Workflow run not found")
+		}
+		return err
+	})
+	return r, err
 }
 
 // UpdateRun implements forge.RunStore.
 func (s *Store) UpdateRun(ctx context.Context, id string, fn func(*forge.Run) error) (*forge.Run, error) {
-	var r forge.Run
+	var r *forge.Run
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRuns)
-		ok, err := getJSON(b, []byte(id), &r)
+		var ok bool
+		var err error
+		r, ok, err = getRun(tx, namesIn(tx), []byte(id))
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return forge.NotFound("Workflow run not found")
 		}
-		repo, seq := r.RepoName, r.Seq
-		if err := fn(&r); err != nil {
+		repoID, repoName, seq := r.RepoID, r.RepoName, r.Seq
+		if err := fn(r); err != nil {
 			return err
 		}
-		r.ID, r.Seq, r.RepoName = id, seq, repo
+		r.ID, r.Seq, r.RepoID, r.RepoName = id, seq, repoID, repoName
 		r.QueuePosition = 0
 		q := tx.Bucket(bucketQueue)
 		if r.Status == forge.RunQueued {
@@ -67,20 +111,25 @@ func (s *Store) UpdateRun(ctx context.Context, id string, fn func(*forge.Run) er
 		if err != nil {
 			return err
 		}
-		return putJSON(b, []byte(id), &r)
+		return putRun(tx, r)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &r, nil
+	return r, nil
 }
 
-// ListRuns implements forge.RunStore.
+// ListRuns implements forge.RunStore; a repository that does not exist has
+// no runs.
 func (s *Store) ListRuns(ctx context.Context, repo string, limit int) ([]*forge.Run, error) {
 	var out []*forge.Run
 	err := s.db.View(func(tx *bolt.Tx) error {
-		runs := tx.Bucket(bucketRuns)
-		prefix := repoPrefix(repo)
+		id, err := repoIDOf(tx, repo)
+		if err != nil {
+			return nil
+		}
+		names := namesIn(tx)
+		prefix := repoPrefix(id)
 		c := tx.Bucket(bucketRunsByRepo).Cursor()
 		// Seek past the last key of the prefix, then walk backwards: newest first.
 		k, v := c.Seek(append(slices.Clone(prefix), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
@@ -90,13 +139,12 @@ func (s *Store) ListRuns(ctx context.Context, repo string, limit int) ([]*forge.
 			k, v = c.Prev()
 		}
 		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
-			var r forge.Run
-			ok, err := getJSON(runs, v, &r)
+			r, ok, err := getRun(tx, names, v)
 			if err != nil {
 				return err
 			}
 			if ok {
-				out = append(out, &r)
+				out = append(out, r)
 			}
 			if limit > 0 && len(out) >= limit {
 				break
@@ -111,14 +159,14 @@ func (s *Store) ListRuns(ctx context.Context, repo string, limit int) ([]*forge.
 func (s *Store) RunsWithStatus(ctx context.Context, states ...forge.RunStatus) ([]*forge.Run, error) {
 	var out []*forge.Run
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRuns)
-		return b.ForEach(func(k, _ []byte) error {
-			var r forge.Run
-			if _, err := getJSON(b, k, &r); err != nil {
+		names := namesIn(tx)
+		return tx.Bucket(bucketRuns).ForEach(func(k, _ []byte) error {
+			r, _, err := getRun(tx, names, k)
+			if err != nil {
 				return err
 			}
 			if slices.Contains(states, r.Status) {
-				out = append(out, &r)
+				out = append(out, r)
 			}
 			return nil
 		})
@@ -131,12 +179,11 @@ func (s *Store) RunsWithStatus(ctx context.Context, states ...forge.RunStatus) (
 func (s *Store) QueuedRuns(ctx context.Context) ([]*forge.Run, error) {
 	var out []*forge.Run
 	err := s.db.View(func(tx *bolt.Tx) error {
-		runs := tx.Bucket(bucketRuns)
+		names := namesIn(tx)
 		return tx.Bucket(bucketQueue).ForEach(func(_, id []byte) error {
-			var r forge.Run
-			ok, err := getJSON(runs, id, &r)
+			r, ok, err := getRun(tx, names, id)
 			if ok && err == nil {
-				out = append(out, &r)
+				out = append(out, r)
 			}
 			return err
 		})
@@ -150,57 +197,35 @@ func (s *Store) DeleteRun(ctx context.Context, id string) error {
 }
 
 func deleteRunTx(tx *bolt.Tx, id string) error {
-	b := tx.Bucket(bucketRuns)
-	var r forge.Run
-	ok, err := getJSON(b, []byte(id), &r)
+	var rec runRecord
+	ok, err := getJSON(tx.Bucket(bucketRuns), []byte(id), &rec)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return forge.NotFound("Workflow run not found")
 	}
-	if err := tx.Bucket(bucketQueue).Delete(u64(r.Seq)); err != nil {
+	if err := tx.Bucket(bucketQueue).Delete(u64(rec.Seq)); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketRunsByRepo).Delete(runRepoKey(r.RepoName, r.Seq)); err != nil {
+	if err := tx.Bucket(bucketRunsByRepo).Delete(runRepoKey(rec.RepoID, rec.Seq)); err != nil {
 		return err
 	}
-	return b.Delete([]byte(id))
+	return tx.Bucket(bucketRuns).Delete([]byte(id))
 }
 
-func runRepoKey(repo string, seq uint64) []byte { return append(repoPrefix(repo), u64(seq)...) }
+func runRepoKey(repoID string, seq uint64) []byte { return append(repoPrefix(repoID), u64(seq)...) }
 
-// cascadeRuns deletes or moves the runs of a repository (repoCascade).
-func cascadeRuns(tx *bolt.Tx, name, newName string) error {
-	idx := tx.Bucket(bucketRunsByRepo)
-	var keys [][]byte
+// cascadeRuns deletes the runs of a repository (repoCascade).
+func cascadeRuns(tx *bolt.Tx, repoID string) error {
 	var ids []string
-	prefix := repoPrefix(name)
-	c := idx.Cursor()
+	prefix := repoPrefix(repoID)
+	c := tx.Bucket(bucketRunsByRepo).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		keys = append(keys, slices.Clone(k))
 		ids = append(ids, string(v))
 	}
-	runs := tx.Bucket(bucketRuns)
-	for i, id := range ids {
-		if newName == "" {
-			if err := deleteRunTx(tx, id); err != nil {
-				return err
-			}
-			continue
-		}
-		var r forge.Run
-		if _, err := getJSON(runs, []byte(id), &r); err != nil {
-			return err
-		}
-		r.RepoName = newName
-		if err := putJSON(runs, []byte(id), &r); err != nil {
-			return err
-		}
-		if err := idx.Delete(keys[i]); err != nil {
-			return err
-		}
-		if err := idx.Put(runRepoKey(newName, r.Seq), []byte(id)); err != nil {
+	for _, id := range ids {
+		if err := deleteRunTx(tx, id); err != nil {
 			return err
 		}
 	}

@@ -28,7 +28,11 @@ func (s *Store) SummarizeRuns(ctx context.Context, repos []string, recent int) (
 		newest := &seqHeap{}
 		c := tx.Bucket(bucketRunsByRepo).Cursor()
 		for _, repo := range repos {
-			prefix := repoPrefix(repo)
+			id, err := repoIDOf(tx, repo)
+			if err != nil {
+				continue // no runs
+			}
+			prefix := repoPrefix(id)
 			for k, id := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
 				var st struct {
 					Status forge.RunStatus `json:"status"`
@@ -45,12 +49,15 @@ func (s *Store) SummarizeRuns(ctx context.Context, repos []string, recent int) (
 			}
 		}
 		picked := slices.SortedFunc(slices.Values(*newest), func(a, b seqID) int { return cmp.Compare(b.seq, a.seq) })
+		names := namesIn(tx)
 		for _, p := range picked {
-			var r forge.Run
-			if _, err := getJSON(runs, []byte(p.id), &r); err != nil {
+			r, ok, err := getRun(tx, names, []byte(p.id))
+			if err != nil {
 				return err
 			}
-			out = append(out, &r)
+			if ok {
+				out = append(out, r)
+			}
 		}
 		return nil
 	})

@@ -15,6 +15,7 @@ import (
 func TestSummarizeRuns(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
+	mustRepos(t, s, "a", "b", "a-b")
 	statuses := []forge.RunStatus{forge.RunCompleted, forge.RunFailed, forge.RunQueued, forge.RunCancelled, forge.RunCompleted}
 	var ids []string // creation order, over a and b
 	for i := range 30 {
@@ -68,6 +69,7 @@ func TestSummarizeRuns(t *testing.T) {
 func TestSummarizeRunsMemory(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
+	mustRepos(t, s, "a", "b")
 	out := strings.Repeat("x", 512<<10)
 	for i := range 60 {
 		repo := []string{"a", "b"}[i%2]

@@ -14,26 +14,23 @@ import (
 
 var metaSecretKDF = []byte("secrets_kdf")
 
-// SetSecretBox gives the store the key it needs to move secrets when their
-// repository is renamed: a sealed value is bound to its repository name, so
-// RenameRepo re-seals each one for the new name inside its transaction. A
-// repository with secrets cannot be renamed without it.
-func (s *Store) SetSecretBox(b *forge.SecretBox) { s.box.Store(b) }
+func secretKey(repoID, name string) []byte { return append(repoPrefix(repoID), name...) }
 
-// cascades are the repoCascades plus those of this file's entities that
-// need the store (the secret box).
-func (s *Store) cascades() []repoCascade {
-	return append(slices.Clone(repoCascades), s.cascadeSecrets, cascadeWebhooks)
-}
-
-func secretKey(repo, name string) []byte { return append(repoPrefix(repo), name...) }
-
-// PutSecret implements forge.SecretStore.
+// PutSecret implements forge.SecretStore. The secret's repository is
+// sec.RepoID, or else the repository named sec.RepoName (ErrNotFound if
+// none).
 func (s *Store) PutSecret(ctx context.Context, sec *forge.Secret) (bool, error) {
 	created := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
-		key := secretKey(sec.RepoName, sec.Name)
+		if sec.RepoID == "" {
+			id, err := repoIDOf(tx, sec.RepoName)
+			if err != nil {
+				return err
+			}
+			sec.RepoID = id
+		}
+		key := secretKey(sec.RepoID, sec.Name)
 		var old forge.Secret
 		ok, err := getJSON(b, key, &old)
 		if err != nil {
@@ -43,7 +40,9 @@ func (s *Store) PutSecret(ctx context.Context, sec *forge.Secret) (bool, error) 
 			sec.CreatedAt = old.CreatedAt
 		}
 		created = !ok
-		return putJSON(b, key, sec)
+		stored := *sec
+		stored.RepoName = ""
+		return putJSON(b, key, &stored)
 	})
 	return created, err
 }
@@ -52,13 +51,18 @@ func (s *Store) PutSecret(ctx context.Context, sec *forge.Secret) (bool, error) 
 func (s *Store) ListSecrets(ctx context.Context, repo string) ([]*forge.Secret, error) {
 	var out []*forge.Secret
 	err := s.db.View(func(tx *bolt.Tx) error {
-		prefix := repoPrefix(repo)
+		id, err := repoIDOf(tx, repo)
+		if err != nil {
+			return nil // no secrets
+		}
+		prefix := repoPrefix(id)
 		c := tx.Bucket(bucketSecrets).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var sec forge.Secret
 			if err := json.Unmarshal(v, &sec); err != nil {
 				return fmt.Errorf("decoding secret record: %w", err)
 			}
+			sec.RepoName = repo
 			out = append(out, &sec)
 		}
 		return nil
@@ -70,7 +74,11 @@ func (s *Store) ListSecrets(ctx context.Context, repo string) ([]*forge.Secret, 
 func (s *Store) DeleteSecret(ctx context.Context, repo, name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
-		key := secretKey(repo, name)
+		id, err := repoIDOf(tx, repo)
+		if err != nil {
+			return forge.NotFound("Secret not found")
+		}
+		key := secretKey(id, name)
 		if b.Get(key) == nil {
 			return forge.NotFound("Secret not found")
 		}
@@ -108,41 +116,52 @@ func (s *Store) SetSecretKDF(ctx context.Context, kdf forge.SecretKDF) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketMeta), metaSecretKDF, &kdf) })
 }
 
-// cascadeSecrets deletes the secrets of a repository, or re-seals them for
-// its new name (repoCascade). Without a usable key the rename fails and
-// nothing moves.
-func (s *Store) cascadeSecrets(tx *bolt.Tx, name, newName string) error {
+// cascadeSecrets deletes the secrets of a repository (repoCascade).
+func cascadeSecrets(tx *bolt.Tx, repoID string) error {
 	b := tx.Bucket(bucketSecrets)
-	prefix := repoPrefix(name)
-	var keys, values [][]byte
+	prefix := repoPrefix(repoID)
+	var keys [][]byte
 	c := b.Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, slices.Clone(k))
-		values = append(values, slices.Clone(v))
 	}
-	box := s.box.Load()
-	for i, k := range keys {
+	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
-			return err
-		}
-		if newName == "" {
-			continue
-		}
-		var sec forge.Secret
-		if err := json.Unmarshal(values[i], &sec); err != nil {
-			return fmt.Errorf("decoding secret record: %w", err)
-		}
-		if box == nil {
-			return forge.Conflict("Repository secrets cannot be moved to the new name: no encryption key is configured")
-		}
-		sealed, err := box.Reseal(name, newName, sec.Name, sec.Sealed)
-		if err != nil {
-			return forge.Conflict("Repository secrets cannot be moved to the new name: secret %s cannot be decrypted with the configured encryption key", sec.Name)
-		}
-		sec.RepoName, sec.Sealed = newName, sealed
-		if err := putJSON(b, secretKey(newName, sec.Name), &sec); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// RebindSecrets seals every secret still bound to a repository name (saved
+// before repositories had ids, Secret.Binding) again for its repository's
+// id, in one transaction, with reseal (forge.SecretBox.Reseal). A secret
+// that reseal cannot open (another key) is left as it is and counted in
+// failed; the others are rebound.
+func (s *Store) RebindSecrets(ctx context.Context, reseal func(oldRepo, newRepo, name, sealed string) (string, error)) (rebound, failed int, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSecrets)
+		keys, values := entries(tx, bucketSecrets)
+		for i, v := range values {
+			var sec forge.Secret
+			if err := json.Unmarshal(v, &sec); err != nil {
+				return fmt.Errorf("decoding secret record: %w", err)
+			}
+			if sec.Binding == "" {
+				continue
+			}
+			sealed, err := reseal(sec.Binding, sec.RepoID, sec.Name, sec.Sealed)
+			if err != nil {
+				failed++
+				continue
+			}
+			sec.Sealed, sec.Binding = sealed, ""
+			if err := putJSON(b, keys[i], &sec); err != nil {
+				return err
+			}
+			rebound++
+		}
+		return nil
+	})
+	return rebound, failed, err
 }

@@ -11,7 +11,18 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-func webhookRepoKey(repo, id string) []byte { return append(repoPrefix(repo), id...) }
+func webhookRepoKey(repoID, id string) []byte { return append(repoPrefix(repoID), id...) }
+
+// getWebhook reads webhook id with its repository's current name.
+func getWebhook(tx *bolt.Tx, names *repoNames, id []byte) (*forge.Webhook, bool, error) {
+	var w forge.Webhook
+	ok, err := getJSON(tx.Bucket(bucketWebhooks), id, &w)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	w.RepoName = names.of(w.RepoID)
+	return &w, true, nil
+}
 
 // CreateWebhook implements forge.WebhookStore.
 func (s *Store) CreateWebhook(ctx context.Context, w *forge.Webhook) error {
@@ -20,31 +31,53 @@ func (s *Store) CreateWebhook(ctx context.Context, w *forge.Webhook) error {
 		if b.Get([]byte(w.ID)) != nil {
 			return forge.Conflict("Webhook already exists")
 		}
-		if err := tx.Bucket(bucketWebhooksByRepo).Put(webhookRepoKey(w.RepoName, w.ID), nil); err != nil {
+		if w.RepoID == "" {
+			id, err := repoIDOf(tx, w.RepoName)
+			if err != nil {
+				return err
+			}
+			w.RepoID = id
+		}
+		if err := tx.Bucket(bucketWebhooksByRepo).Put(webhookRepoKey(w.RepoID, w.ID), nil); err != nil {
 			return err
 		}
-		return putJSON(b, []byte(w.ID), w)
+		stored := *w
+		stored.RepoName = ""
+		return putJSON(b, []byte(w.ID), &stored)
 	})
 }
 
 // GetWebhook implements forge.WebhookStore.
 func (s *Store) GetWebhook(ctx context.Context, id string) (*forge.Webhook, error) {
-	return getRecord[forge.Webhook](s.db, bucketWebhooks, id, "Webhook not found")
+	var w *forge.Webhook
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var ok bool
+		var err error
+		w, ok, err = getWebhook(tx, namesIn(tx), []byte(id))
+		if err == nil && !ok {
+			err = forge.NotFound("Webhook not found")
+		}
+		return err
+	})
+	return w, err
 }
 
 // ListWebhooks implements forge.WebhookStore.
 func (s *Store) ListWebhooks(ctx context.Context, repo string) ([]*forge.Webhook, error) {
 	var out []*forge.Webhook
 	err := s.db.View(func(tx *bolt.Tx) error {
-		hooks := tx.Bucket(bucketWebhooks)
-		for _, id := range webhookIDs(tx, repo) {
-			var w forge.Webhook
-			ok, err := getJSON(hooks, id, &w)
+		repoID, err := repoIDOf(tx, repo)
+		if err != nil {
+			return nil // no webhooks
+		}
+		names := namesIn(tx)
+		for _, id := range webhookIDs(tx, repoID) {
+			w, ok, err := getWebhook(tx, names, id)
 			if err != nil {
 				return err
 			}
 			if ok {
-				out = append(out, &w)
+				out = append(out, w)
 			}
 		}
 		return nil
@@ -53,10 +86,11 @@ func (s *Store) ListWebhooks(ctx context.Context, repo string) ([]*forge.Webhook
 	return out, err
 }
 
-// webhookIDs returns the ids of repo's webhooks from the index.
-func webhookIDs(tx *bolt.Tx, repo string) [][]byte {
+// webhookIDs returns the ids of the webhooks of the repository with
+// repoID from the index.
+func webhookIDs(tx *bolt.Tx, repoID string) [][]byte {
 	var ids [][]byte
-	prefix := repoPrefix(repo)
+	prefix := repoPrefix(repoID)
 	c := tx.Bucket(bucketWebhooksByRepo).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		ids = append(ids, slices.Clone(k[len(prefix):]))
@@ -84,38 +118,17 @@ func deleteWebhookTx(tx *bolt.Tx, id string) error {
 			return err
 		}
 	}
-	if err := tx.Bucket(bucketWebhooksByRepo).Delete(webhookRepoKey(w.RepoName, id)); err != nil {
+	if err := tx.Bucket(bucketWebhooksByRepo).Delete(webhookRepoKey(w.RepoID, id)); err != nil {
 		return err
 	}
 	return b.Delete([]byte(id))
 }
 
-// cascadeWebhooks deletes the webhooks (and deliveries) of a repository, or
-// moves them to its new name (repoCascade).
-func cascadeWebhooks(tx *bolt.Tx, name, newName string) error {
-	hooks, idx := tx.Bucket(bucketWebhooks), tx.Bucket(bucketWebhooksByRepo)
-	for _, id := range webhookIDs(tx, name) {
-		if newName == "" {
-			if err := deleteWebhookTx(tx, string(id)); err != nil {
-				return err
-			}
-			continue
-		}
-		var w forge.Webhook
-		if _, err := getJSON(hooks, id, &w); err != nil {
-			return err
-		}
-		w.RepoName = newName
-		if err := putJSON(hooks, id, &w); err != nil {
-			return err
-		}
-		if err := idx.Delete(webhookRepoKey(name, string(id))); err != nil {
-			return err
-		}
-		if err := idx.Put(webhookRepoKey(newName, string(id)), nil); err != nil {
-			return err
-		}
-		if err := renameDeliveries(tx, string(id), newName); err != nil {
+// cascadeWebhooks deletes the webhooks (and deliveries) of a repository
+// (repoCascade).
+func cascadeWebhooks(tx *bolt.Tx, repoID string) error {
+	for _, id := range webhookIDs(tx, repoID) {
+		if err := deleteWebhookTx(tx, string(id)); err != nil {
 			return err
 		}
 	}

@@ -107,6 +107,7 @@ func TestDeliveryHistoryIsPruned(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
 	ctx := context.Background()
+	mustRepos(t, s, "app")
 	hook, _ := forge.NewWebhook("app", "https://example.com/hook", nil, "", 1)
 	if err := s.CreateWebhook(ctx, hook); err != nil {
 		t.Fatal(err)

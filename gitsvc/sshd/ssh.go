@@ -39,6 +39,9 @@ type Config struct {
 	MaxPerAddr    int           // see DefaultMaxPerAddr
 	ServerVersion string        // sent before the handshake; "" = "kod"
 	Clock         func() time.Time
+	// OnConn, if set, is called for every accepted connection and returns
+	// the func called once when it closes. It must not block.
+	OnConn func() (closed func())
 }
 
 // maxEnvRequests caps the GIT_PROTOCOL env requests kept per session.

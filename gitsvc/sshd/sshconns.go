@@ -98,9 +98,14 @@ func (s *Server) limitConn(_ gl.Context, conn net.Conn) net.Conn {
 		s.log.Warn("ssh connection refused: too many concurrent connections from one address", "remote", conn.RemoteAddr().String(), "max", s.cfg.MaxPerAddr)
 		return nil
 	}
+	closed := func() {}
+	if s.cfg.OnConn != nil {
+		closed = s.cfg.OnConn()
+	}
 	lc := &limitedConn{Conn: conn}
 	lc.release = sync.OnceFunc(func() {
 		release()
+		closed()
 		c.mu.Lock()
 		delete(c.open, lc)
 		c.mu.Unlock()

@@ -44,9 +44,10 @@ func (s *Server) runGit(ctx context.Context, sess gl.Session, user *sshUser, svc
 	if err != nil {
 		return s.finish(sess, user, err), noWait
 	}
+	s.git.Served("ssh", svc)
 	env := gitsvc.GitProtocolEnv(clientGitProtocol(sess.Environ()))
 	if svc == gitsvc.ReceivePack {
-		hookEnv, end := s.pushes.BeginPush(&gitsvc.Push{Repo: repo.Name, Principal: user.p, Transport: "ssh"})
+		hookEnv, end := s.pushes.BeginPush(&gitsvc.Push{RepoID: repo.ID, Repo: repo.Name, Principal: user.p, Transport: "ssh"})
 		defer end()
 		env = append(env, hookEnv...)
 	}

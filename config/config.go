@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,13 +44,16 @@ type Config struct {
 	RunRetention      int      // runs kept per repository; 0 = all
 	CancelSuperseded  bool     // a push cancels older queued runs of its branch
 	SSHEnabled        bool
-	SSHHost           string
-	SSHPort           int
-	SSHHostKeyPath    string
-	SSHAnonymousRead  bool
-	SSHIdleTimeout    time.Duration
-	SSHMaxSession     time.Duration
-	SSHMaxPerAddress  int
+	// PublicURL is the server's external base URL (clone URLs in the web
+	// UI; https makes its cookies Secure); "" = what the browser used.
+	PublicURL        string
+	SSHHost          string
+	SSHPort          int
+	SSHHostKeyPath   string
+	SSHAnonymousRead bool
+	SSHIdleTimeout   time.Duration
+	SSHMaxSession    time.Duration
+	SSHMaxPerAddress int
 	// WebhookAllowedHosts is the host policy of imports, webhooks and,
 	// unless RegistryAllowedHosts is set, image pulls (netpolicy.Parse
 	// syntax).
@@ -58,6 +62,11 @@ type Config struct {
 	// WebhookAllowedHosts's.
 	RegistryAllowedHosts string
 	ImportTimeout        time.Duration
+	// MetricsToken is a bearer token that may read GET /metrics besides
+	// admin tokens; MetricsAddr, if set, serves /metrics without auth on a
+	// listener of its own (e.g. 127.0.0.1:9090).
+	MetricsToken string
+	MetricsAddr  string
 	// WebhookRetrySchedule overrides the retry delays of webhook
 	// deliveries ("1s,2s,3s"); for tests, not shown in --help.
 	WebhookRetrySchedule string
@@ -147,6 +156,7 @@ func serveSettings(c *Config) []setting {
 		{"pullPolicy", []string{"KOD_PULL_POLICY"}, "pull-policy", "", "when step images are pulled: if-not-present, always or never", &c.PullPolicy},
 		{"runRetention", []string{"KOD_RUN_RETENTION"}, "run-retention", "", "runs kept per repository with their logs (0 = all)", &c.RunRetention},
 		{"cancelSuperseded", []string{"KOD_CANCEL_SUPERSEDED"}, "cancel-superseded", "", "a push cancels the older queued runs of its branch and workflows", &c.CancelSuperseded},
+		{"publicUrl", []string{"KOD_PUBLIC_URL"}, "public-url", "", "external base URL of the server (web UI clone URLs; https makes its cookies Secure)", &c.PublicURL},
 		{"sshEnabled", []string{"KOD_SSH_ENABLED"}, "ssh", "", "serve git over SSH", &c.SSHEnabled},
 		{"sshHost", []string{"KOD_SSH_HOST"}, "ssh-host", "", "SSH listen address", &c.SSHHost},
 		{"sshPort", []string{"KOD_SSH_PORT"}, "ssh-port", "", "SSH port", &c.SSHPort},
@@ -158,6 +168,8 @@ func serveSettings(c *Config) []setting {
 		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
 		{"registryAllowedHosts", []string{netpolicy.RegistrySetting}, "registry-allowed-hosts", "", "registries step images may be pulled from (same syntax; empty: as --webhook-allowed-hosts)", &c.RegistryAllowedHosts},
 		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
+		{"metricsToken", []string{"KOD_METRICS_TOKEN"}, "metrics-token", "", "bearer token that may read GET /metrics (admin tokens always may)", &c.MetricsToken},
+		{"metricsAddr", []string{"KOD_METRICS_ADDR"}, "metrics-addr", "", "also serve /metrics WITHOUT auth on this address (e.g. 127.0.0.1:9090)", &c.MetricsAddr},
 		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
 		{"scheduleMinInterval", []string{"KOD_SCHEDULE_MIN_INTERVAL"}, "", "", "", &c.ScheduleMinInterval},
 		{"backend", []string{"KOD_BACKEND"}, "backend", "", "where steps run: docker or kubernetes", &c.Backend},
@@ -321,6 +333,9 @@ func (c *Config) Validate() error {
 	}
 	checkPort("port (KOD_PORT, --port)", c.Port)
 	checkPort("SSH port (KOD_SSH_PORT, --ssh-port)", c.SSHPort)
+	if u, err := url.Parse(c.PublicURL); c.PublicURL != "" && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+		errs = append(errs, fmt.Errorf("public URL (KOD_PUBLIC_URL, --public-url) must be an http:// or https:// URL, got %q", c.PublicURL))
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir (KOD_DATA_DIR, --data-dir) must not be empty"))
 	}
