@@ -16,9 +16,14 @@ import (
 func TestRepoRecordWithoutPublicBadges(t *testing.T) {
 	s, path := open(t)
 	ctx := context.Background()
-	old := `{"name":"legacy","createdAt":1700000000000,"path":"/srv/repos/legacy.git","ownerTokenId":"t1","protectedBranches":["main"],"collaborators":[{"username":"alice","addedAt":1700000000001}]}`
+	// Records are keyed by id with a name index (schema 2): write the old
+	// JSON (no publicBadges key) under an id and index it by name.
+	old := `{"id":"r1legacy","name":"legacy","createdAt":1700000000000,"path":"/srv/repos/legacy.git","ownerTokenId":"t1","protectedBranches":["main"],"collaborators":[{"username":"alice","addedAt":1700000000001}]}`
 	if err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRepos).Put([]byte("legacy"), []byte(old))
+		if err := tx.Bucket(bucketRepoNames).Put([]byte("legacy"), []byte("r1legacy")); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRepos).Put([]byte("r1legacy"), []byte(old))
 	}); err != nil {
 		t.Fatal(err)
 	}
