@@ -8,6 +8,7 @@ import (
 
 	"github.com/kod-forge/kod/api"
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/repos"
 )
 
@@ -260,4 +261,34 @@ func TestSecretsAndWebhooksFollowRename(t *testing.T) {
 	if _, err := e.store.GetWebhook(context.Background(), hook.ID); err == nil {
 		t.Error("a webhook outlives its repository")
 	}
+}
+
+// TestWebhookURLRefusedByHostPolicyAtCreation: a webhook URL whose host the
+// host policy refuses (loopback, private, link-local metadata addresses,
+// also spelled as a name) is refused at creation with the policy's reason
+// and nothing is stored, instead of failing at every delivery; an allowed
+// host is accepted.
+func TestWebhookURLRefusedByHostPolicyAtCreation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // the default policy: external hosts only
+	e.req("POST", "/repos", bearer(admin), `{"name":"app"}`)
+	for url, want := range map[string]string{
+		"http://127.0.0.1:8080/hook":       "Webhook URL is not allowed: 127.0.0.1 is a loopback address that KOD_WEBHOOK_ALLOWED_HOSTS does not allow",
+		"http://10.1.2.3/hook":             "Webhook URL is not allowed: 10.1.2.3 is a private address that KOD_WEBHOOK_ALLOWED_HOSTS does not allow",
+		"http://169.254.169.254/latest":    "Webhook URL is not allowed: 169.254.169.254 is a link-local address that KOD_WEBHOOK_ALLOWED_HOSTS does not allow",
+		"http://[::1]:9/hook":              "Webhook URL is not allowed: ::1 is a loopback address that KOD_WEBHOOK_ALLOWED_HOSTS does not allow",
+		"http://localhost:3000/api/x":      `Webhook URL is not allowed: host "localhost" resolves to`,
+		"https://user@127.0.0.1:443/hook?": "Webhook URL is not allowed: 127.0.0.1 is a loopback address",
+	} {
+		code, body, _ := e.req("POST", "/repos/app/webhooks", bearer(admin), `{"url":`+jsonString(url)+`}`)
+		if code != 400 || !strings.HasPrefix(errorOf(body), want) {
+			t.Errorf("%s: %d %s, want 400 %q", url, code, body, want)
+		}
+	}
+	if _, body, _ := e.req("GET", "/repos/app/webhooks", bearer(admin), ""); body != "[]\n" && body != "[]" {
+		t.Errorf("refused webhooks were stored: %s", body)
+	}
+	allowed := newEnvWith(t, func(d *api.Deps, _ *repos.Config) { d.HostPolicy, _ = netpolicy.Parse("loopback") })
+	allowed.req("POST", "/repos", bearer(admin), `{"name":"app"}`)
+	allowed.must("POST", "/repos/app/webhooks", bearer(admin), `{"url":"http://127.0.0.1:8080/hook"}`, 201)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
+	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 )
@@ -36,6 +37,9 @@ type Deps struct {
 	Webhooks DeliveryRetrier  // sends a webhook delivery again at once
 	// HostKeyPath is the SSH host key, included in backups ("" = none).
 	HostKeyPath string
+	// HostPolicy is what webhook URLs are checked against at creation
+	// (KOD_WEBHOOK_ALLOWED_HOSTS); nil means netpolicy.Default.
+	HostPolicy *netpolicy.Policy
 	// Metrics, if set, counts every request by route template and is
 	// served at GET /metrics (see metricsRoute) to admin tokens and to
 	// the bearer MetricsToken (KOD_METRICS_TOKEN; "" = admin tokens only).
@@ -72,6 +76,9 @@ type Route struct {
 
 // New returns the API server with every route registered.
 func New(d Deps) *Server {
+	if d.HostPolicy == nil {
+		d.HostPolicy, _ = netpolicy.Parse(netpolicy.Default)
+	}
 	s := &Server{Deps: d, router: mux.NewRouter(), log: d.Log.With("component", "api"), touched: map[string]time.Time{}, now: time.Now, streamsStopped: make(chan struct{})}
 	if s.Metrics != nil {
 		s.router.Use(s.Metrics.HTTP) // outermost: it sees the status of recovered panics

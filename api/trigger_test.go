@@ -14,7 +14,11 @@ import (
 func TestTriggerChecks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	src := sourceRepo(t, map[string]string{".kod/workflows/ci.toml": wf}, "feature")
+	files := map[string]string{".kod/workflows/ci.toml": wf, ".kod/workflows/b.toml": wf}
+	for i := range 100 {
+		files[fmt.Sprintf(".kod/workflows/w%d.toml", i)] = wf
+	}
+	src := sourceRepo(t, files, "feature")
 	e.newRepo("r", admin)
 	fill(t, e.dir("r"), src)
 	e.must("POST", "/repos/r/collaborators", bearer(admin), `{"username":"alice"}`, 201)
@@ -45,6 +49,9 @@ func TestTriggerChecks(t *testing.T) {
 		{name: "100 different files", method: "POST", path: "/repos/r/workflows", auth: alice, body: `{"files":[` + many(100, func(i int) string { return fmt.Sprintf(".kod/workflows/w%d.toml", i) }) + `]}`, code: 202},
 		{name: "escape in a file name", method: "POST", path: "/repos/r/workflows", auth: alice, body: `{"files":[".kod/workflows/\u001b[2Jx.toml"]}`, code: 400, msg: "Workflow file names must be at most 255 bytes, without control characters"},
 		{name: "long file name", method: "POST", path: "/repos/r/workflows", auth: alice, body: `{"files":[".kod/workflows/` + strings.Repeat("x", 251) + `.toml"]}`, code: 400, msg: "Workflow file names must be at most 255 bytes, without control characters"},
+		// TestTriggerMissingFileRefused: refused at once, not a run that fails.
+		{name: "a file missing at the commit", method: "POST", path: "/repos/r/workflows", auth: alice, body: `{"files":[".kod/workflows/ci.toml",".kod/workflows/missing.toml"]}`, code: 400, msg: "Workflow file '.kod/workflows/missing.toml' not found at commit " + onMain[:12]},
+		{name: "a file of another branch", method: "POST", path: "/repos/r/workflows", auth: alice, body: `{"branch":"main","files":["./.kod/workflows/only-on-feature.toml"]}`, code: 400, msg: "Workflow file '.kod/workflows/only-on-feature.toml' not found at commit " + onMain[:12]},
 	})
 
 	// 38,000 copies of one path (a 950 KB body) make one file.

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/netpolicy"
 )
 
 // Webhook routes need the permission and repository ownership (Kod: owner
@@ -30,6 +33,7 @@ func (s *Server) webhookRoutes() {
 	s.handle(http.MethodDelete, "/repos/{name}/webhooks/{id}", actWebhookWrite, s.deleteWebhook)
 	s.handle(http.MethodGet, "/repos/{name}/webhooks/{id}/deliveries", actWebhookRead, s.listDeliveries)
 	s.handle(http.MethodPost, "/repos/{name}/webhooks/{id}/deliveries/{deliveryId}/retry", actWebhookWrite, s.retryDelivery)
+	s.handle(http.MethodPost, "/admin/webhooks/resume", actAdmin, s.resumeWebhooks)
 }
 
 // webhookJSON is a webhook as the API shows it: never its secret.
@@ -107,11 +111,60 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
+	if err := s.checkWebhookHost(r.Context(), hook.URL); err != nil {
+		return err
+	}
 	if err := s.Store.CreateWebhook(r.Context(), hook); err != nil {
 		return err
 	}
 	s.log.Info("webhook created", "repo", repo.Name, "webhook", hook.ID, "events", hook.Events, "token", c.p.TokenID)
 	writeJSON(w, http.StatusCreated, toWebhookJSON(hook))
+	return nil
+}
+
+// webhookResumer ends the pause of a restored data dir's webhooks
+// (webhook.Dispatcher).
+type webhookResumer interface {
+	Paused() bool
+	Resume(ctx context.Context) error
+}
+
+// resumeWebhooks is POST /admin/webhooks/resume (admin; kod's addition):
+// a server restored from a backup starts with webhook deliveries paused,
+// so that it does not deliver to the original server's receivers; this
+// resumes them for good. 200 {"paused": false, "wasPaused": bool}.
+func (s *Server) resumeWebhooks(w http.ResponseWriter, r *http.Request, c *call) error {
+	res, ok := s.Webhooks.(webhookResumer)
+	if !ok {
+		return forge.NotFound("Webhooks are not configured on this server")
+	}
+	was := res.Paused()
+	if err := res.Resume(r.Context()); err != nil {
+		return err
+	}
+	if was {
+		s.log.Info("webhook deliveries resumed", "token", c.p.TokenID)
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"paused": false, "wasPaused": was})
+	return nil
+}
+
+// checkWebhookHost refuses a webhook URL whose host the host policy
+// (KOD_WEBHOOK_ALLOWED_HOSTS) refuses, with the policy's reason, instead of
+// storing a webhook that would fail at every delivery. Every delivery
+// checks again (the name may resolve elsewhere later); a host that does not
+// resolve now is accepted, since it may later.
+func (s *Server) checkWebhookHost(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return forge.Invalid("Webhook URL is invalid")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var refused *netpolicy.RefusedError
+	if err := s.HostPolicy.CheckHost(ctx, u.Hostname()); errors.As(err, &refused) {
+		return forge.Invalid("Webhook URL is not allowed: %s", refused.Error())
+	}
 	return nil
 }
 

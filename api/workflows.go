@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -81,6 +82,9 @@ func (s *Server) triggerWorkflow(w http.ResponseWriter, r *http.Request, c *call
 			return err
 		}
 	}
+	if err := s.checkWorkflowFiles(r.Context(), dir, commit, files); err != nil {
+		return err
+	}
 	run, err := s.Runner.Enqueue(r.Context(), runner.Request{
 		Repo: repo.Name, Branch: req.Branch, Commit: commit, Trigger: forge.TriggerManual, Files: files, TokenID: c.p.TokenID,
 	})
@@ -88,6 +92,26 @@ func (s *Server) triggerWorkflow(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": run.ID, "status": string(run.Status), "message": "Workflow run queued"})
+	return nil
+}
+
+// checkWorkflowFiles is ErrInvalid when one of files (cleaned, inside
+// workflow.Dir) is not a file at commit, so a trigger naming a missing file
+// is refused at once instead of queueing a run that can only fail:
+// "Workflow file '<f>' not found at commit <short>".
+func (s *Server) checkWorkflowFiles(ctx context.Context, dir, commit string, files []string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	present, err := s.Git.ListFiles(ctx, dir, commit, workflow.Dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if !slices.Contains(present, f) {
+			return forge.Invalid("Workflow file '%s' not found at commit %.12s", f, commit)
+		}
+	}
 	return nil
 }
 

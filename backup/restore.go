@@ -29,6 +29,11 @@ type Target struct {
 	// Force replaces what the directories hold; without it they must be
 	// empty (or missing) and the host key absent.
 	Force bool
+	// ResumeWebhooks keeps the restored webhooks delivering. Without it the
+	// restored server starts with webhook deliveries paused (nothing is
+	// recorded or sent) until an admin resumes them: a restore is often a
+	// copy beside the original, whose receivers must not get its events.
+	ResumeWebhooks bool
 }
 
 // Refusals of Restore; the returned errors wrap them with details.
@@ -53,7 +58,8 @@ const (
 // unpacked and checked (complete, database readable) beside the targets
 // before anything there changes; a bad archive changes nothing. The
 // restored database gets a new instance id, so the restored server never
-// sweeps the containers of the server the backup came from.
+// sweeps the containers of the server the backup came from, and (unless
+// t.ResumeWebhooks) its webhook deliveries are paused.
 func Restore(ctx context.Context, r io.Reader, t Target) (*Manifest, error) {
 	if err := t.check(); err != nil {
 		return nil, err
@@ -81,7 +87,7 @@ func Restore(ctx context.Context, r io.Reader, t Target) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareDB(ctx, filepath.Join(dataStage, "kod.db")); err != nil {
+	if err := prepareDB(ctx, filepath.Join(dataStage, "kod.db"), !t.ResumeWebhooks); err != nil {
 		return nil, err
 	}
 	if err := swapIn(t.DataDir, dataStage); err != nil {
@@ -170,8 +176,8 @@ func entries(dir string) (int, error) {
 }
 
 // prepareDB checks the restored database page by page and gives it a new
-// instance id.
-func prepareDB(ctx context.Context, path string) error {
+// instance id; pauseWebhooks pauses its webhook deliveries.
+func prepareDB(ctx context.Context, path string, pauseWebhooks bool) error {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return fmt.Errorf("%w: the database does not open: %v", ErrBadArchive, err)
@@ -196,6 +202,9 @@ func prepareDB(ctx context.Context, path string) error {
 		return err
 	}
 	err = store.ResetInstanceID(ctx)
+	if err == nil && pauseWebhooks {
+		err = store.SetWebhooksPaused(ctx, true)
+	}
 	return errors.Join(err, store.Close())
 }
 

@@ -30,8 +30,8 @@ func TestCLIRequests(t *testing.T) {
 		{"rename other field", []string{"repo", "update", "app", "owner", "x"}, "", "", "", "the name and the default branch can be changed"},
 		{"default branch", []string{"repo", "update", "app", "default-branch", "main"}, "", `PATCH /repos/app {"defaultBranch":"main"}`, "Default branch of app is now main", ""},
 		{"default branch missing", []string{"repo", "update", "app", "default-branch", "nope"}, "", `PATCH /repos/app {"defaultBranch":"nope"}`, "", "kod: Branch 'nope' does not exist"},
-		{"delete", []string{"repo", "delete", "docs"}, "", `DELETE /repos/docs`, "Deleted repository docs", ""},
-		{"delete unknown", []string{"repo", "delete", "nope"}, "", `DELETE /repos/nope`, "", "kod: Repository not found"},
+		{"delete", []string{"repo", "delete", "docs", "--yes"}, "", `DELETE /repos/docs`, "Deleted repository docs", ""},
+		{"delete unknown", []string{"repo", "delete", "nope", "-y"}, "", `DELETE /repos/nope`, "", "kod: Repository not found"},
 		{"collaborator add", []string{"repo", "app", "collaborator", "add", "carol"}, "", `POST /repos/app/collaborators {"username":"carol"}`, "Added collaborator carol to app", ""},
 		{"collaborator dup", []string{"repo", "app", "collaborator", "add", "alice"}, "", `POST /repos/app/collaborators`, "", "Collaborator already added to this repository"},
 		{"collaborator remove", []string{"repo", "app", "collaborator", "remove", "bob"}, "", `DELETE /repos/app/collaborators/bob`, "Removed collaborator bob", ""},
@@ -256,6 +256,34 @@ func TestCLIInitAndPrecedence(t *testing.T) {
 	}
 }
 
+// TestRepoNameCompletion: `kod repo <TAB>` offers the repositories (and
+// cobra the subcommands), `kod repo NAME <TAB>` the commands on it, and
+// `kod repo NAME secret <TAB>` theirs (it offered nothing).
+func TestRepoNameCompletion(t *testing.T) {
+	f := newFakeAPI(t)
+	for _, c := range []struct {
+		args      []string
+		want      []string
+		wantNever string
+	}{
+		{[]string{"repo", ""}, []string{"app\n", "list\t", "create\t"}, ""},
+		{[]string{"repo", "ap"}, []string{"app\n"}, "list"},
+		{[]string{"repo", "app", ""}, []string{"collaborator\t", "secret\t", "webhook\t", "protect\t"}, "app\n"},
+		{[]string{"repo", "app", "se"}, []string{"secret\t"}, "webhook"},
+		{[]string{"repo", "--json", "app", "secret", ""}, []string{"list\t", "set\t"}, "collaborator"},
+	} {
+		res := runCLI(t, f, nil, "", append([]string{"__complete"}, c.args...)...)
+		for _, w := range c.want {
+			if !strings.Contains(res.stdout, w) {
+				t.Errorf("complete %q: %q lacks %q", c.args, res.stdout, w)
+			}
+		}
+		if c.wantNever != "" && strings.Contains(res.stdout, c.wantNever) {
+			t.Errorf("complete %q: %q offers %q", c.args, res.stdout, c.wantNever)
+		}
+	}
+}
+
 // TestCompletion: repository arguments complete from the server.
 func TestCompletion(t *testing.T) {
 	f := newFakeAPI(t)
@@ -266,5 +294,28 @@ func TestCompletion(t *testing.T) {
 	res = runCLI(t, f, nil, "", "__complete", "repo", "info", "")
 	if !strings.HasPrefix(res.stdout, "app\ndocs\n") {
 		t.Errorf("completion: %q", res.stdout)
+	}
+}
+
+// TestCLIRefusesWhatTheAPIRefuses: newcomer findings. `repo delete` without
+// a terminal needs --yes (nothing is deleted otherwise); `token create
+// --expires 0` is refused as the API refuses expiresInDays 0, instead of
+// creating a token that never expires; `keys add` by a token without a
+// username names the --username flag, not the API's "username" field.
+func TestCLIRefusesWhatTheAPIRefuses(t *testing.T) {
+	f := newFakeAPI(t)
+	res := runCLI(t, f, nil, "", "repo", "delete", "docs")
+	if res.code != 1 || !strings.Contains(res.stderr, "pass --yes") || f.called("DELETE /repos/docs") {
+		t.Errorf("repo delete without --yes and without a terminal: exit %d, %q, calls %q", res.code, res.stderr, f.calls)
+	}
+	for _, days := range []string{"0", "-3", "366"} {
+		res = runCLI(t, f, nil, "", "token", "create", "ci", "--expires", days)
+		if res.code != 1 || !strings.Contains(res.stderr, "--expires must be between 1 and 365 days") || f.called("POST /tokens") {
+			t.Errorf("--expires %s: exit %d, %q", days, res.code, res.stderr)
+		}
+	}
+	res = runCLI(t, f, nil, "", "keys", "add", "ssh-ed25519 AAAAC3Nza admin-without-username")
+	if res.code != 1 || !strings.Contains(res.stderr, "an admin token with --username NAME") || strings.Contains(res.stderr, `"username"`) {
+		t.Errorf("keys add without a username: exit %d, %q", res.code, res.stderr)
 	}
 }

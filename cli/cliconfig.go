@@ -9,6 +9,7 @@ import (
 
 	"github.com/kod-forge/kod/client"
 	"github.com/kod-forge/kod/config"
+	"github.com/kod-forge/kod/forge"
 )
 
 // DefaultServerURL is where the client looks for a server when nothing
@@ -95,11 +96,60 @@ func stringKey(m map[string]json.RawMessage, key string) string {
 // keeping every other key (the server's settings), and leaves the file with
 // mode 0600 (it holds a token). The write is atomic.
 func writeClientConfig(path, server, token string) error {
+	return writeConfigKeys(path, map[string]any{configKeyServer: server, configKeyToken: token})
+}
+
+// configKeyCloneCredentials holds the tokens given to `kod clone -c`, by
+// id: {"<id>": {"origin": "https://host:port", "token": "kod_..."}}; the
+// clone's credential helper names its id (kod git-credential --clone ID).
+const configKeyCloneCredentials = "cloneCredentials"
+
+// cloneCredential is a token kept for the clones made with it.
+type cloneCredential struct {
+	Origin string `json:"origin"`
+	Token  string `json:"token"`
+}
+
+// readCloneCredentials returns the clone credentials of the config file.
+func readCloneCredentials(path string) (map[string]cloneCredential, error) {
+	m, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	creds := map[string]cloneCredential{}
+	if raw, ok := m[configKeyCloneCredentials]; ok {
+		if err := json.Unmarshal(raw, &creds); err != nil {
+			return nil, fmt.Errorf("config file %s: %s: %w", path, configKeyCloneCredentials, err)
+		}
+	}
+	return creds, nil
+}
+
+// addCloneCredential keeps token for origin in the config file (mode 0600)
+// and returns its id.
+func addCloneCredential(path, origin, token string) (string, error) {
+	creds, err := readCloneCredentials(path)
+	if err != nil {
+		return "", err
+	}
+	for id, c := range creds { // the same token for the same server: one entry
+		if c.Origin == origin && c.Token == token {
+			return id, nil
+		}
+	}
+	id := forge.NewID()
+	creds[id] = cloneCredential{Origin: origin, Token: token}
+	return id, writeConfigKeys(path, map[string]any{configKeyCloneCredentials: creds})
+}
+
+// writeConfigKeys sets keys in the config file at path, keeping every other
+// key, with mode 0600; the write is atomic.
+func writeConfigKeys(path string, keys map[string]any) error {
 	m, err := readConfigFile(path)
 	if err != nil {
 		return err
 	}
-	for k, v := range map[string]string{configKeyServer: server, configKeyToken: token} {
+	for k, v := range keys {
 		data, err := json.Marshal(v)
 		if err != nil {
 			return err

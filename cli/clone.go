@@ -39,10 +39,10 @@ git process only, and git asks that helper only for the clone URL's scheme,
 host and port: it is never written into .git/config, the remote URL or a
 credential store. The configured token is used only when the URL is on the
 configured server (same scheme, host and port); a token given with -c is
-used for the URL given, wherever it is. Unless -c is given or
---no-credential-helper, a clone from the configured server is set up to ask
-"kod git-credential" for the configured token on later fetches and pushes to
-that server.`,
+used for the URL given, wherever it is. Unless --no-credential-helper, the
+clone is set up to ask "kod git-credential" on later fetches and pushes to
+that server: for the configured token, or for the -c token, which is kept
+in the config file (mode 0600, key cloneCredentials) for that server only.`,
 		Example: "  kod clone my-project\n  kod clone http://kod.example.com:3000/repos/app.git app -c kod_...",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,13 +62,25 @@ that server.`,
 			if err := gitClone(cmd, src, dir, tok); err != nil {
 				return err
 			}
-			if token != "" || noHelper || !ours {
-				return nil
-			}
 			if dir == "" {
 				dir = strings.TrimSuffix(filepath.Base(src), ".git")
 			}
-			return configureHelper(cmd.Context(), dir, s.Server)
+			switch {
+			case noHelper:
+				return nil
+			case token != "" && isHTTPURL(src) && originOf(src) != "":
+				// The -c token serves later fetches and pushes of this
+				// clone too: kept in the config file (0600), never in the
+				// clone's .git/config, asked for only for its server.
+				id, err := addCloneCredential(s.ConfigPath, originOf(src), token)
+				if err != nil {
+					return err
+				}
+				return configureHelper(cmd.Context(), dir, originOf(src), "--clone", id)
+			case ours:
+				return configureHelper(cmd.Context(), dir, s.Server)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&token, "credential", "c", "", "token to clone with (instead of the configured one)")
@@ -184,13 +196,17 @@ func gitClone(cmd *cobra.Command, src, dir, token string) error {
 // configureHelper makes `kod git-credential` the only credential helper of
 // the clone in dir for URLs of server (the empty entry first drops helpers
 // from the user's config, so none of them stores the token).
-func configureHelper(ctx context.Context, dir, server string) error {
+func configureHelper(ctx context.Context, dir, server string, helperArgs ...string) error {
 	self, err := executablePath()
 	if err != nil {
 		return err
 	}
 	key := "credential." + server + ".helper"
-	for _, v := range []string{"", "!" + shellQuote(self) + " git-credential"} {
+	helper := "!" + shellQuote(self) + " git-credential"
+	for _, arg := range helperArgs {
+		helper += " " + shellQuote(arg)
+	}
+	for _, v := range []string{"", helper} {
 		git := exec.CommandContext(ctx, "git", "-C", dir, "config", "--add", key, v)
 		if out, err := git.CombinedOutput(); err != nil {
 			return fmt.Errorf("setting up the credential helper: %v: %s", err, out)
@@ -205,7 +221,8 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // credential helper protocol: for get, it answers with the configured token
 // when the requested host is the configured server's.
 func newGitCredentialCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var cloneID string
+	cmd := &cobra.Command{
 		Use:    "git-credential get|store|erase",
 		Short:  "Git credential helper that supplies the configured token",
 		Hidden: true,
@@ -213,6 +230,18 @@ func newGitCredentialCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := readCredentialRequest(cmd.InOrStdin())
 			if args[0] != "get" {
+				return nil
+			}
+			if cloneID != "" { // a clone made with kod clone -c TOKEN
+				creds, err := readCloneCredentials(a.configPath())
+				if err != nil {
+					return err
+				}
+				c, ok := creds[cloneID]
+				if !ok || !credentialForServer(req, c.Origin) {
+					return nil // removed, or not its server: git tries elsewhere
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "username=kod\npassword=%s\n", c.Token)
 				return nil
 			}
 			s, err := a.settings()
@@ -226,6 +255,8 @@ func newGitCredentialCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&cloneID, "clone", "", "answer with the token kept for a clone made with kod clone -c")
+	return cmd
 }
 
 // credentialForServer reports whether git's credential request (protocol

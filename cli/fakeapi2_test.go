@@ -65,6 +65,10 @@ func (f *fakeAPI) scopedRoutes(h handleFn) {
 			fail(w, 400, "Invalid SSH public key")
 			return
 		}
+		if strings.HasSuffix(pub, " admin-without-username") { // the real API's answer to a token without a username
+			fail(w, 400, `This token has no username: SSH keys belong to a username. Use a token created with a username, or an admin token with "username"`)
+			return
+		}
 		name, _ := b["name"].(string)
 		writeJSONT(w, 201, client.Key{ID: "key000000002", Username: "alice", Name: name, PublicKey: pub, KeyType: strings.Fields(pub)[0], Fingerprint: "SHA256:newKeyFingerprint", CreatedAt: ms(0)})
 	})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,7 +85,7 @@ func newKeysAddCmd(a *app) *cobra.Command {
 			}
 			k, err := c.AddKey(ctx, r)
 			if err != nil || u.json {
-				return jsonOr(u, k, err)
+				return jsonOr(u, k, cliUsernameHint(err))
 			}
 			u.printf("Added %s key %s (%s) for %s\n", k.KeyType, k.Fingerprint, k.ID, k.Username)
 			return nil
@@ -133,4 +134,17 @@ func keyComment(key, fallback string) string {
 		return strings.Join(f[2:], " ")
 	}
 	return fallback
+}
+
+// cliUsernameHint rewords the API's hint about its "username" field (a
+// token without a username adding or listing keys) as the flag that sets
+// it, --username.
+func cliUsernameHint(err error) error {
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) && strings.Contains(apiErr.Message, `with "username"`) {
+		e := *apiErr
+		e.Message = strings.Replace(e.Message, `with "username"`, "with --username NAME", 1)
+		return &e
+	}
+	return err
 }

@@ -12,6 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kod-forge/kod/client"
+	"github.com/kod-forge/kod/forge"
 )
 
 // TestLocalArchive: the workspace of a local run is the working tree as it
@@ -146,5 +149,28 @@ func TestTableColour(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "\x1b[31mfailed\x1b[0m") {
 		t.Errorf("no colour: %q", out.String())
+	}
+}
+
+// TestSummaryListsStepsThatNeverRan: after a failure, the steps the run
+// never reached are listed as "not run" and counted (a step name used in
+// two workflows, or twice, is matched by workflow and count).
+func TestSummaryListsStepsThatNeverRan(t *testing.T) {
+	res := &forge.Result{Steps: []forge.StepResult{
+		{Name: "build", Workflow: "a.toml", Success: true},
+		{Name: "test", Workflow: "a.toml", Error: "step failed with exit code 1"},
+	}}
+	planned := []plannedStep{{"build", "a.toml"}, {"test", "a.toml"}, {"deploy", "a.toml"}, {"build", "b.toml"}}
+	got := notRunSteps(res, planned)
+	if len(got) != 2 || got[0] != (plannedStep{"deploy", "a.toml"}) || got[1] != (plannedStep{"build", "b.toml"}) {
+		t.Errorf("not run: %+v", got)
+	}
+	var out bytes.Buffer
+	u := &ui{out: &out, errOut: &out}
+	printRunSummary(u, &client.Run{ID: "r1", Status: forge.RunFailed, Result: res}, planned...)
+	for _, want := range []string{"deploy", "not run", "1 passed, 1 failed, 0 skipped, 2 not run"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
 	}
 }

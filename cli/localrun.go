@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -66,8 +69,18 @@ step failed.`,
 }
 
 func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
-	ctx := cmd.Context()
+	// SIGINT and SIGTERM cancel the command's context (main); a closed
+	// terminal (SIGHUP) and a reader that went away (`| head`: SIGPIPE,
+	// seen as a failed write to stdout or stderr) cancel the run too, so
+	// its containers, volume and network are removed before exiting.
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGHUP)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	signal.Ignore(syscall.SIGPIPE) // writes fail with EPIPE instead of killing kod
 	u := a.ui(cmd)
+	u.out = &brokenPipeWatch{w: u.out, broken: cancel}
+	u.errOut = &brokenPipeWatch{w: u.errOut, broken: cancel}
 	cwd, err := os.Getwd()
 	if err != nil {
 		return err
@@ -105,7 +118,7 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 			return err
 		}
 	} else {
-		printRunSummary(u, run)
+		printRunSummary(u, run, plannedSteps(files)...)
 	}
 	return runExit(run)
 }
@@ -137,9 +150,10 @@ func executeLocal(ctx context.Context, u *ui, o localOptions, image string, src 
 		return nil, err
 	}
 	defer backend.Close()
+	sweepDeadLocalRuns(ctx, u, backend)
 	done := make(chan *forge.Run, 1)
 	r := runner.New(runner.Config{
-		Instance:     "local" + forge.NewID(),
+		Instance:     localInstance(),
 		DefaultImage: image,
 		LogsDir:      filepath.Join(tmp, "logs"),
 		StopGrace:    5 * time.Second,
@@ -170,6 +184,97 @@ func executeLocal(ctx context.Context, u *ui, o localOptions, image string, src 
 		return nil, err
 	}
 	return <-done, nil
+}
+
+// plannedSteps lists the steps of files that parse, in run order.
+func plannedSteps(files []runner.File) []plannedStep {
+	var out []plannedStep
+	for _, f := range files {
+		wf, err := f.Parse(workflow.Options{})
+		if err != nil {
+			continue
+		}
+		for _, st := range wf.Steps {
+			out = append(out, plannedStep{Name: st.Name, Workflow: f.Path})
+		}
+	}
+	return out
+}
+
+// localInstance is the instance id of this local run's objects:
+// local-<host>-<pid>-<random>, so a later local run on the same host can
+// tell that the process that made them is gone (sweepDeadLocalRuns).
+func localInstance() string {
+	return fmt.Sprintf("local-%s-%d-%s", localHost(), os.Getpid(), forge.NewID())
+}
+
+// localHost is the host name as it appears in localInstance.
+func localHost() string {
+	host, _ := os.Hostname()
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, host)
+}
+
+var localInstanceRE = regexp.MustCompile(`^local-(.*)-([0-9]+)-[a-z0-9]+$`)
+
+// sweepDeadLocalRuns removes the containers, volumes and networks of
+// earlier local runs on this host whose kod process no longer exists (it
+// was killed, or died before cleaning up). Objects of other hosts (a shared
+// engine), of live processes, and of servers are left alone. Failures are
+// reported and do not stop this run.
+func sweepDeadLocalRuns(ctx context.Context, u *ui, d *docker.Docker) {
+	host := localHost()
+	ids, err := d.Instances(ctx)
+	if err != nil {
+		u.notef("kod: could not look for leftovers of earlier local runs: %v\n", err)
+		return
+	}
+	swept := 0
+	for _, id := range ids {
+		m := localInstanceRE.FindStringSubmatch(id)
+		if m == nil || m[1] != host {
+			continue
+		}
+		pid, err := strconv.Atoi(m[2])
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		if _, err := d.Sweep(ctx, id, func(string) bool { return false }); err != nil {
+			u.notef("kod: removing leftovers of an earlier local run (%s): %v\n", id, err)
+			continue
+		}
+		swept++
+	}
+	if swept > 0 {
+		u.notef("Removed the containers, volumes and networks of %d earlier local run(s) that ended without cleaning up.\n", swept)
+	}
+}
+
+// processAlive reports whether a process pid exists on this host (one
+// of another user counts as alive).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// brokenPipeWatch forwards writes to w and calls broken (once is enough;
+// it may be called again) when a write fails because the reader went away
+// (EPIPE), e.g. `kod workflow ... | head`.
+type brokenPipeWatch struct {
+	w      io.Writer
+	broken func()
+}
+
+func (b *brokenPipeWatch) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	if errors.Is(err, syscall.EPIPE) {
+		b.broken()
+	}
+	return n, err
 }
 
 // localBackend connects to the Docker engine and checks that it answers.

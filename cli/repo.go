@@ -47,6 +47,7 @@ func newRepoCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(newRepoListCmd(a), newRepoCreateCmd(a), newRepoImportCmd(a), newRepoInfoCmd(a), newRepoUpdateCmd(a), newRepoDeleteCmd(a))
+	cmd.ValidArgsFunction = a.completeRepoCmd
 	return cmd
 }
 
@@ -220,10 +221,14 @@ func newRepoDeleteCmd(a *app) *cobra.Command {
 		Aliases: []string{"rm"},
 		Short:   "Delete a repository with its runs, secrets and webhooks",
 		Long: `Delete a repository with everything attached to it. On a terminal you are
-asked to type the name unless --yes is given.`,
+asked to type the name unless --yes is given; without a terminal (a script,
+a pipe) --yes is required.`,
 		Args: exactArgs("NAME"),
 		RunE: a.run(func(ctx context.Context, c *client.Client, u *ui, args []string) error {
-			if !yes && a.interactive() {
+			if !yes && !a.interactive() {
+				return fmt.Errorf("not deleted: repository %s would be deleted with all its runs, secrets and webhooks, and there is no terminal to confirm on; pass --yes", args[0])
+			}
+			if !yes {
 				u.notef("Delete repository %s and all its runs, secrets and webhooks? Type its name to confirm: ", args[0])
 				line, _ := bufio.NewReader(a.stdin).ReadString('\n')
 				if strings.TrimSpace(line) != args[0] {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,6 +54,14 @@ repo:read,repo:write). --username links the token to a collaborator: it
 then reaches only the repositories that name that user.`,
 		Example: "  kod token create ci --permissions repo:read,workflow:trigger --expires 30",
 		Args:    exactArgs("NAME"),
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			// The API refuses expiresInDays outside 1..365; 0 must not
+			// quietly mean "never" here (omit --expires for that).
+			if cmd.Flags().Changed("expires") && (req.ExpiresInDays < 1 || req.ExpiresInDays > 365) {
+				return fmt.Errorf("--expires must be between 1 and 365 days, got %d (omit it for a token that never expires)", req.ExpiresInDays)
+			}
+			return nil
+		},
 		RunE: a.run(func(ctx context.Context, c *client.Client, u *ui, args []string) error {
 			req.Name = args[0]
 			t, err := c.CreateToken(ctx, req)

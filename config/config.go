@@ -46,14 +46,16 @@ type Config struct {
 	SSHEnabled        bool
 	// PublicURL is the server's external base URL (clone URLs in the web
 	// UI; https makes its cookies Secure); "" = what the browser used.
-	PublicURL        string
-	SSHHost          string
-	SSHPort          int
-	SSHHostKeyPath   string
-	SSHAnonymousRead bool
-	SSHIdleTimeout   time.Duration
-	SSHMaxSession    time.Duration
-	SSHMaxPerAddress int
+	PublicURL         string
+	SSHHost           string
+	SSHPort           int
+	SSHHostKeyPath    string
+	SSHAnonymousRead  bool
+	SSHIdleTimeout    time.Duration
+	SSHMaxSession     time.Duration
+	SSHMaxPerAddress  int
+	SSHLoginGraceTime time.Duration
+	SSHMaxUnauth      int
 	// WebhookAllowedHosts is the host policy of imports, webhooks and,
 	// unless RegistryAllowedHosts is set, image pulls (netpolicy.Parse
 	// syntax).
@@ -108,6 +110,8 @@ func Default(home string) Config {
 		SSHIdleTimeout:      sshd.DefaultIdleTimeout,
 		SSHMaxSession:       sshd.DefaultMaxSession,
 		SSHMaxPerAddress:    sshd.DefaultMaxPerAddr,
+		SSHLoginGraceTime:   sshd.DefaultLoginGraceTime,
+		SSHMaxUnauth:        sshd.DefaultMaxUnauthenticated,
 	}
 }
 
@@ -160,6 +164,8 @@ func serveSettings(c *Config) []setting {
 		{"sshIdleTimeout", []string{"KOD_SSH_IDLE_TIMEOUT"}, "ssh-idle-timeout", "", "close SSH connections idle this long", &c.SSHIdleTimeout},
 		{"sshMaxSession", []string{"KOD_SSH_MAX_SESSION"}, "ssh-max-session", "", "longest an SSH connection may last", &c.SSHMaxSession},
 		{"sshMaxPerAddress", []string{"KOD_SSH_MAX_PER_ADDRESS"}, "ssh-max-per-address", "", "concurrent SSH connections (and sessions) per remote address", &c.SSHMaxPerAddress},
+		{"sshLoginGraceTime", []string{"KOD_SSH_LOGIN_GRACE_TIME"}, "ssh-login-grace-time", "", "close SSH connections not signed in within this time", &c.SSHLoginGraceTime},
+		{"sshMaxUnauthenticated", []string{"KOD_SSH_MAX_UNAUTHENTICATED"}, "ssh-max-unauthenticated", "", "SSH connections not signed in yet, server-wide; more are closed at once", &c.SSHMaxUnauth},
 		{"webhookAllowedHosts", []string{netpolicy.Setting}, "webhook-allowed-hosts", "", "hosts imports and webhooks may reach: external, loopback, private, *, CIDRs, host names", &c.WebhookAllowedHosts},
 		{"registryAllowedHosts", []string{netpolicy.RegistrySetting}, "registry-allowed-hosts", "", "registries step images may be pulled from (same syntax; empty: as --webhook-allowed-hosts)", &c.RegistryAllowedHosts},
 		{"importTimeout", []string{"KOD_IMPORT_TIMEOUT"}, "import-timeout", "", "time limit of one repository import (git clone)", &c.ImportTimeout},
@@ -344,6 +350,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SSHMaxPerAddress < 1 {
 		errs = append(errs, fmt.Errorf("SSH max per address (KOD_SSH_MAX_PER_ADDRESS) must be at least 1, got %d", c.SSHMaxPerAddress))
+	}
+	if c.SSHLoginGraceTime <= 0 || c.SSHMaxUnauth < 1 {
+		errs = append(errs, fmt.Errorf("SSH login grace time and max unauthenticated (KOD_SSH_LOGIN_GRACE_TIME, KOD_SSH_MAX_UNAUTHENTICATED) must be positive, got %s and %d", c.SSHLoginGraceTime, c.SSHMaxUnauth))
 	}
 	if c.StopGrace < 0 {
 		errs = append(errs, errors.New("stop grace (KOD_STOP_GRACE) must not be negative"))

@@ -24,7 +24,8 @@ func TestSSHSettings(t *testing.T) {
 	if cfg.SSHIdleTimeout != 90*time.Second || cfg.SSHMaxSession != 3*time.Hour || cfg.SSHMaxPerAddress != 6 || cfg.SSHPort != 0 || cfg.SSHEnabled {
 		t.Errorf("%+v", cfg)
 	}
-	for k, v := range map[string]string{"KOD_SSH_MAX_PER_ADDRESS": "0", "KOD_SSH_IDLE_TIMEOUT": "0", "KOD_SSH_MAX_SESSION": "forever"} {
+	for k, v := range map[string]string{"KOD_SSH_MAX_PER_ADDRESS": "0", "KOD_SSH_IDLE_TIMEOUT": "0", "KOD_SSH_MAX_SESSION": "forever",
+		"KOD_SSH_LOGIN_GRACE_TIME": "0", "KOD_SSH_MAX_UNAUTHENTICATED": "0"} {
 		cfg := Default(t.TempDir())
 		err := Load(&cfg, "", nil, func(name string) string {
 			if name == k {

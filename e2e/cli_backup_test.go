@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,7 +133,7 @@ func randomText(t *testing.T, n int) string {
 // happens during the push.
 func waitQuarantine(t *testing.T, repo string, pushed chan error) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(5 * time.Minute) // catches hangs only: packing 24 MB took over a minute at load 40
 	for {
 		if m, _ := filepath.Glob(filepath.Join(repo, "objects", "*incoming-*")); len(m) > 0 {
 			return
@@ -147,4 +148,50 @@ func waitQuarantine(t *testing.T, repo string, pushed chan error) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestRestoredWebhooksPausedUntilResumed: a server restored from a backup
+// does not deliver to the original's receivers (nothing is recorded or
+// sent, and restore says so) until an admin resumes deliveries; after
+// POST /admin/webhooks/resume it delivers again.
+func TestRestoredWebhooksPausedUntilResumed(t *testing.T) {
+	t.Parallel()
+	env := []string{"KOD_WEBHOOK_ALLOWED_HOSTS=loopback"}
+	src := startServer(t, "", env)
+	c := newCLI(t, src)
+	src.createRepo("hooked")
+	rcv := newHookReceiver(t, "", nil)
+	hook := src.createWebhook("hooked", rcv.URL, "", "push")
+	src.Stop()
+	archive := filepath.Join(c.Home, "kod.tar.gz")
+	dirs := func(home string) []string {
+		return []string{"--data-dir", filepath.Join(home, "data"), "--repos-dir", filepath.Join(home, "repos"), "--ssh-host-key", filepath.Join(home, "ssh_host_ed25519_key")}
+	}
+	c.ok(append([]string{"backup", "-o", archive}, dirs(src.Home)...)...)
+	dst := t.TempDir()
+	if out := c.ok(append([]string{"restore", archive}, dirs(dst)...)...); !strings.Contains(out, "Webhook deliveries are paused") || !strings.Contains(out, "--resume-webhooks") {
+		t.Errorf("restore does not say the webhooks are paused:\n%s", out)
+	}
+
+	restored := startServer(t, dst, env)
+	if !strings.Contains(restored.Logs(), "webhook deliveries are paused") {
+		t.Errorf("the restored server does not warn that webhooks are paused:\n%s", restored.Logs())
+	}
+	p := newProject(t, "main", map[string]string{"README.md": "x\n"})
+	p.git("push", "-q", restored.gitURL("hooked", adminToken), "main")
+	time.Sleep(3 * time.Second) // three pick-up ticks: nothing may go
+	if n := len(rcv.requests()); n != 0 {
+		t.Fatalf("the restored server delivered %d requests to the original's receiver while paused", n)
+	}
+	if ds := restored.deliveries("hooked", hook); len(ds) != 0 {
+		t.Errorf("deliveries recorded while paused: %+v", ds)
+	}
+	var resumed map[string]bool
+	restored.mustDo("POST", "/admin/webhooks/resume", adminToken, nil, http.StatusOK, &resumed)
+	if !resumed["wasPaused"] || resumed["paused"] {
+		t.Errorf("resume: %v", resumed)
+	}
+	p.commit("second", map[string]string{"README.md": "y\n"})
+	p.git("push", "-q", restored.gitURL("hooked", adminToken), "main")
+	waitFor(t, 2*time.Minute, "a delivery after resuming", func() bool { return len(rcv.requests()) == 1 })
 }

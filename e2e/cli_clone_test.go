@@ -48,19 +48,27 @@ func TestCLIClone(t *testing.T) {
 	}
 	assertNoToken(t, clone.Dir, c.Home, adminToken)
 
-	// -c TOKEN: that token, and no helper configured.
+	// TestCloneWithTokenCanPushAfterwards: -c TOKEN clones with that token
+	// and sets the clone up to ask kod for it again (kept in kod's config
+	// file, never in the clone), so a later push works with it.
 	var tok struct{ Token string }
-	decodeJSON(t, c.ok("token", "create", "reader", "--permissions", "repo:read", "--json"), &tok)
+	decodeJSON(t, c.ok("token", "create", "writer", "--permissions", "repo:read,repo:write", "--json"), &tok)
 	res = c.run(work, "", "clone", s.URL+"/repos/app.git", "byurl", "-c", tok.Token)
 	if res.Code != 0 {
 		t.Fatalf("clone -c: %+v", res)
 	}
 	assertNoToken(t, filepath.Join(work, "byurl"), c.Home, tok.Token)
-	if cfg, _ := os.ReadFile(filepath.Join(work, "byurl", ".git", "config")); strings.Contains(string(cfg), "git-credential") {
-		t.Errorf("clone -c configured the helper:\n%s", cfg)
+	byurl := &project{t: t, Dir: filepath.Join(work, "byurl")}
+	pushed := byurl.commit("from the -c clone", map[string]string{"c.txt": "c\n"})
+	c.env["KOD_API_TOKEN"] = "kod_wrongwrongwrongwrongwrongwrong12" // only the -c token can push
+	if out, err := gitIn(c, byurl.Dir, "push", "-q", "origin", "HEAD:refs/heads/from-c"); err != nil {
+		t.Fatalf("push from a clone made with -c: %v\n%s", err, out)
 	}
+	if at := s.headOf("app", "from-c"); at != pushed {
+		t.Errorf("from-c is at %q, want %s", at, pushed)
+	}
+	assertNoToken(t, byurl.Dir, c.Home, tok.Token)
 
-	c.env["KOD_API_TOKEN"] = "kod_wrongwrongwrongwrongwrongwrong12"
 	if res := c.run(work, "", "clone", "app", "refused"); res.Code == 0 || !strings.Contains(res.Stderr, "Authentication failed") && !strings.Contains(res.Stderr, "401") {
 		t.Errorf("clone with a refused token: %+v", res)
 	}

@@ -57,7 +57,7 @@ func TestCLIReposAndTokens(t *testing.T) {
 		t.Errorf("the token was printed: %q", res.Stderr)
 	}
 
-	c.ok("repo", "delete", "docs")
+	c.ok("repo", "delete", "docs", "--yes")
 	c.fails("kod: Repository not found", "repo", "info", "docs")
 
 	// init: the config holds the server and token (0600), printed nowhere;

@@ -170,6 +170,12 @@ run = "echo unreachable"
 		t.Errorf("every workflow with $BRANCH: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
 
+	// The summary lists the step that never ran after the failure.
+	res = c.run(p.Dir, "", "workflow", "fail.toml")
+	if res.Code != 1 || !regexp.MustCompile(`\nnever +fail\.toml +not run`).MatchString(res.Stdout) || !strings.Contains(res.Stdout, "0 passed, 1 failed, 0 skipped, 1 not run") {
+		t.Errorf("summary of a failed local run: exit %d\n%s", res.Code, res.Stdout)
+	}
+
 	var run client.Run
 	res = c.run(p.Dir, "", "workflow", "fail.toml", "--json")
 	decodeJSON(t, res.Stdout, &run)

@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if plainBin != "" {
+		os.RemoveAll(filepath.Dir(plainBin))
+	}
 	os.Exit(code)
 }
 

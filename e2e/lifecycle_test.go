@@ -57,5 +57,9 @@ run = "true"
 	if e := run.Result.Steps[0].Error; !strings.Contains(e, "registry.invalid/nothing:1") || !strings.Contains(e, "pull") {
 		t.Errorf("pull failure error: %q", e)
 	}
+	// The pull failure is in the step's section of the logs too.
+	if logs := s.logs("long", pulling.ID); !strings.Contains(logs, "==> missing image\nkod: ") || !strings.Contains(logs, "registry.invalid/nothing:1") {
+		t.Errorf("logs of the run whose image could not be pulled:\n%s", logs)
+	}
 	assertNoLeftovers(t, s)
 }

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -330,5 +333,93 @@ func TestSSHAnonymousReadAndHostKey(t *testing.T) {
 	// Other login names still need a key.
 	if out, code := s.ssh(noKey, "kod", nil, "repos"); code != 255 {
 		t.Errorf("keyless non-anonymous user: %d %q", code, out)
+	}
+}
+
+// TestAdminAddedKeyForTokenlessCollaborator is Kod's model with the real
+// OpenSSH client: an admin adds a key for a collaborator who holds no token
+// at all; the key clones and pushes a branch (the protected main is still
+// refused), and loses access when the user is removed as collaborator, and
+// when the key is deleted.
+func TestAdminAddedKeyForTokenlessCollaborator(t *testing.T) {
+	t.Parallel()
+	s := startSSHServer(t, "", nil)
+	s.createRepo("team")
+	seed := newProject(t, "main", map[string]string{"README.md": "hello\n"})
+	seed.git("push", "-q", s.gitURL("team", adminToken), "main")
+	s.mustDo("PUT", "/repos/team/protections/branches/main", adminToken, nil, http.StatusOK, nil)
+	mainAt := s.headOf("team", "main")
+	s.mustDo("POST", "/repos/team/collaborators", adminToken, map[string]string{"username": "carol"}, http.StatusCreated, nil)
+	key := newSSHKey(t, "carol@laptop")
+	var added struct{ ID string }
+	s.mustDo("POST", "/keys", adminToken, map[string]string{"publicKey": key.Pub, "username": "carol"}, http.StatusCreated, &added)
+
+	c := &project{t: t, Dir: t.TempDir()}
+	if out, err := c.gitSSH(s, key, nil, "clone", "-q", s.sshURL("kod", "team"), "."); err != nil {
+		t.Fatalf("clone with the admin-added key: %v\n%s", err, out)
+	}
+	c.git("checkout", "-q", "-b", "feature")
+	feature := c.commit("feature", map[string]string{"f.txt": "f\n"})
+	if out, err := c.gitSSH(s, key, nil, "push", "-q", "origin", "feature"); err != nil || s.headOf("team", "feature") != feature {
+		t.Fatalf("push a branch with the admin-added key: %v\n%s", err, out)
+	}
+	c.git("checkout", "-q", "main")
+	c.commit("direct", map[string]string{"g.txt": "g\n"})
+	if out, err := c.gitSSH(s, key, nil, "push", "origin", "main"); err == nil || !strings.Contains(out, "branch 'main' is protected") || s.headOf("team", "main") != mainAt {
+		t.Errorf("push of the protected main: %v\n%s", err, out)
+	}
+
+	// No longer a collaborator: nothing, on a new connection.
+	s.mustDo("DELETE", "/repos/team/collaborators/carol", adminToken, nil, http.StatusNoContent, nil)
+	if out, err := c.gitSSH(s, key, nil, "ls-remote", "origin"); err == nil || strings.Contains(out, "refs/heads") {
+		t.Errorf("after the collaborator was removed: %v\n%s", err, out)
+	}
+	// Back as collaborator, then the key is deleted.
+	s.mustDo("POST", "/repos/team/collaborators", adminToken, map[string]string{"username": "carol"}, http.StatusCreated, nil)
+	if out, err := c.gitSSH(s, key, nil, "ls-remote", "origin"); err != nil || !strings.Contains(out, "refs/heads/feature") {
+		t.Fatalf("a collaborator again: %v\n%s", err, out)
+	}
+	s.mustDo("DELETE", "/keys/"+added.ID, adminToken, nil, http.StatusNoContent, nil)
+	if out, code := s.ssh(key, "kod", nil, "repos"); code != 255 || !strings.Contains(out, "Permission denied") {
+		t.Errorf("deleted key: %d %q", code, out)
+	}
+}
+
+// TestSilentSSHConnectionsClosed: 200 TCP connections to the SSH port that
+// never start the handshake are all closed by the server (beyond
+// KOD_SSH_MAX_UNAUTHENTICATED at once, the others after
+// KOD_SSH_LOGIN_GRACE_TIME), and the real OpenSSH client signs in and works
+// afterwards.
+func TestSilentSSHConnectionsClosed(t *testing.T) {
+	t.Parallel()
+	s := startSSHServer(t, "", []string{"KOD_SSH_LOGIN_GRACE_TIME=3s", "KOD_SSH_MAX_PER_ADDRESS=1000"})
+	s.createRepo("quiet")
+	u := s.newUser("ursula", "quiet", "repo:read")
+	closed := make(chan error, 200)
+	for range 200 {
+		c, err := net.Dial("tcp", s.SSHAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			c.SetReadDeadline(time.Now().Add(2 * time.Minute)) // catches a connection never closed
+			_, err := io.Copy(io.Discard, c)
+			if err == nil {
+				err = io.EOF
+			}
+			closed <- err
+		}()
+	}
+	for range 200 {
+		if err := <-closed; !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("a silent connection was not closed by the server: %v", err)
+		}
+	}
+	if out, code := s.ssh(u.Key, "kod", nil, "repos"); code != 0 || out != "quiet\n" {
+		t.Errorf("OpenSSH after the silent connections: %d %q", code, out)
+	}
+	if logs := s.Logs(); !strings.Contains(logs, "not signed in within the login grace time") {
+		t.Errorf("grace-time closures not logged:\n%.3000s", logs)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/crypto/hkdf"
@@ -85,6 +86,10 @@ func NewSecretBox(key string, kdf SecretKDF) (*SecretBox, error) {
 		return nil, fmt.Errorf("unknown key derivation %q", kdf.Algorithm)
 	}
 	master, err := scrypt.Key([]byte(key), kdf.Salt, kdf.N, kdf.R, kdf.P, 32)
+	// scrypt's work area (128·N·r bytes, 32 MiB by default) is garbage now;
+	// without this it stays resident until the heap grows back to it,
+	// which an idle server never does (47-51 MB idle instead of ~20).
+	debug.FreeOSMemory()
 	if err != nil {
 		return nil, fmt.Errorf("deriving the secrets key: %w", err)
 	}

@@ -19,8 +19,14 @@ var gitPermissions = []Permission{PermRepoRead, PermRepoWrite}
 //     key grants nothing. A token that holds nothing thus adds keys that
 //     grant nothing, whatever the user's other tokens hold.
 //   - A key added by an admin token (for any username) was vouched for by
-//     an admin and speaks for its user: UserPrincipal, what the user's live
-//     tokens hold together. It does not depend on the admin token living.
+//     an admin and speaks for its user (Kod: an admin adds a collaborator's
+//     key, POST /keys {username}): collaborator access, repo:read and
+//     repo:write on the repositories the user owns or collaborates on, with
+//     or without tokens of their own; admin if one of the user's live
+//     tokens holds admin (UserPrincipal). Protected branches hold (only the
+//     owner or an admin changes them). It lasts until the key is removed or
+//     the user is no longer a collaborator, and does not depend on the admin
+//     token that added it.
 //   - A key without AddedByTokenID, stored before kod recorded who adds a
 //     key, grants nothing: it may have been added by a token that held
 //     nothing, and that cannot be told now. Remove it and add it again.
@@ -34,8 +40,8 @@ func KeyPrincipal(key *SSHKey, tokens []*Token, now Millis) (*Principal, error) 
 		return nil, Forbidden("Permission denied: SSH key %s was added before kod recorded which token adds a key, so it grants nothing: remove it and add it again (kod keys remove %s; kod keys add)", key.Fingerprint, key.ID)
 	case key.AddedByAdmin:
 		p := UserPrincipal(key.Username, tokens, now)
-		if len(p.Permissions) == 0 {
-			return nil, Forbidden("Permission denied: SSH access follows the permissions of your tokens, and user '%s' has no active token with repo:read or repo:write", key.Username)
+		if !p.IsAdmin() {
+			p.Permissions = slices.Clone(gitPermissions) // collaborator access
 		}
 		return p, nil
 	}

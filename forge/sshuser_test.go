@@ -49,9 +49,10 @@ func TestKeyPrincipal(t *testing.T) {
 		{"adding token deleted", key("alice", "full", false), []*Token{none, read, zed}, "has been deleted or has expired", "", false, false, false, false},
 		{"adding token expired", key("alice", "old", false), all, "has been deleted or has expired", "", false, false, false, false},
 		{"adding token of another user", key("alice", "bobs", false), all, "has been deleted or has expired", "", false, false, false, false},
-		{"added by an admin: alice's live tokens together", key("alice", "adm", true), all, "", "", true, true, true, true},
-		{"added by an admin, alice's tokens read-only", key("alice", "adm", true), []*Token{none, read}, "", "", true, false, false, true},
-		{"added by an admin, alice's tokens hold nothing", key("alice", "adm", true), []*Token{none, flow, old}, "no active token", "", false, false, false, false},
+		{"added by an admin: collaborator access", key("alice", "adm", true), all, "", "", true, true, true, true},
+		{"added by an admin, alice's tokens read-only: still collaborator access", key("alice", "adm", true), []*Token{none, read}, "", "", true, true, true, true},
+		{"added by an admin, alice's tokens hold nothing", key("alice", "adm", true), []*Token{none, flow, old}, "", "", true, true, true, true},
+		{"added by an admin, alice has no token at all (Kod)", key("alice", "adm", true), nil, "", "", true, true, true, true},
 		{"admin-linked user's own key", key("zed", "zed", true), all, "", "", true, true, true, true},
 		{"stored before kod recorded who adds keys", key("alice", "", false), all, "was added before kod recorded", "", false, false, false, false},
 		{"no username", key("", "full", false), all, "not registered", "", false, false, false, false},
@@ -74,6 +75,44 @@ func TestKeyPrincipal(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: alicerepo read/write/protected, shared read = %v, want %v", c.name, got, want)
 		}
+	}
+}
+
+// TestAdminAddedKeyGrantsCollaboratorAccess: Kod's model, an admin adds a
+// key for a collaborator without any token: the key reads and pushes the
+// repositories the user collaborates on, never a protected branch of
+// another's repository nor a repository the user is not a collaborator of,
+// and the access ends with the collaboration.
+func TestAdminAddedKeyGrantsCollaboratorAccess(t *testing.T) {
+	t.Parallel()
+	key := &SSHKey{ID: "k1", Username: "carol", Fingerprint: "SHA256:k1", AddedByTokenID: "adm", AddedByAdmin: true}
+	shared := &Repo{Name: "shared", OwnerTokenID: "x", OwnerUsername: "dave", Collaborators: []Collaborator{{Username: "carol"}}, ProtectedBranches: []string{"main"}}
+	other := &Repo{Name: "other", OwnerTokenID: "x"}
+	p, err := KeyPrincipal(key, nil, 1000)
+	if err != nil {
+		t.Fatalf("tokenless collaborator's admin-added key: %v", err)
+	}
+	upd := func(branch string) []RefUpdate {
+		return []RefUpdate{{Old: strings.Repeat("a", 40), New: strings.Repeat("b", 40), Ref: "refs/heads/" + branch}}
+	}
+	if err := Authorize(p, Action{Perm: PermRepoRead}, shared); err != nil {
+		t.Errorf("read: %v", err)
+	}
+	if err := Authorize(p, Action{Perm: PermRepoWrite}, shared); err != nil || CheckRefUpdates(p, shared, upd("feature")) != nil {
+		t.Errorf("push a branch: %v", err)
+	}
+	if err := CheckRefUpdates(p, shared, upd("main")); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "protected") {
+		t.Errorf("push the protected main: %v", err)
+	}
+	if err := Authorize(p, Action{Perm: PermRepoRead}, other); !errors.Is(err, ErrForbidden) {
+		t.Errorf("a repository carol is not a collaborator of: %v", err)
+	}
+	if p.IsAdmin() || p.TokenID != "" {
+		t.Errorf("principal %+v: no admin, no token", p)
+	}
+	shared.Collaborators = nil
+	if err := Authorize(p, Action{Perm: PermRepoRead}, shared); !errors.Is(err, ErrForbidden) {
+		t.Errorf("after carol was removed as collaborator: %v", err)
 	}
 }
 

@@ -94,6 +94,9 @@ func TestHookFailsClosed(t *testing.T) {
 		{"server unreachable", line, envFunc([]string{EnvHookSocket + "=" + filepath.Join(t.TempDir(), "none.sock"), EnvHookToken + "=x"}), "cannot reach the kod server"},
 		{"malformed line", "garbage\n", ok, "malformed ref update line"},
 		{"over-long line", strings.Repeat("a", 40) + " " + strings.Repeat("b", 40) + " refs/heads/" + strings.Repeat("x", 5000) + "\n", ok, "longer than"},
+		// TestNonUTF8BranchRefused: two such names would both become
+		// "caf\uFFFD" in runs and webhooks.
+		{"branch name not UTF-8", strings.Repeat("0", 40) + " " + strings.Repeat("b", 40) + " refs/heads/caf\xe9\n", ok, `ref name "refs/heads/caf\xe9" is not valid UTF-8`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kod-forge/kod/forge"
 )
@@ -77,6 +78,12 @@ func readUpdates(r io.Reader) ([]forge.RefUpdate, error) {
 		m := updateRE.FindStringSubmatch(line)
 		if m == nil {
 			return nil, fmt.Errorf("malformed ref update line %q", truncate(line, 200))
+		}
+		if !utf8.ValidString(m[3]) {
+			// kod keeps ref names as text (run records, webhooks, the API,
+			// JSON): invalid bytes would all become U+FFFD and two
+			// different branches would share one name there.
+			return nil, fmt.Errorf("ref name %q is not valid UTF-8; kod accepts only UTF-8 ref names: rename the branch or tag", m[3])
 		}
 		if len(updates) == maxHookUpdates {
 			return nil, fmt.Errorf("more than %d ref updates in one push", maxHookUpdates)

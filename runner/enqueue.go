@@ -68,7 +68,7 @@ func (r *Runner) OnPush(ctx context.Context, repo, tokenID string, updates []for
 			msgs = append(msgs, fmt.Sprintf("kod: could not read workflow files of %s: no run queued", branch))
 			continue
 		}
-		selected, steps, invalid := r.pushWorkflows(files, branch)
+		selected, steps, invalid := r.pushWorkflows(ctx, files, branch)
 		if len(selected) == 0 {
 			continue
 		}
@@ -137,9 +137,13 @@ func (r *Runner) supersede(ctx context.Context, run *forge.Run) []string {
 // pushWorkflows returns the paths of files whose triggers accept a push of
 // branch, their number of steps, and the parse errors of files that do not
 // parse or could not be read (kept, so that their run reports why).
-func (r *Runner) pushWorkflows(files []File, branch string) (selected []string, steps int, invalid []error) {
+// The files are parsed within ParseTimeout (in all), or ctx's deadline if
+// sooner; a file whose parse runs out of time counts as invalid.
+func (r *Runner) pushWorkflows(ctx context.Context, files []File, branch string) (selected []string, steps int, invalid []error) {
+	ctx, cancel := context.WithTimeout(ctx, ParseTimeout)
+	defer cancel()
 	for _, f := range files {
-		wf, err := f.Parse(r.parseOptions())
+		wf, err := parseWithin(ctx, f, r.parseOptions())
 		switch {
 		case err != nil:
 			invalid = append(invalid, err)

@@ -1,8 +1,10 @@
 package runner
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/runner/workflow"
@@ -65,6 +67,33 @@ func (f File) Parse(o workflow.Options) (*workflow.Workflow, error) {
 		return nil, &workflow.ParseError{File: f.Path, Msg: f.Err.Error()}
 	}
 	return o.Parse(f.Path, f.Data)
+}
+
+// ParseTimeout bounds the parsing of one commit's workflow files where
+// a slow parse would hold others up: in a push (the post-receive hook
+// waits) and in a schedule reconcile. The limits checked before decoding
+// keep a file's parse well under a second; this is the backstop.
+const ParseTimeout = 20 * time.Second
+
+// parseWithin parses f unless ctx ends first, in which case it gives up
+// with a parse error saying so (the parse itself, bounded by the limits
+// checked before decoding, finishes in the background).
+func parseWithin(ctx context.Context, f File, o workflow.Options) (*workflow.Workflow, error) {
+	type result struct {
+		wf  *workflow.Workflow
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		wf, err := f.Parse(o)
+		done <- result{wf, err}
+	}()
+	select {
+	case r := <-done:
+		return r.wf, r.err
+	case <-ctx.Done():
+		return nil, &workflow.ParseError{File: f.Path, Msg: "parsing the file took too long (the push and schedule paths give up after a deadline); simplify it"}
+	}
 }
 
 // checkRunSteps refuses a run of more than MaxRunSteps steps.

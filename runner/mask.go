@@ -37,8 +37,10 @@ func prefixHash(v uint32) uint32 { return (v * 0x9E3779B1) >> 16 }
 
 // newMasker returns a masker for values, or nil if none is long enough.
 // Each value is masked whole and, for multi-line values, line by line (a
-// line printed on its own is masked too), ignoring "\r" line ends and
-// lines shorter than MinMaskedLen or blank.
+// line printed on its own is masked too), ignoring "\r" line ends and the
+// lines that carry too little of the secret to be worth hiding (see
+// secretLine): `  },` of a pretty-printed JSON key must not mask every
+// JSON document in the log.
 func newMasker(values []string) *masker {
 	var pats []string
 	add := func(s string) {
@@ -50,7 +52,9 @@ func newMasker(values []string) *masker {
 		add(v)
 		if strings.ContainsAny(v, "\r\n") {
 			for _, line := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' }) {
-				add(line)
+				if secretLine(line) {
+					add(strings.TrimSpace(line)) // however it is indented where printed
+				}
 			}
 		}
 	}
@@ -74,6 +78,37 @@ func newMasker(values []string) *masker {
 		m.byPrefix[v] = append(m.byPrefix[v], i)
 	}
 	return m
+}
+
+// MinMaskedLineLen is the shortest line of a multi-line secret value that
+// is masked on its own, bytes, not counting the spaces around it.
+const MinMaskedLineLen = 8
+
+// secretLine reports whether a line of a multi-line secret value is masked
+// on its own: at least MinMaskedLineLen bytes without the surrounding
+// spaces, of which at least 4 letters or digits and at least 4 different
+// bytes. Lines of only punctuation and spaces (`    ]`, `  },`), short
+// lines and runs of one character (`========`) are left alone; they
+// reveal nothing and occur in unrelated output everywhere.
+func secretLine(line string) bool {
+	t := strings.TrimSpace(line)
+	if len(t) < MinMaskedLineLen {
+		return false
+	}
+	alnum := 0
+	var seen [256]bool
+	distinct := 0
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80 {
+			alnum++
+		}
+		if !seen[c] {
+			seen[c] = true
+			distinct++
+		}
+	}
+	return alnum >= 4 && distinct >= 4
 }
 
 // String returns s with every secret value replaced by MaskText. A nil

@@ -37,6 +37,37 @@ func TestMaskString(t *testing.T) {
 	}
 }
 
+// TestMultiLineJSONSecretLeavesUnrelatedJSONAlone: a pretty-printed JSON
+// secret (a cloud service-account key) is masked whole and line by line
+// where its lines carry something of it, but its punctuation-only and short
+// lines (`  },`, `    ]`, `{`) no longer mask the same lines of unrelated
+// JSON in the log.
+func TestMultiLineJSONSecretLeavesUnrelatedJSONAlone(t *testing.T) {
+	t.Parallel()
+	secret := "{\n  \"type\": \"service_account\",\n  \"private_key_id\": \"4f1c9a7e2b\",\n  \"scopes\": [\n    \"all\"\n  ],\n  \"nested\": {\n    \"x\": 1\n  },\n  \"on\": true\n}"
+	m := newMasker([]string{secret})
+	unrelated := "{\n  \"items\": [\n    1,\n    2\n  ],\n  \"meta\": {\n    \"x\": 1\n  },\n  \"off\": false\n}\n"
+	if got := m.String(unrelated); got != unrelated {
+		t.Errorf("unrelated JSON was masked:\n%s", got)
+	}
+	if got := m.String("key:\n" + secret + "\nend"); got != "key:\n[secret]\nend" {
+		t.Errorf("the whole value: %q", got)
+	}
+	if got := m.String(`id "private_key_id": "4f1c9a7e2b", printed alone`); got != "id [secret] printed alone" {
+		t.Errorf("a line that carries the secret: %q", got)
+	}
+	for _, line := range []string{"    ]", "  },", "{", "  ],", "========", `"x": 1`} {
+		if secretLine(line) {
+			t.Errorf("secretLine(%q) = true, want false", line)
+		}
+	}
+	for _, line := range []string{"-----BEGIN KEY-----", "AAAAB3NzaC1yc2E", `  "type": "service_account",`} {
+		if !secretLine(line) {
+			t.Errorf("secretLine(%q) = false, want true", line)
+		}
+	}
+}
+
 // TestMaskWriterAcrossWrites writes the same text split at every position
 // (and byte by byte) and expects exactly what String gives for the whole.
 func TestMaskWriterAcrossWrites(t *testing.T) {

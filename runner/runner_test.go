@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,8 +64,8 @@ func wait(t *testing.T, done <-chan *forge.Run) *forge.Run {
 	select {
 	case run := <-done:
 		return run
-	case <-time.After(2 * time.Minute): // catches hangs only
-		t.Fatal("no run finished within 2 minutes")
+	case <-time.After(5 * time.Minute): // catches hangs only: 40 steps took over 2 minutes at load 40
+		t.Fatal("no run finished within 5 minutes")
 		return nil
 	}
 }
@@ -243,6 +244,34 @@ func TestStepTimeoutCountsFromContainerStart(t *testing.T) {
 	run := wait(t, done)
 	if run.Status != forge.RunCompleted || len(run.Result.Steps) != 1 || run.Result.Steps[0].Output != "started late\n" {
 		t.Fatalf("run: %s %+v", run.Status, run.Result)
+	}
+}
+
+// TestStepStartFailureInItsLog: a step that cannot start (its image cannot
+// be pulled) says why in its own log, so `logs` shows it, not only the run
+// record; the steps after it do not run.
+func TestStepStartFailureInItsLog(t *testing.T) {
+	t.Parallel()
+	wf := "[[steps]]\nname = \"pull\"\nimage = \"registry.invalid/x:1\"\nrun = \"true\"\n[[steps]]\nname = \"after\"\nrun = \"true\"\n"
+	logs := t.TempDir()
+	r, _, fake, done := fakeRunner(t, runner.Config{LogsDir: logs}, staticSource{wf}, nil)
+	fake.FailStart = func(st *sandbox.StepSpec) error {
+		if st.Image == "registry.invalid/x:1" {
+			return &sandbox.StepError{Msg: `image "registry.invalid/x:1" is not present and could not be pulled`}
+		}
+		return nil
+	}
+	run := enqueue(t, r, "main")
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	final := wait(t, done)
+	const want = "kod: image \"registry.invalid/x:1\" is not present and could not be pulled\n"
+	if final.Status != forge.RunFailed || len(final.Result.Steps) != 1 || final.Result.Steps[0].Output != want {
+		t.Fatalf("run %s %+v", final.Status, final.Result)
+	}
+	if data, err := os.ReadFile(runner.StepLogPath(logs, run.ID, 0)); err != nil || string(data) != want {
+		t.Errorf("the step's log: %q %v", data, err)
 	}
 }
 

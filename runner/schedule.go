@@ -131,7 +131,7 @@ func (s *scheduler) reconcileRepo(ctx context.Context, repo string) {
 			s.r.log.Warn("reading workflow files for schedules", "repo", repo, "err", err)
 			return
 		}
-		rs.entries = s.add(repo, files, rs)
+		rs.entries = s.add(ctx, repo, files, rs)
 	}
 	if old != nil {
 		s.remove(old)
@@ -141,11 +141,16 @@ func (s *scheduler) reconcileRepo(ctx context.Context, repo string) {
 
 // add registers a cron entry per `[on] schedule` expression of files, as
 // part of rs.
-func (s *scheduler) add(repo string, files []File, rs *repoSchedules) []cron.EntryID {
+// The files are parsed within ParseTimeout in all; a file that takes
+// longer has no schedule (its pushes report why).
+func (s *scheduler) add(ctx context.Context, repo string, files []File, rs *repoSchedules) []cron.EntryID {
+	ctx, cancel := context.WithTimeout(ctx, ParseTimeout)
+	defer cancel()
 	var ids []cron.EntryID
 	for _, f := range files {
-		wf, err := f.Parse(s.r.parseOptions())
+		wf, err := parseWithin(ctx, f, s.r.parseOptions())
 		if err != nil {
+			s.r.log.Warn("workflow file without schedules: it does not parse", "repo", repo, "err", err)
 			continue // its pushes report the error; other files keep their schedules
 		}
 		for _, expr := range wf.On.Schedule {

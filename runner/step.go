@@ -127,10 +127,16 @@ func (x *execution) runContainer(ctx context.Context, st *workflow.Step, spec *s
 			return sandbox.ExitState{}, cause
 		}
 		var se *sandbox.StepError
-		if errors.As(err, &se) {
-			return sandbox.ExitState{}, se
+		if !errors.As(err, &se) {
+			err = fmt.Errorf("starting the step: %w", err)
+		} else {
+			err = se
 		}
-		return sandbox.ExitState{}, fmt.Errorf("starting the step: %w", err)
+		// The step never ran, so its log would be empty: say why there
+		// (an image that cannot be pulled, an invalid step), so `logs`
+		// shows it as well as the run record. out masks secrets.
+		fmt.Fprintf(out, "kod: %s\n", err)
+		return sandbox.ExitState{}, err
 	}
 	stepCtx := ctx
 	if st.Timeout > 0 {
@@ -221,6 +227,26 @@ func (x *execution) env(wf *workflow.Workflow, st *workflow.Step, vars workflow.
 // shellCommand runs script with `sh -e -c` after pointing stderr at stdout,
 // so the step's output reaches the log in exactly the order it was written
 // (container engines copy two streams with no order between them).
+//
+// Linux refuses a single argument longer than 128 KiB (MAX_ARG_STRLEN:
+// "argument list too long"), so a script longer than argChunk is passed in
+// pieces that the shell joins and runs with `set -e; eval`: the same shell
+// language, options and empty positional parameters, for scripts up to the
+// workflow file limit (argv and environment together may take a quarter of
+// the stack limit, 2 MiB by default).
 func shellCommand(script string) []string {
-	return []string{"/bin/sh", "-c", `exec 2>&1; exec /bin/sh -e -c "$1"`, "sh", script}
+	if len(script) <= argChunk {
+		return []string{"/bin/sh", "-c", `exec 2>&1; exec /bin/sh -e -c "$1"`, "sh", script}
+	}
+	cmd := []string{"/bin/sh", "-c", `exec 2>&1; s=; for p in "$@"; do s="$s$p"; done; set --; set -e; eval "$s"`, "sh"}
+	for len(script) > 0 {
+		n := min(argChunk, len(script))
+		cmd = append(cmd, script[:n])
+		script = script[n:]
+	}
+	return cmd
 }
+
+// argChunk is the longest script passed as one argument, bytes: well
+// under the kernel's 128 KiB per argument.
+const argChunk = 64 << 10

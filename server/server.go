@@ -178,7 +178,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
 	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
 		ReposDir: s.reposDir, LogsDir: logsDir, Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath,
-		Metrics: s.meters, MetricsToken: cfg.MetricsToken})
+		HostPolicy: importPolicy, Metrics: s.meters, MetricsToken: cfg.MetricsToken})
 	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.meters.SSHConn, s.reposDir, log); err != nil {
 		return nil, err
 	}

@@ -38,13 +38,15 @@ func newSSH(cfg config.Config, store sshServeStore, git *gitsvc.Git, pushes sshd
 		log.Warn("the SSH host key is readable by other users: chmod 600 it", "path", cfg.SSHHostKeyPath)
 	}
 	srv, err := sshd.New(sshd.Config{
-		HostKey:       key,
-		ReposDir:      reposDir,
-		AnonymousRead: cfg.SSHAnonymousRead,
-		IdleTimeout:   cfg.SSHIdleTimeout,
-		MaxSession:    cfg.SSHMaxSession,
-		MaxPerAddr:    cfg.SSHMaxPerAddress,
-		OnConn:        onConn,
+		HostKey:            key,
+		ReposDir:           reposDir,
+		AnonymousRead:      cfg.SSHAnonymousRead,
+		IdleTimeout:        cfg.SSHIdleTimeout,
+		MaxSession:         cfg.SSHMaxSession,
+		MaxPerAddr:         cfg.SSHMaxPerAddress,
+		LoginGraceTime:     cfg.SSHLoginGraceTime,
+		MaxUnauthenticated: cfg.SSHMaxUnauth,
+		OnConn:             onConn,
 	}, store, git, pushes, log)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -27,6 +28,10 @@ import (
 type Store interface {
 	forge.WebhookStore
 	forge.DeliveryStore
+	// WebhooksPaused and SetWebhooksPaused keep the pause of a restored
+	// data dir (see Dispatcher.Paused).
+	WebhooksPaused(ctx context.Context) (bool, error)
+	SetWebhooksPaused(ctx context.Context, paused bool) error
 }
 
 // DefaultSchedule is Kod's: after failed attempt n the next is due after
@@ -66,6 +71,23 @@ type Dispatcher struct {
 	passMu sync.Mutex // one pick-up pass at a time
 	wg     sync.WaitGroup
 	cron   *cron.Cron
+	paused atomic.Bool // deliveries neither recorded nor sent (a restored backup)
+}
+
+// Paused reports whether deliveries are paused: a data dir restored from a
+// backup starts so (kod restore), so that it does not deliver to the
+// original server's receivers; Resume (POST /admin/webhooks/resume) ends it.
+func (d *Dispatcher) Paused() bool { return d.paused.Load() }
+
+// Resume ends the pause for good (stored) and lets due deliveries go.
+func (d *Dispatcher) Resume(ctx context.Context) error {
+	if err := d.store.SetWebhooksPaused(ctx, false); err != nil {
+		return err
+	}
+	if d.paused.Swap(false) {
+		d.log.Info("webhook deliveries resumed")
+	}
+	return nil
 }
 
 // New returns a dispatcher; nothing is sent until Start.
@@ -113,6 +135,9 @@ func (d *Dispatcher) MaxAttempts() int { return len(d.cfg.Schedule) + 1 }
 // interrupted attempt and can tell by its X-Kod-Delivery id), then starts
 // the cron job. Sends stop with Stop.
 func (d *Dispatcher) Start(ctx context.Context) error {
+	if err := d.loadPause(ctx); err != nil {
+		return err
+	}
 	if err := d.recover(ctx); err != nil {
 		return err
 	}
@@ -122,6 +147,19 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return fmt.Errorf("scheduling webhook deliveries: %w", err)
 	}
 	d.cron.Start()
+	return nil
+}
+
+// loadPause reads the stored pause (Start).
+func (d *Dispatcher) loadPause(ctx context.Context) error {
+	paused, err := d.store.WebhooksPaused(ctx)
+	if err != nil {
+		return fmt.Errorf("reading whether webhooks are paused: %w", err)
+	}
+	d.paused.Store(paused)
+	if paused {
+		d.log.Warn("webhook deliveries are paused (this data dir was restored from a backup, whose webhooks point at the original server's receivers): nothing is delivered or recorded until an admin resumes them with POST /admin/webhooks/resume")
+	}
 	return nil
 }
 
@@ -168,6 +206,9 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 // those whose repository or receiver has used its slots (Config), so a
 // slow receiver's backlog never keeps others' deliveries waiting.
 func (d *Dispatcher) tick(ctx context.Context) {
+	if d.paused.Load() {
+		return
+	}
 	d.passMu.Lock()
 	defer d.passMu.Unlock()
 	pick := d.load.picker(d.cfg)
@@ -286,6 +327,9 @@ func (d *Dispatcher) delay(n int) time.Duration {
 // .../deliveries/:deliveryId/retry), and returns it as recorded after the
 // attempt. ErrNotFound; ErrConflict while an attempt is in flight.
 func (d *Dispatcher) Retry(ctx context.Context, id string) (*forge.Delivery, error) {
+	if d.paused.Load() {
+		return nil, forge.Conflict("Webhook deliveries are paused (this server was restored from a backup): an admin resumes them with POST /admin/webhooks/resume")
+	}
 	claimed, err := d.claim(ctx, id, true)
 	if err != nil {
 		return nil, err

@@ -33,8 +33,8 @@ func (d *Dispatcher) RunDone(ctx context.Context, run *forge.Run) {
 // record stores one delivery per body for each webhook of repo subscribed
 // to event, all in one transaction, due at once.
 func (d *Dispatcher) record(ctx context.Context, repo string, event forge.WebhookEvent, bodies []json.RawMessage) error {
-	if len(bodies) == 0 {
-		return nil
+	if len(bodies) == 0 || d.paused.Load() {
+		return nil // paused: a restored backup records nothing for the original's receivers
 	}
 	hooks, err := d.store.ListWebhooks(ctx, repo)
 	if err != nil {

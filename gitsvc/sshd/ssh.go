@@ -26,6 +26,15 @@ const (
 	// DefaultMaxPerAddr caps concurrent connections, and concurrent
 	// sessions, from one remote address.
 	DefaultMaxPerAddr = 10
+	// DefaultLoginGraceTime is how long a connection may take to sign in
+	// (OpenSSH's LoginGraceTime is 2 minutes; a git client signs in within
+	// a second or two). A connection still unauthenticated then is closed.
+	DefaultLoginGraceTime = 30 * time.Second
+	// DefaultMaxUnauthenticated caps the connections, server-wide, that
+	// have not signed in yet (OpenSSH's MaxStartups full limit is 100).
+	// Beyond it new connections are closed at once, so silent connections
+	// from many addresses cannot pile up.
+	DefaultMaxUnauthenticated = 100
 )
 
 // Config configures the SSH server. Zero durations and counts take the
@@ -37,8 +46,12 @@ type Config struct {
 	IdleTimeout   time.Duration // see DefaultIdleTimeout
 	MaxSession    time.Duration // see DefaultMaxSession
 	MaxPerAddr    int           // see DefaultMaxPerAddr
-	ServerVersion string        // sent before the handshake; "" = "kod"
-	Clock         func() time.Time
+	// LoginGraceTime and MaxUnauthenticated: see DefaultLoginGraceTime
+	// and DefaultMaxUnauthenticated.
+	LoginGraceTime     time.Duration
+	MaxUnauthenticated int
+	ServerVersion      string // sent before the handshake; "" = "kod"
+	Clock              func() time.Time
 	// OnConn, if set, is called for every accepted connection and returns
 	// the func called once when it closes. It must not block.
 	OnConn func() (closed func())
@@ -100,6 +113,12 @@ func New(cfg Config, store Store, git *gitsvc.Git, pushes PushStarter, log *slog
 	if cfg.MaxPerAddr <= 0 {
 		cfg.MaxPerAddr = DefaultMaxPerAddr
 	}
+	if cfg.LoginGraceTime <= 0 {
+		cfg.LoginGraceTime = DefaultLoginGraceTime
+	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = DefaultMaxUnauthenticated
+	}
 	if cfg.ServerVersion == "" {
 		cfg.ServerVersion = "kod"
 	}
@@ -147,11 +166,21 @@ func (s *Server) knownKey(ctx gl.Context, key gl.PublicKey) bool {
 // serverConfig adds to gliderlabs' configuration what it has no option
 // for: recording the key whose signature was verified, the "none" method
 // for anonymous read, and logging of failed attempts.
-func (s *Server) serverConfig(gl.Context) *gossh.ServerConfig {
+func (s *Server) serverConfig(ctx gl.Context) *gossh.ServerConfig {
+	lc, _ := ctx.Value(ctxKeyConn).(*limitedConn)
 	return &gossh.ServerConfig{
-		NoClientAuth:         true, // decided per user by NoClientAuthCallback
-		NoClientAuthCallback: s.anonymousAuth,
+		NoClientAuth: true, // decided per user by NoClientAuthCallback
+		NoClientAuthCallback: func(conn gossh.ConnMetadata) (*gossh.Permissions, error) {
+			perms, err := s.anonymousAuth(conn)
+			if err == nil && lc != nil {
+				lc.signedIn()
+			}
+			return perms, err
+		},
 		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			if lc != nil {
+				lc.signedIn() // the signature is verified: this method succeeds
+			}
 			return &gossh.Permissions{Extensions: map[string]string{extVerifiedKey: forge.Fingerprint(key)}}, nil
 		},
 		AuthLogCallback: s.logAuth,

@@ -3,9 +3,12 @@ package sshd_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -412,5 +415,81 @@ func TestShutdown(t *testing.T) {
 	}
 	if err := sess.Wait(); err == nil {
 		t.Error("the open session was not cut at the deadline")
+	}
+}
+
+// TestSilentConnectionsClosedAfterLoginGrace: 200 TCP connections that
+// never start the SSH handshake (from one address, its per-address cap
+// raised) are all closed: those beyond MaxUnauthenticated at once, the
+// others when the login grace time ends; a client that signs in meanwhile
+// is not cut by the grace time, and signing in works again after the flood.
+func TestSilentConnectionsClosedAfterLoginGrace(t *testing.T) {
+	t.Parallel()
+	const silent, maxUnauth = 200, 50
+	e := newSSHEnv(t, &gitsvc.Git{}, func(c *sshd.Config) {
+		c.MaxPerAddr = 1000
+		c.LoginGraceTime = 3 * time.Second
+		c.MaxUnauthenticated = maxUnauth
+	})
+	e.repo("r", "alice")
+	signer, _ := e.newKey("alice")
+	// Signed in before the flood, it outlives the grace time.
+	early, err := e.dial("kod", gossh.PublicKeys(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+
+	type result struct {
+		banner bool // the server started the handshake: it was let in
+		err    error
+	}
+	results := make(chan result, silent)
+	for range silent {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			// Read until the server closes: the banner, if let in, then EOF.
+			c.SetReadDeadline(time.Now().Add(2 * time.Minute)) // catches a connection never closed
+			buf := make([]byte, 256)
+			var got []byte
+			for {
+				n, err := c.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					results <- result{banner: strings.HasPrefix(string(got), "SSH-2.0-"), err: err}
+					return
+				}
+			}
+		}()
+	}
+	admitted := 0
+	for range silent {
+		r := <-results
+		if !errors.Is(r.err, io.EOF) && !errors.Is(r.err, syscall.ECONNRESET) {
+			t.Fatalf("a silent connection was not closed by the server: %v", r.err)
+		}
+		if r.banner {
+			admitted++
+		}
+	}
+	// The early client signed in before: at most maxUnauth of the silent
+	// ones were let in at once (the rest closed at once).
+	if admitted > maxUnauth || admitted == 0 {
+		t.Errorf("%d silent connections got to the handshake, want between 1 and %d", admitted, maxUnauth)
+	}
+	if out, _, code := run(t, early, "repos"); code != 0 || out != "r\n" {
+		t.Errorf("the connection signed in before the flood: %d %q", code, out)
+	}
+	c, err := e.dial("kod", gossh.PublicKeys(signer))
+	if err != nil {
+		t.Fatalf("signing in after the flood: %v", err)
+	}
+	c.Close()
+	if logs := e.logs(); !strings.Contains(logs, "not signed in within the login grace time") || !strings.Contains(logs, "too many connections have not signed in yet") {
+		t.Errorf("closures not logged:\n%.3000s", logs)
 	}
 }

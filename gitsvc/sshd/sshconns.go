@@ -21,6 +21,11 @@ type connSet struct {
 	closing bool
 	ln      net.Listener
 	open    map[*limitedConn]struct{}
+	// unauthenticated counts the open connections not signed in yet;
+	// refusedUnauth the refusals beyond the cap since the last log line.
+	unauthenticated int
+	refusedUnauth   int
+	lastRefusalLog  time.Time
 }
 
 func newConnSet(maxPerAddr int) *connSet {
@@ -83,14 +88,30 @@ func (s *Server) closeServer() error {
 	return nil
 }
 
+// ctxKeyConn holds a connection's *limitedConn in its gliderlabs context.
+type ctxKeyConnType struct{}
+
+var ctxKeyConn ctxKeyConnType
+
 // limitConn is gliderlabs' ConnCallback: it refuses connections during
-// shutdown and beyond MaxPerAddr from one address, and tracks the others
-// until they close.
-func (s *Server) limitConn(_ gl.Context, conn net.Conn) net.Conn {
+// shutdown, beyond MaxPerAddr from one address and beyond
+// MaxUnauthenticated not signed in yet server-wide, and tracks the others
+// until they close. A connection that has not signed in within
+// LoginGraceTime is closed then.
+func (s *Server) limitConn(ctx gl.Context, conn net.Conn) net.Conn {
 	c := s.conns
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
+		return nil
+	}
+	if c.unauthenticated >= s.cfg.MaxUnauthenticated {
+		c.refusedUnauth++ // logged at most once a minute: a flood must not flood the log
+		if now := time.Now(); now.Sub(c.lastRefusalLog) >= time.Minute {
+			s.log.Warn("ssh connections refused: too many connections have not signed in yet", "remote", conn.RemoteAddr().String(),
+				"max", s.cfg.MaxUnauthenticated, "refused", c.refusedUnauth)
+			c.refusedUnauth, c.lastRefusalLog = 0, now
+		}
 		return nil
 	}
 	release, ok := c.perAddr.acquire(remoteHost(conn.RemoteAddr()))
@@ -103,7 +124,26 @@ func (s *Server) limitConn(_ gl.Context, conn net.Conn) net.Conn {
 		closed = s.cfg.OnConn()
 	}
 	lc := &limitedConn{Conn: conn}
+	c.unauthenticated++
+	// authDone ends the unauthenticated state once: signed in, or closed.
+	authDone := sync.OnceFunc(func() {
+		c.mu.Lock()
+		c.unauthenticated--
+		c.mu.Unlock()
+	})
+	grace := time.AfterFunc(s.cfg.LoginGraceTime, func() {
+		if !lc.authed.Load() {
+			s.log.Info("ssh connection closed: not signed in within the login grace time", "remote", conn.RemoteAddr().String(), "grace", s.cfg.LoginGraceTime)
+			_ = lc.Close()
+		}
+	})
+	lc.onSignIn = func() {
+		grace.Stop()
+		authDone()
+	}
 	lc.release = sync.OnceFunc(func() {
+		grace.Stop()
+		authDone()
 		release()
 		closed()
 		c.mu.Lock()
@@ -111,6 +151,7 @@ func (s *Server) limitConn(_ gl.Context, conn net.Conn) net.Conn {
 		c.mu.Unlock()
 	})
 	c.open[lc] = struct{}{}
+	ctx.SetValue(ctxKeyConn, lc)
 	return lc
 }
 

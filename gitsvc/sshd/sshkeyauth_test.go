@@ -12,7 +12,7 @@ import (
 )
 
 // TestKeyGrantsWhatItsAdderHolds: a session acts as the token that added
-// its key (or, for a key an admin added, as the user's tokens together),
+// its key (or, for a key an admin added, collaborator access for the user),
 // decided again for every command; keys that grant nothing are refused
 // with a message saying why.
 func TestKeyGrantsWhatItsAdderHolds(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	gl "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -51,8 +52,18 @@ func remoteHost(a net.Addr) string {
 // in quick-ACK mode for the first reads (see quickAck).
 type limitedConn struct {
 	net.Conn
-	release func()
-	reads   int // only touched by the connection's reading goroutine
+	release  func()
+	onSignIn func()      // called once the client signed in
+	authed   atomic.Bool // signed in
+	reads    int         // only touched by the connection's reading goroutine
+}
+
+// signedIn records that the client signed in: the login grace time no
+// longer applies and the connection leaves the unauthenticated count.
+func (c *limitedConn) signedIn() {
+	if c.authed.CompareAndSwap(false, true) && c.onSignIn != nil {
+		c.onSignIn()
+	}
 }
 
 // quickAckReads covers the handshake and authentication round trips, where

@@ -82,6 +82,9 @@ func parse(data []byte, o Options) (*Workflow, *ParseError) {
 	if DetectFormat(data) == FormatLegacy {
 		return parseLegacy(src)
 	}
+	if perr := checkDepth(src); perr != nil {
+		return nil, perr
+	}
 	return parseTOML(src, o)
 }
 

@@ -91,3 +91,39 @@ func (d *Docker) Sweep(ctx context.Context, instance string, keep func(runID str
 	slices.Sort(ids)
 	return ids, errors.Join(errs...)
 }
+
+// Instances returns the distinct instance ids (sandbox.LabelInstance) of
+// every container, network and volume kod manages on this engine, sorted;
+// objects without one are skipped.
+func (d *Docker) Instances(ctx context.Context) ([]string, error) {
+	f := filters.NewArgs(filters.Arg("label", sandbox.LabelManaged+"=true"))
+	seen := map[string]bool{}
+	containers, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, engineErr("list containers", err)
+	}
+	for _, c := range containers {
+		seen[c.Labels[sandbox.LabelInstance]] = true
+	}
+	networks, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return nil, engineErr("list networks", err)
+	}
+	for _, n := range networks {
+		seen[n.Labels[sandbox.LabelInstance]] = true
+	}
+	volumes, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return nil, engineErr("list volumes", err)
+	}
+	for _, v := range volumes.Volumes {
+		seen[v.Labels[sandbox.LabelInstance]] = true
+	}
+	delete(seen, "")
+	out := make([]string, 0, len(seen))
+	for id := range seen {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out, nil
+}

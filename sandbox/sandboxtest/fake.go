@@ -34,6 +34,9 @@ type Fake struct {
 	// StartDelay makes StartStep take that long (an image pull, a slow
 	// engine); it returns ctx's error if ctx ends first.
 	StartDelay time.Duration
+	// FailStart, when set, is StartStep's error for the steps it returns
+	// non-nil for (an image that cannot be pulled...).
+	FailStart func(step *sandbox.StepSpec) error
 }
 
 type fakeStep struct {
@@ -70,6 +73,11 @@ func (f *Fake) LoadWorkspace(ctx context.Context, run *sandbox.RunSpec, image st
 
 // StartStep implements sandbox.Backend.
 func (f *Fake) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, out io.Writer) error {
+	if f.FailStart != nil {
+		if err := f.FailStart(step); err != nil {
+			return err
+		}
+	}
 	if f.StartDelay > 0 {
 		select {
 		case <-time.After(f.StartDelay):
