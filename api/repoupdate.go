@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 
 	"github.com/kod-forge/kod/forge"
@@ -52,7 +51,7 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request, c *call) err
 		}
 	}
 	if req.DefaultBranch != nil {
-		if err := s.checkBranchExists(r.Context(), repo, *req.DefaultBranch); err != nil {
+		if err := s.Repos.CheckBranch(r.Context(), repo, *req.DefaultBranch); err != nil {
 			return err
 		}
 	}
@@ -63,10 +62,9 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request, c *call) err
 		}
 	}
 	if req.DefaultBranch != nil {
-		if err := s.Git.SetHead(ctx, s.repoDir(repo), *req.DefaultBranch); err != nil {
-			return fmt.Errorf("setting the default branch of %s: %w", repo.Name, err)
+		if err := s.Repos.SetDefaultBranch(ctx, repo, *req.DefaultBranch, c.p); err != nil {
+			return err
 		}
-		s.log.Info("default branch set", "repo", repo.Name, "branch", *req.DefaultBranch, "token", c.p.TokenID)
 	}
 	if req.PublicBadges != nil && *req.PublicBadges != repo.PublicBadges {
 		if repo, err = s.Store.UpdateRepo(ctx, repo.Name, func(x *forge.Repo) error {
@@ -82,21 +80,5 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request, c *call) err
 		return err
 	}
 	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// checkBranchExists is ErrInvalid "Invalid branch name" or "Branch '<b>'
-// does not exist" unless refs/heads/<branch> of repo names a commit.
-func (s *Server) checkBranchExists(ctx context.Context, repo *forge.Repo, branch string) error {
-	if !forge.ValidBranchName(branch) {
-		return forge.Invalid("Invalid branch name")
-	}
-	_, ok, err := s.Git.ResolveCommit(ctx, s.repoDir(repo), "refs/heads/"+branch)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return forge.Invalid("Branch '%s' does not exist", branch)
-	}
 	return nil
 }

@@ -42,9 +42,11 @@ const (
 	fixtureHook = "http://127.0.0.1:9/hook"
 )
 
-// fixtureEnv is the environment of both the old and the new server.
+// fixtureEnv is the environment of both the old and the new server. A
+// failed delivery waits a century for its next attempt, so the fixture's
+// pending deliveries stay pending however old the fixture is.
 var fixtureEnv = []string{"KOD_ENCRYPTION_KEY=" + fixtureKey, "KOD_WEBHOOK_ALLOWED_HOSTS=loopback",
-	"KOD_WEBHOOK_RETRY_SCHEDULE=1h", "KOD_SCHEDULE_MIN_INTERVAL=1s"}
+	"KOD_WEBHOOK_RETRY_SCHEDULE=876000h", "KOD_SCHEDULE_MIN_INTERVAL=1s"}
 
 // fixtureWorkflows: ci.toml proves the secret decrypts (the run fails
 // otherwise); nightly.toml fires every 2 seconds.
@@ -222,8 +224,8 @@ func TestUpgradeInPlace(t *testing.T) {
 		pending[d.ID] = d
 	}
 	// Every delivery pending in the fixture still is (the dispatcher may
-	// have attempted those that were due: their next attempt is in an
-	// hour). One that waits for its next attempt is retried by hand: the
+	// have attempted those that were due: their next attempt is a century
+	// away). One that waits for its next attempt is retried by hand: the
 	// retry answers after the attempt.
 	retried := ""
 	for _, id := range f.Pending {

@@ -424,3 +424,28 @@ func TestPushInFlightDuringRename(t *testing.T) {
 		t.Errorf("runs after the push: %+v", runs)
 	}
 }
+
+// TestSetDefaultBranch: only an existing branch with a valid name may
+// become the default branch; HEAD then names it.
+func TestSetDefaultBranch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	ctx := context.Background()
+	repo := e.create("app")
+	e.commit("app", "main", nil)
+	e.commit("app", "release", nil)
+	for branch, want := range map[string]string{"-x": "Invalid branch name", "nope": "Branch 'nope' does not exist"} {
+		if msg, _ := forge.UserMessage(e.svc.CheckBranch(ctx, repo, branch)); msg != want {
+			t.Errorf("CheckBranch(%q) = %q, want %q", branch, msg, want)
+		}
+	}
+	if err := e.svc.CheckBranch(ctx, repo, "release"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.SetDefaultBranch(ctx, repo, "release", owner); err != nil {
+		t.Fatal(err)
+	}
+	if head := strings.TrimSpace(gitOut(t, e.svc.Dir(repo), "symbolic-ref", "HEAD")); head != "refs/heads/release" {
+		t.Errorf("HEAD = %s", head)
+	}
+}

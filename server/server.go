@@ -28,7 +28,7 @@ import (
 	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
-	"github.com/kod-forge/kod/sandbox/docker"
+	"github.com/kod-forge/kod/sandbox/faultpoint"
 	"github.com/kod-forge/kod/sandbox/registry"
 	"github.com/kod-forge/kod/web"
 	"github.com/kod-forge/kod/webhook"
@@ -45,7 +45,7 @@ type Server struct {
 	instance   string
 
 	store    *boltstore.Store
-	backend  *docker.Docker
+	backend  backend
 	webhooks *webhook.Dispatcher
 	runner   *runner.Runner
 	repos    *repos.Service
@@ -94,14 +94,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	cfg = s.cfg
-	logsDir := filepath.Join(s.dataDir, "logs")
-	for _, d := range []string{s.dataDir, logsDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("creating %s: %w", d, err)
-		}
-	}
-	if err := os.MkdirAll(s.reposDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", s.reposDir, err)
+	if err := s.makeDirs(); err != nil {
+		return nil, err
 	}
 	if s.hookBinary, err = executablePath(); err != nil {
 		return nil, err
@@ -132,21 +126,65 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.webhooks, err = newDispatcher(cfg, s.store, s.meters.DeliveryAttempt, log); err != nil {
 		return nil, err
 	}
+	if s.backend, err = newBackend(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	git := &gitsvc.Git{OnServe: s.meters.GitOp}
+	if s.runner, err = s.newRunner(git, secretBox); err != nil {
+		return nil, err
+	}
+	importPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return nil, err
+	}
+	pushes := gitsvc.NewPushes(filepath.Join(s.dataDir, "hook.sock"))
+	s.repos = repos.New(repos.Config{
+		ReposDir: s.reposDir, LogsDir: s.logsDir(), HookBinary: s.hookBinary,
+		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
+		Store: s.store, Git: git, Runs: s.runner, Webhooks: s.webhooks, Log: log,
+	})
+	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
+	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
+		ReposDir: s.reposDir, LogsDir: s.logsDir(), Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath,
+		HostPolicy: importPolicy, Metrics: s.meters, MetricsToken: cfg.MetricsToken})
+	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.meters.SSHConn, s.reposDir, log); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// makeDirs creates the data, logs and repos directories (s.dataDir and
+// s.reposDir are absolute already).
+func (s *Server) makeDirs() error {
+	for _, d := range []string{s.dataDir, s.logsDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	if err := os.MkdirAll(s.reposDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", s.reposDir, err)
+	}
+	return nil
+}
+
+// logsDir holds the step logs: <data>/logs/<run>/<step>.log.
+func (s *Server) logsDir() string { return filepath.Join(s.dataDir, "logs") }
+
+// newRunner builds the runner over the container backend behind the
+// registry host policy (sandbox/registry) and the metrics, reading
+// repositories with git; a finished run records its webhook deliveries and
+// its metrics.
+func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner.Runner, error) {
+	cfg := s.cfg
 	registries, err := cfg.RegistryPolicy()
 	if err != nil {
 		return nil, err
 	}
-	if s.backend, err = docker.New(docker.Config{}, log); err != nil {
-		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
-	}
-	checkEngine(ctx, s.backend, cfg.DefaultImage, log)
-
-	git := &gitsvc.Git{OnServe: s.meters.GitOp}
-	s.runner = runner.New(runner.Config{
+	return runner.New(runner.Config{
 		Instance:      s.instance,
 		DefaultImage:  cfg.DefaultImage,
 		MaxConcurrent: cfg.MaxConcurrentRuns,
-		LogsDir:       logsDir,
+		LogsDir:       s.logsDir(),
 		StopGrace:     cfg.StopGrace,
 		Limits: sandbox.Limits{
 			MemoryBytes: int64(cfg.StepMemory),
@@ -163,26 +201,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 			s.webhooks.RunDone(ctx, run)
 			s.meters.RunDone(ctx, run)
 		},
-	}, s.store, s.meters.Backend(registry.Guard(s.backend, registries.CheckHost)), &repos.Source{Git: git, ReposDir: s.reposDir}, log)
-
-	importPolicy, err := netpolicy.Parse(cfg.WebhookAllowedHosts)
-	if err != nil {
-		return nil, err
-	}
-	pushes := gitsvc.NewPushes(filepath.Join(s.dataDir, "hook.sock"))
-	s.repos = repos.New(repos.Config{
-		ReposDir: s.reposDir, LogsDir: logsDir, HookBinary: s.hookBinary,
-		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
-		Store: s.store, Git: git, Runs: s.runner, Webhooks: s.webhooks, Log: log,
-	})
-	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
-	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
-		ReposDir: s.reposDir, LogsDir: logsDir, Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath,
-		HostPolicy: importPolicy, Metrics: s.meters, MetricsToken: cfg.MetricsToken})
-	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.meters.SSHConn, s.reposDir, log); err != nil {
-		return nil, err
-	}
-	return s, nil
+	}, s.store, faultpoint.Wrap(s.meters.Backend(registry.Guard(s.backend, registries.CheckHost))), &repos.Source{Git: git, ReposDir: s.reposDir}, s.log), nil
 }
 
 // rebindSecrets seals secrets saved before repositories had ids (bound to
