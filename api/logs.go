@@ -249,17 +249,19 @@ func hasStep(run *forge.Run, name string) bool {
 	return false
 }
 
-// parseEventID reads an SSE id this server sent: "<step>:<offset>", or
+// parseEventID reads an SSE id this server sent: "<step>:<offset>",
+// "<step>:<offset>+" (after a partial line piece: partial is true), or
 // "end" (done is true).
-func parseEventID(id string) (pos runner.LogPosition, done, ok bool) {
+func parseEventID(id string) (pos runner.LogPosition, partial, done, ok bool) {
 	if id == "end" {
-		return pos, true, true
+		return pos, false, true, true
 	}
+	id, partial = strings.CutSuffix(id, "+")
 	a, b, found := strings.Cut(id, ":")
 	step, err1 := strconv.Atoi(a)
 	off, err2 := strconv.ParseInt(b, 10, 64)
-	if !found || err1 != nil || err2 != nil || step < 0 || off < 0 {
-		return pos, false, false
+	if !found || err1 != nil || err2 != nil || step < 0 || off < 0 || strings.HasPrefix(b, "+") {
+		return pos, false, false, false
 	}
-	return runner.LogPosition{Step: step, Offset: off}, false, true
+	return runner.LogPosition{Step: step, Offset: off}, partial, false, true
 }

@@ -192,13 +192,19 @@ func TestLogsFollowAndEventStream(t *testing.T) {
 		t.Fatal("the event stream did not end with the run")
 	}
 	var got []string
+	held := "" // partial pieces of a line, joined as a client does
 	for _, ev := range events {
 		d := ev.Data
 		switch ev.Name {
 		case "step":
 			got = append(got, fmt.Sprintf("step %v %v skipped=%v", d["index"], d["step"], d["skipped"]))
 		case "line":
-			got = append(got, fmt.Sprintf("%v: %q cr=%v", d["step"], d["line"], d["cr"] == true))
+			held += d["line"].(string)
+			if d["partial"] == true {
+				continue
+			}
+			got = append(got, fmt.Sprintf("%v: %q cr=%v", d["step"], held, d["cr"] == true))
+			held = ""
 		case "end":
 			got = append(got, fmt.Sprintf("end %v [%s]", d["status"], ev.ID))
 		}
@@ -316,5 +322,89 @@ func TestLogStreamEndsWhenItsTokenIsDeleted(t *testing.T) {
 	case <-ended:
 	case <-time.After(time.Minute):
 		t.Fatal("the stream went on after its token was deleted")
+	}
+}
+
+// TestEventStreamEndsAHeldLastLine: a step's last line without newline,
+// sent as a partial piece because the step went on quietly for a while,
+// is ended when the step ends (the loaded-machine case: the step's end
+// comes seconds after its last output), live and after a reconnect with
+// the piece's id.
+func TestEventStreamEndsAHeldLastLine(t *testing.T) {
+	t.Parallel()
+	pieceSent := make(chan struct{})
+	play := func(ctx context.Context, st *sandbox.StepSpec, out io.Writer) int {
+		if st.Name == "build" {
+			fmt.Fprint(out, "first\nend")
+			select { // the step ends only once "end" went out as a piece
+			case <-pieceSent:
+			case <-ctx.Done():
+			}
+			return 0
+		}
+		fmt.Fprint(out, "tested\n")
+		return 0
+	}
+	srv, r, _ := logEnv(t, play)
+	run, err := r.Enqueue(context.Background(), runner.Request{Repo: "app", Branch: "main", Commit: strings.Repeat("a", 40), Trigger: forge.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "/repos/app/workflows/" + run.ID + "/logs"
+	// lines joins partial pieces as a client does; a line still held when
+	// the next step starts or the stream ends is reported as such.
+	lines := func(body io.Reader, onPiece func(sseEvent)) []string {
+		var got []string
+		held, holding := "", false
+		readEvents(t, body, func(ev sseEvent) {
+			if ev.Name != "line" {
+				if holding {
+					got = append(got, fmt.Sprintf("UNENDED %q", held))
+					held, holding = "", false
+				}
+				got = append(got, ev.Name)
+				return
+			}
+			held += ev.Data["line"].(string)
+			if ev.Data["partial"] == true {
+				holding = true
+				onPiece(ev)
+				return
+			}
+			got = append(got, fmt.Sprintf("%v: %q", ev.Data["step"], held))
+			held, holding = "", false
+		})
+		return got
+	}
+	var pieceID string
+	done := make(chan []string, 1)
+	go func() {
+		done <- lines(logRequest(t, srv, base, "Accept", "text/event-stream").Body, func(ev sseEvent) {
+			if pieceID == "" {
+				pieceID = ev.ID
+				close(pieceSent)
+			}
+		})
+	}()
+	var got []string
+	select {
+	case got = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the event stream did not end with the run")
+	}
+	want := `step,build: "first",build: "end",step,step,test: "tested",end`
+	if strings.Join(got, ",") != want {
+		t.Errorf("events:\n%s\nwant\n%s", strings.Join(got, ","), want)
+	}
+	if pieceID != "0:9+" {
+		t.Fatalf("the piece %q has not the partial id 0:9+", pieceID)
+	}
+	// A client that lost the connection right after the piece resumes
+	// after it: the line is ended before the next step.
+	resumed := lines(logRequest(t, srv, base, "Accept", "text/event-stream", "Last-Event-ID", pieceID).Body, func(ev sseEvent) {
+		t.Errorf("resumed: unexpected piece %v", ev)
+	})
+	if got := strings.Join(resumed, ","); got != `build: "",step,step,test: "tested",end` {
+		t.Errorf("resumed after %s: %s", pieceID, got)
 	}
 }

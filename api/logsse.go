@@ -30,15 +30,20 @@ const maxEventLine = 32 << 10
 // by a lone "\r" (progress output) has "cr": true (a terminal would write
 // the next line over it); "partial": true means the line continues in the
 // next line event (lines over 32 KiB, or an unfinished line left alone
-// for about a second); "dropped": N marks where the step log cap cut N
-// bytes. Invalid UTF-8 is replaced with U+FFFD. Every event has an id
-// ("<step>:<offset>", "end"); a client reconnecting with Last-Event-ID
-// resumes after it, and one reconnecting after "end" gets 204, which tells
-// EventSource to stop. Comments keep idle connections alive.
+// for about a second); a line ends with an event without "partial", so a
+// step whose output ends in an unfinished line sent in pieces gets a last
+// line event with "line": "" at its end. "dropped": N marks where the step
+// log cap cut N bytes. Invalid UTF-8 is replaced with U+FFFD. Every event
+// has an id ("<step>:<offset>", "<step>:<offset>+" for a partial piece,
+// "end"); a client reconnecting with Last-Event-ID resumes after it (after
+// a partial piece, the line is continued and ended), and one reconnecting
+// after "end" gets 204, which tells EventSource to stop. Comments keep idle
+// connections alive.
 func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r *http.Request, run *forge.Run, step string) error {
 	opts := runner.LogOptions{Step: step, Follow: true}
+	resumeOpen := false
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		pos, done, ok := parseEventID(id)
+		pos, partial, done, ok := parseEventID(id)
 		if !ok {
 			return forge.Invalid("Invalid Last-Event-ID")
 		}
@@ -47,6 +52,7 @@ func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r 
 			return nil
 		}
 		opts.From = &pos
+		resumeOpen = partial
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -60,6 +66,7 @@ func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r 
 	if p := opts.From; p != nil {
 		e.step.Step = p.Step
 		e.lines.pos, e.lines.start = p.Offset, p.Offset
+		e.lines.open = resumeOpen // the client holds the start of a line
 	}
 	err := s.Runner.StreamLogs(ctx, run.ID, opts, e.emit)
 	if err != nil {
@@ -115,6 +122,7 @@ func (e *sseLog) emit(ev *runner.LogEvent) error {
 		note := runner.DropNote(ev.Dropped)
 		return e.event("line", e.id(e.lines.pos), sseLine{Index: ev.Step, Step: ev.Name, Line: note[:len(note)-1], Dropped: ev.Dropped})
 	case runner.LogStepEnded:
+		e.step.Step, e.step.Name = ev.Step, ev.Name // resumed at its end: no output came
 		return e.lines.flush(false, e.line)
 	case runner.LogCaughtUp:
 		if !e.fresh {
@@ -139,7 +147,11 @@ func (e *sseLog) emit(ev *runner.LogEvent) error {
 
 // line sends one line event ending at offset end of the step's output.
 func (e *sseLog) line(text []byte, end int64, partial, cr bool) error {
-	return e.event("line", e.id(end), sseLine{Index: e.step.Step, Step: e.step.Name, Line: string(text), Partial: partial, CR: cr})
+	id := e.id(end)
+	if partial {
+		id += "+"
+	}
+	return e.event("line", id, sseLine{Index: e.step.Step, Step: e.step.Name, Line: string(text), Partial: partial, CR: cr})
 }
 
 func (e *sseLog) id(off int64) string { return fmt.Sprintf("%d:%d", e.step.Step, off) }
@@ -169,6 +181,10 @@ type lineSplitter struct {
 	start int64  // offset of buf[0] in the step's output
 	pos   int64  // offset of the next byte fed
 	cr    bool   // buf's line ended with "\r"; a "\n" may still follow
+	// open: pieces of the current line were sent as partial, so the line
+	// must still be ended by a line event without "partial", even an
+	// empty one (the client joins the pieces until then).
+	open bool
 }
 
 // lineFunc receives a line (without terminator) ending at offset end.
@@ -220,6 +236,7 @@ func (s *lineSplitter) add(p []byte, emit lineFunc) error {
 		}
 		s.buf = append(s.buf[:0], s.buf[cut:]...)
 		s.start += int64(cut)
+		s.open = true
 	}
 	return nil
 }
@@ -227,14 +244,15 @@ func (s *lineSplitter) add(p []byte, emit lineFunc) error {
 // send emits the current line as complete and starts the next one.
 func (s *lineSplitter) send(emit lineFunc, cr bool) error {
 	err := emit(s.buf, s.pos, false, cr)
-	s.buf, s.start = s.buf[:0], s.pos
+	s.buf, s.start, s.open = s.buf[:0], s.pos, false
 	return err
 }
 
 // flush sends what is held: as a partial piece (more of the line may come)
 // or, at the end of the step, as the last line (an output not ending with
-// a newline). A line ended by "\r" waits for the next byte (is it "\r\n"?)
-// or the end of the step.
+// a newline), which ends a line sent in partial pieces even when nothing of
+// it is held any more. A line ended by "\r" waits for the next byte (is it
+// "\r\n"?) or the end of the step.
 func (s *lineSplitter) flush(partial bool, emit lineFunc) error {
 	if s.cr {
 		if partial {
@@ -245,11 +263,11 @@ func (s *lineSplitter) flush(partial bool, emit lineFunc) error {
 		s.cr = false
 		return s.send(emit, true)
 	}
+	if !partial && (len(s.buf) > 0 || s.open) {
+		return s.send(emit, false)
+	}
 	if len(s.buf) == 0 {
 		return nil
-	}
-	if !partial {
-		return s.send(emit, false)
 	}
 	cut := runeCut(s.buf)
 	if cut == 0 {
@@ -258,6 +276,7 @@ func (s *lineSplitter) flush(partial bool, emit lineFunc) error {
 	err := emit(s.buf[:cut], s.start+int64(cut), true, false)
 	s.buf = append(s.buf[:0], s.buf[cut:]...)
 	s.start += int64(cut)
+	s.open = true
 	return err
 }
 
@@ -265,6 +284,7 @@ func (s *lineSplitter) flush(partial bool, emit lineFunc) error {
 func (s *lineSplitter) skip(n int64) {
 	s.pos += n
 	s.start = s.pos
+	s.open = false // the drop note that follows ends the client's line
 }
 
 // runeCut returns the length of the longest prefix of b that does not end

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/kod-forge/kod/runner"
 )
 
 type piece struct {
@@ -131,5 +133,96 @@ func TestLineSplitterCRLFAcrossAFlush(t *testing.T) {
 	want := []piece{{"two", 5, false, false}, {"three", 11, false, false}}
 	if len(out) != len(want) || out[0] != want[0] || out[1] != want[1] {
 		t.Errorf("got %+v, want %+v", out, want)
+	}
+}
+
+// An unfinished last line sent as a partial piece (the follower caught up
+// twice before the step ended) is still ended at the end of the step, by an
+// empty line event: a client joining pieces must not be left holding it.
+func TestLineSplitterEndsAPartialLastLine(t *testing.T) {
+	t.Parallel()
+	var out []piece
+	emit := func(line []byte, end int64, partial, cr bool) error {
+		out = append(out, piece{string(line), end, partial, cr})
+		return nil
+	}
+	var s lineSplitter
+	for _, step := range []func() error{
+		func() error { return s.feed([]byte("one\nend"), emit) },
+		func() error { return s.flush(true, emit) }, // quiet: "end" goes out as a piece
+		func() error { return s.flush(true, emit) }, // nothing held: nothing sent
+		func() error { return s.flush(false, emit) },
+		func() error { return s.flush(false, emit) }, // already ended: nothing more
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []piece{{"one", 4, false, false}, {"end", 7, true, false}, {"", 7, false, false}}
+	if len(out) != len(want) {
+		t.Fatalf("got %+v, want %+v", out, want)
+	}
+	for i := range want {
+		if out[i] != want[i] {
+			t.Errorf("event %d = %+v, want %+v", i, out[i], want[i])
+		}
+	}
+
+	// The same for a long line whose last piece was cut by size: the
+	// newline-less end of the step ends it.
+	out = nil
+	s = lineSplitter{}
+	if err := s.feed(bytes.Repeat([]byte("x"), maxEventLine), emit); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(false, emit); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || !out[0].Partial || out[1] != (piece{"", maxEventLine, false, false}) {
+		t.Errorf("a line of exactly %d bytes at the end: %.80v", maxEventLine, out)
+	}
+}
+
+// The follower's events for a step whose last line has no newline and ends
+// after two quiet periods give an SSE client that joins pieces that line.
+func TestSSEFinalUnterminatedLineAfterQuietPeriods(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	e := &sseLog{w: &b}
+	for _, ev := range []runner.LogEvent{
+		{Kind: runner.LogStepStarted, Name: "odd"},
+		{Kind: runner.LogOutput, Name: "odd", Data: []byte("first\nend"), Offset: 9},
+		{Kind: runner.LogCaughtUp, Offset: 9}, // output since the last one: hold "end"
+		{Kind: runner.LogCaughtUp, Offset: 9}, // quiet: send "end" as a piece
+		{Kind: runner.LogCaughtUp, Offset: 9},
+		{Kind: runner.LogStepEnded, Name: "odd", Offset: 9},
+	} {
+		if err := e.emit(&ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lines, ids []string
+	held := ""
+	for _, block := range strings.Split(strings.TrimSpace(b.String()), "\n\n") {
+		f := strings.Split(block, "\n")
+		if len(f) != 3 || f[1] != "event: line" {
+			continue
+		}
+		var d sseLine
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(f[2], "data: ")), &d); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, strings.TrimPrefix(f[0], "id: "))
+		held += d.Line
+		if !d.Partial {
+			lines = append(lines, held)
+			held = ""
+		}
+	}
+	if strings.Join(lines, "|") != "first|end" || held != "" {
+		t.Errorf("lines %q, still held %q; stream:\n%s", lines, held, b.String())
+	}
+	if strings.Join(ids, " ") != "0:6 0:9+ 0:9" {
+		t.Errorf("ids %q, want a partial piece's id to end with +", ids)
 	}
 }

@@ -349,7 +349,9 @@ run = "echo scheduled on $KOD_BRANCH"
 
 // TestEventStreamOddOutput: a 10 MB line, "\r" progress output, invalid
 // UTF-8 and a last line without newline reach an SSE client intact (long
-// lines in pieces), and the plain log keeps the bytes as printed.
+// lines in pieces), and the plain log keeps the bytes as printed. The step
+// stays quiet a while after its last line, so that line goes out as a
+// partial piece first and the step's end must still end it.
 func TestEventStreamOddOutput(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "", nil)
@@ -357,7 +359,7 @@ func TestEventStreamOddOutput(t *testing.T) {
 	p := newProject(t, "main", map[string]string{".kod/workflows/ci.toml": `
 [[steps]]
 name = "odd"
-run = "head -c 10000000 /dev/zero | tr '\\0' x; echo; printf '10%%\\r20%%\\r\\n\\377\\376 bad\\nend'"
+run = "head -c 10000000 /dev/zero | tr '\\0' x; echo; printf '10%%\\r20%%\\r\\n\\377\\376 bad\\nend'; sleep 3"
 `})
 	p.git("push", "-q", s.gitURL("odd", adminToken), "main")
 	run := s.onlyRun("odd")
