@@ -70,14 +70,27 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 }
 
 // runError ends a full log with the run's own error, if it ended with one
-// (a workflow that does not parse, a restart): without it a run that failed
-// before any step would show an empty log.
+// (a workflow that does not parse, a restart), or else the error of the
+// step that failed it: without it a run that failed before any step would
+// show an empty log, and a step the engine failed would show no reason.
 func (p *plainLog) runError(ctx context.Context, store forge.RunStore, id string) error {
 	run, err := store.GetRun(ctx, id)
-	if err != nil || !run.Status.Done() || run.Error == "" {
-		return nil // deleted meanwhile, or nothing to add
+	if err != nil || !run.Status.Done() {
+		return nil // deleted meanwhile, or not over
 	}
-	return p.write([]byte(fmt.Sprintf("%s==> run %s: %s\n", p.newline(), run.Status, run.Error)))
+	reason := run.Error
+	if reason == "" && run.Status == forge.RunFailed && run.Result != nil {
+		// A failed step failed the run: its error is the reason.
+		for _, st := range run.Result.Steps {
+			if !st.Success && st.Error != "" {
+				reason = "step " + st.Name + ": " + st.Error
+			}
+		}
+	}
+	if reason == "" {
+		return nil
+	}
+	return p.write([]byte(fmt.Sprintf("%s==> run %s: %s\n", p.newline(), run.Status, reason)))
 }
 
 // streamEnded turns the error that ended a stream into the handler's

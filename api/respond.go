@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
@@ -39,6 +41,9 @@ func statusOf(err error) (int, string, bool) {
 	var imp *repos.ImportError
 	if errors.As(err, &imp) { // Kod: 500 "Failed to import repository: <git stderr>"
 		return http.StatusInternalServerError, imp.Error(), true
+	}
+	if status, msg, ok := storageStatus(err); ok {
+		return status, msg, false // logged: the operator must act
 	}
 	msg, ok := forge.UserMessage(err)
 	if !ok {
@@ -116,4 +121,22 @@ func kindName(k string) string {
 		return "a boolean"
 	}
 	return fmt.Sprintf("a %s", k)
+}
+
+// storageStatus maps a write the server's own storage refused (the data
+// dir full, or its files unwritable for a moment) to an answer that tells
+// the user it is the server's condition, passing, and nothing was changed:
+// 507 for a full disk, 503 for an unwritable file. Paths stay in the log.
+func storageStatus(err error) (int, string, bool) {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Op != "write" {
+		return 0, "", false
+	}
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return http.StatusInsufficientStorage, "The server's disk is full: nothing was changed; try again once space is freed", true
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES):
+		return http.StatusServiceUnavailable, "The server cannot write its data right now: nothing was changed; try again later", true
+	}
+	return 0, "", false
 }

@@ -57,7 +57,11 @@ func RunHook(ctx context.Context, name string, stdin io.Reader, stderr io.Writer
 	}
 	resp, err := callHook(ctx, socket, cred, name, updates)
 	if err != nil {
-		return refuse("cannot reach the kod server: %v", err)
+		// The error names the server's data dir: not for the pusher.
+		if name == "pre-receive" {
+			return refuse("cannot reach the kod server to check this push; nothing was changed (try again; if it persists, the server's log says why)")
+		}
+		return refuse("could not reach the kod server after the push: the server queues its runs itself once the push ends (if they do not appear, trigger one with POST /repos/:name/workflows)")
 	}
 	for _, m := range resp.Messages {
 		fmt.Fprintln(stderr, m)

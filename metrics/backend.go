@@ -9,9 +9,10 @@ import (
 )
 
 // Backend wraps b so kod_step_containers_executing counts the steps it
-// started and has not destroyed yet. Every other method passes through.
+// started and has not destroyed yet, and kod_sweep_removed_runs_total the
+// runs whose leftovers Sweep removed. Every other method passes through.
 func (m *Metrics) Backend(b sandbox.Backend) sandbox.Backend {
-	return &observedBackend{Backend: b, gauge: m.stepsRunning.Add, started: map[stepKey]struct{}{}}
+	return &observedBackend{Backend: b, gauge: m.stepsRunning.Add, swept: m.sweptRuns.Add, started: map[stepKey]struct{}{}}
 }
 
 type stepKey struct {
@@ -22,6 +23,7 @@ type stepKey struct {
 type observedBackend struct {
 	sandbox.Backend
 	gauge   func(float64)
+	swept   func(float64)
 	mu      sync.Mutex
 	started map[stepKey]struct{}
 }
@@ -50,6 +52,13 @@ func (b *observedBackend) DestroyRun(ctx context.Context, run *sandbox.RunSpec) 
 	err := b.Backend.DestroyRun(ctx, run)
 	b.forget(func(k stepKey) bool { return k.run == run.ID })
 	return err
+}
+
+// Sweep counts the runs whose leftovers the sweep removed.
+func (b *observedBackend) Sweep(ctx context.Context, instance string, keep func(string) bool) ([]string, error) {
+	removed, err := b.Backend.Sweep(ctx, instance, keep)
+	b.swept(float64(len(removed)))
+	return removed, err
 }
 
 // forget drops the started steps match selects: their containers are gone.

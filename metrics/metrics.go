@@ -38,6 +38,7 @@ type Metrics struct {
 	queueWait     prometheus.Histogram
 	stepDuration  *prometheus.HistogramVec // result
 	stepsRunning  prometheus.Gauge
+	sweptRuns     prometheus.Counter
 	deliveries    *prometheus.CounterVec // outcome
 	gitOps        *prometheus.CounterVec // transport, service
 	httpRequests  *prometheus.CounterVec // route, method, code
@@ -66,6 +67,8 @@ func New(store Store) *Metrics {
 	m.stepDuration = f.histogramVec("kod_step_duration_seconds",
 		"Duration of a workflow step, by result (success, failure, skipped), observed when its run ends.", durationBuckets, "result")
 	m.stepsRunning = f.gauge("kod_step_containers_executing", "Step containers started and not yet removed.")
+	m.sweptRuns = f.counter("kod_sweep_removed_runs_total",
+		"Runs whose leftover containers, volumes or networks a sweep removed (at start after a crash, or periodically: then a run's own clean-up had failed).")
 	m.deliveries = f.counterVec("kod_webhook_deliveries_total",
 		"Webhook delivery attempts by outcome: success, retry (failed, another attempt is scheduled) or failed (no attempt left).", "outcome")
 	m.gitOps = f.counterVec("kod_git_operations_total",

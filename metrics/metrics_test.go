@@ -95,6 +95,18 @@ func TestBackendCountsExecutingSteps(t *testing.T) {
 	if got := testutil.ToFloat64(m.stepsRunning); got != 0 {
 		t.Errorf("after DestroyRun: %v", got)
 	}
+	// Leftovers of two runs swept: counted by run.
+	for _, id := range []string{"r2", "r3"} {
+		if err := b.SetupRun(ctx, &sandbox.RunSpec{ID: id, Instance: "i"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Sweep(ctx, "i", func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.sweptRuns); got != 2 {
+		t.Errorf("swept runs: %v, want 2", got)
+	}
 }
 
 // TestRunDoneAndStateGauges: a finished run moves the counters and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc"
@@ -132,3 +133,52 @@ func (h *Service) fixHead(ctx context.Context, repo *forge.Repo, p *forge.Princi
 	h.log.Info("default branch set by a push", "repo", repo.Name, "branch", pick)
 	return []string{fmt.Sprintf("kod: default branch set to %s", pick)}
 }
+
+// MissedPostReceive implements gitsvc.MissedPostReceiver: a push whose
+// post-receive hook never reached the server still gets its runs, default
+// branch and deliveries, for the accepted updates that landed (the ref now
+// holds the new value, or is gone for a deletion), so nothing is left
+// half-way. What PostReceive would have told the pusher goes to the log.
+func (h *Service) MissedPostReceive(ctx context.Context, push *gitsvc.Push, accepted []forge.RefUpdate) {
+	repo, err := h.repoOf(ctx, push)
+	if err != nil {
+		h.log.Error("finishing a push without its hook: reading the repository", "repo", push.Repo, "err", err)
+		return
+	}
+	dir := h.Dir(repo)
+	var landed []forge.RefUpdate
+	for _, u := range accepted {
+		now, err := h.refValue(ctx, dir, u.Ref)
+		if err != nil {
+			h.log.Error("reading a pushed ref", "repo", push.Repo, "ref", u.Ref, "err", err)
+			continue
+		}
+		if now == u.New || u.IsDelete() && now == "" {
+			landed = append(landed, u)
+		}
+	}
+	if len(landed) == 0 {
+		return
+	}
+	for _, m := range h.PostReceive(ctx, push, landed) {
+		h.log.Info("push finished without its hook", "repo", push.Repo, "message", m)
+	}
+}
+
+// refValue returns the object id ref points at in dir, "" if it does not
+// exist.
+func (h *Service) refValue(ctx context.Context, dir, ref string) (string, error) {
+	if _, err := gitsvc.UserArg(ref); err != nil {
+		return "", err
+	}
+	out, err := h.cfg.Git.Output(ctx, &gitsvc.Cmd{Dir: dir, Args: []string{"rev-parse", "--verify", "--quiet", "--end-of-options", ref}})
+	if err != nil {
+		if ge, ok := err.(*gitsvc.Error); ok && ge.Stderr == "" {
+			return "", nil // no such ref
+		}
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+var _ gitsvc.MissedPostReceiver = (*Service)(nil)

@@ -38,7 +38,14 @@ func (s filesSource) Archive(ctx context.Context, repo, commit string, w io.Writ
 // DefaultImage and LogsDir are filled in) over a temporary bbolt store.
 func engineRunner(tb testing.TB, cfg runner.Config, src runner.Source) (*runner.Runner, *boltstore.Store, string, <-chan *forge.Run) {
 	tb.Helper()
-	backend := dockertest.Require(tb)
+	return engineRunnerAt(tb, "", cfg, src)
+}
+
+// engineRunnerAt is engineRunner with the backend talking to the engine at
+// host ("" = the environment's), e.g. a dockertest.Proxy.
+func engineRunnerAt(tb testing.TB, host string, cfg runner.Config, src runner.Source) (*runner.Runner, *boltstore.Store, string, <-chan *forge.Run) {
+	tb.Helper()
+	backend := dockertest.RequireHost(tb, host)
 	dir := tb.TempDir()
 	store, err := boltstore.Open(filepath.Join(dir, "kod.db"))
 	if err != nil {

@@ -33,6 +33,9 @@ type execution struct {
 	// outputAllowance).
 	outputUsed int
 	failed     bool // a step failed without continue_on_error
+	// steps are the results of the steps so far, as the record must hold
+	// them.
+	steps []forge.StepResult
 
 	secrets []forge.SecretValue // decrypted for this run, memory only
 	mask    *masker             // masks the secrets; nil if none
@@ -51,10 +54,7 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run, stream *runStream)
 	status, reason := x.do(ctx)
 	reason = x.mask.String(reason)
 	defer x.cleanup(ctx)
-	final, err := r.store.UpdateRun(context.WithoutCancel(ctx), run.ID, func(s *forge.Run) error {
-		finish(s, status, reason)
-		return nil
-	})
+	final, err := x.storeEnd(ctx, status, reason)
 	r.endStream(run.ID)
 	if err != nil {
 		if !errors.Is(err, forge.ErrNotFound) { // deleted with its repository
@@ -67,16 +67,47 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run, stream *runStream)
 	r.prune(context.WithoutCancel(ctx), run.RepoName)
 }
 
+// storeEnd stores the final state with every step result, trying again
+// while the store refuses the write (a full disk, an unwritable file) until
+// it succeeds or the runner stops (then the next start marks the run
+// failed). The run keeps its concurrency slot meanwhile.
+func (x *execution) storeEnd(ctx context.Context, status forge.RunStatus, reason string) (*forge.Run, error) {
+	ctx = context.WithoutCancel(ctx)
+	wait := 500 * time.Millisecond
+	for {
+		final, err := x.r.store.UpdateRun(ctx, x.run.ID, func(s *forge.Run) error {
+			if x.steps != nil {
+				if s.Result == nil {
+					s.Result = &forge.Result{}
+				}
+				s.Result.Steps = slices.Clone(x.steps)
+			}
+			finish(s, status, reason)
+			return nil
+		})
+		if err == nil || errors.Is(err, forge.ErrNotFound) {
+			return final, err
+		}
+		x.r.log.Error("storing the end of a run; trying again", "run", x.run.ID, "err", err)
+		select {
+		case <-x.r.stopped:
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
 // do returns the final status and, for failures of the run as a whole, why.
 func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
 	// Secrets first: a wrong key fails the run at once, and the masker
 	// covers every later error text.
 	if err := x.loadSecrets(ctx); err != nil {
-		return forge.RunFailed, err.Error()
+		return failure(ctx, err)
 	}
 	wfs, err := x.loadWorkflows(ctx)
 	if err != nil {
-		return forge.RunFailed, err.Error()
+		return failure(ctx, err)
 	}
 	network := sandbox.NetworkNone
 	for _, wf := range wfs {
@@ -86,10 +117,7 @@ func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
 	}
 	x.spec = &sandbox.RunSpec{ID: x.run.ID, Instance: x.r.cfg.Instance, Network: network}
 	if err := x.prepare(ctx); err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			return statusFor(cause), cause.Error()
-		}
-		return forge.RunFailed, err.Error()
+		return failure(ctx, err)
 	}
 	for _, wf := range wfs {
 		if err := x.runWorkflow(ctx, wf); err != nil {
@@ -100,6 +128,16 @@ func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
 		return forge.RunFailed, ""
 	}
 	return forge.RunCompleted, ""
+}
+
+// failure is the outcome of a run that stopped on err: when the run was
+// cancelled or the server is stopping, err is a consequence ("context
+// canceled" from git or the engine) and the cause is the reason.
+func failure(ctx context.Context, err error) (forge.RunStatus, string) {
+	if cause := context.Cause(ctx); cause != nil {
+		return statusFor(cause), cause.Error()
+	}
+	return forge.RunFailed, err.Error()
 }
 
 func statusFor(cause error) forge.RunStatus {
@@ -192,8 +230,25 @@ func (x *execution) cleanup(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	x.removals.Wait()
-	if err := x.r.backend.DestroyRun(ctx, x.spec); err != nil {
-		x.r.log.Error("removing run objects", "run", x.run.ID, "err", err)
+	// A failed removal is tried again: the engine may be back a moment
+	// later, and the periodic sweep is the last line of defence, not the
+	// plan.
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		err := x.r.backend.DestroyRun(ctx, x.spec)
+		if err == nil {
+			if attempt > 1 {
+				x.r.log.Info("removed run objects", "run", x.run.ID, "attempts", attempt)
+			}
+			return
+		}
+		x.r.log.Error("removing run objects", "run", x.run.ID, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 15*time.Second)
 	}
 }
 
@@ -222,13 +277,16 @@ func (x *execution) markCurrent(ctx context.Context, c forge.CurrentStep) {
 	}
 }
 
-// appendStep records a finished step in the run record.
+// appendStep records a finished step in the run record. The record gets
+// every step result so far, so a result a failed write lost (a full disk)
+// is stored by the next write that succeeds.
 func (x *execution) appendStep(ctx context.Context, res forge.StepResult) {
+	x.steps = append(x.steps, res)
 	_, err := x.r.store.UpdateRun(context.WithoutCancel(ctx), x.run.ID, func(s *forge.Run) error {
 		if s.Result == nil {
 			s.Result = &forge.Result{}
 		}
-		s.Result.Steps = append(s.Result.Steps, res)
+		s.Result.Steps = slices.Clone(x.steps)
 		s.CurrentStep = nil
 		return nil
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/sandbox"
+	"github.com/kod-forge/kod/sandbox/faultpoint"
 )
 
 // Config tunes the runner. Zero values take the defaults noted.
@@ -241,6 +242,15 @@ func (r *Runner) dispatch(ctx context.Context) {
 		if busy {
 			continue
 		}
+		faultpoint.Hit(ctx, faultpoint.Queued, faultpoint.Site{Run: q.ID, Step: -1})
+		// Not derived from ctx: stopping the dispatcher must not cancel runs
+		// without a cause; Shutdown cancels them with errShutdown. Registered
+		// before the claim, so a Cancel that finds the run claimed also
+		// finds its cancel function.
+		runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		r.mu.Lock()
+		r.active[q.ID] = cancel
+		r.mu.Unlock()
 		run, err := r.store.UpdateRun(ctx, q.ID, func(x *forge.Run) error {
 			if x.Status != forge.RunQueued {
 				return errNotQueued
@@ -251,20 +261,21 @@ func (r *Runner) dispatch(ctx context.Context) {
 			return nil
 		})
 		if err != nil {
+			cancel(nil)
+			r.mu.Lock()
+			delete(r.active, q.ID)
+			r.mu.Unlock()
 			if !errors.Is(err, errNotQueued) && !errors.Is(err, forge.ErrNotFound) {
 				r.log.Error("claiming a queued run", "run", q.ID, "err", err)
 			}
 			continue
 		}
-		// Not derived from ctx: stopping the dispatcher must not cancel runs
-		// without a cause; Shutdown cancels them with errShutdown.
-		runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		stream := &runStream{}
 		r.mu.Lock()
-		r.active[run.ID] = cancel
 		r.busy[key] = true
 		r.streams[run.ID] = stream
 		r.mu.Unlock()
+		faultpoint.Hit(ctx, faultpoint.Dispatched, faultpoint.Site{Run: run.ID, Step: -1})
 		r.runStarts.notify()
 		r.wg.Add(1)
 		go func() {
@@ -289,10 +300,12 @@ func (r *Runner) sweep(ctx context.Context) {
 		_, ok := r.active[id]
 		return ok
 	})
+	if len(removed) > 0 {
+		// Each run's own clean-up should have removed these: a leak.
+		r.log.Warn("swept leftover objects of runs that are not running", "count", len(removed), "runs", removed)
+	}
 	if err != nil {
 		r.log.Error("sweeping containers", "err", err)
-	} else if len(removed) > 0 {
-		r.log.Warn("swept containers of runs that are not running", "runs", removed)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"path"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/runner/workflow"
 	"github.com/kod-forge/kod/sandbox"
+	"github.com/kod-forge/kod/sandbox/faultpoint"
 )
 
 // timeoutError is the cause of a step or workflow deadline.
@@ -38,7 +40,9 @@ func (x *execution) runWorkflow(ctx context.Context, wf *workflow.Workflow) erro
 			return err // cancelled or shutting down: later steps do not run
 		}
 		res := x.runStep(wfCtx, wf, st)
+		faultpoint.Hit(ctx, faultpoint.OutputDrained, faultpoint.Site{Run: x.run.ID, Step: x.nextIdx - 1})
 		x.appendStep(ctx, res)
+		faultpoint.Hit(ctx, faultpoint.RecordStored, faultpoint.Site{Run: x.run.ID, Step: x.nextIdx - 1})
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
@@ -77,8 +81,9 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 	// the record, followers).
 	out := newMaskWriter(x.mask, log)
 	exit, runErr := x.runContainer(ctx, st, spec, out)
-	if err := errors.Join(out.Flush(), log.Close()); err != nil {
-		x.r.log.Error("closing a step log", "run", x.run.ID, "err", err)
+	logErr := errors.Join(out.Flush(), log.Close())
+	if logErr != nil {
+		x.r.log.Error("closing a step log", "run", x.run.ID, "err", logErr)
 	}
 	res.Output = log.TailWithin(x.r.outputAllowance(x.outputUsed))
 	x.outputUsed += len(res.Output)
@@ -90,6 +95,10 @@ func (x *execution) runStep(ctx context.Context, wf *workflow.Workflow, st *work
 		res.Error = fmt.Sprintf("step was killed: out of memory (limit %d MiB)", spec.Limits.MemoryBytes>>20)
 	case exit.ExitCode != 0:
 		res.Error = fmt.Sprintf("step failed with exit code %d", exit.ExitCode)
+	case logErr != nil:
+		// The step went on (a full disk must not kill it) but its log is
+		// cut: the user must not take it for a clean run.
+		res.Error = "the step's log could not be written, its output is incomplete: " + storageReason(logErr)
 	default:
 		res.Success = true
 	}
@@ -250,3 +259,13 @@ func shellCommand(script string) []string {
 // argChunk is the longest script passed as one argument, bytes: well
 // under the kernel's 128 KiB per argument.
 const argChunk = 64 << 10
+
+// storageReason is the part of a storage error a user can act on ("no
+// space left on device"), without the server's paths.
+func storageReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}

@@ -81,7 +81,11 @@ type ExitState struct {
 
 // Backend runs steps in isolated containers. All Destroy methods are
 // idempotent and safe to call after a failed or partial setup/start; callers
-// run them with a context that is not cancelled with the run.
+// run them with a context that is not cancelled with the run. A call cut
+// short by its ctx returns only once nothing it asked the engine to create
+// can still appear (objects being created are waited for), so the Destroy
+// calls after it find every object: an engine finishes a create it received
+// even when the client hangs up.
 type Backend interface {
 	// SetupRun creates the run's workspace and network. On error the caller
 	// still calls DestroyRun.

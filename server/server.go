@@ -29,6 +29,7 @@ import (
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/docker"
+	"github.com/kod-forge/kod/sandbox/faultpoint"
 	"github.com/kod-forge/kod/sandbox/registry"
 	"github.com/kod-forge/kod/web"
 	"github.com/kod-forge/kod/webhook"
@@ -202,7 +203,7 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 			s.webhooks.RunDone(ctx, run)
 			s.meters.RunDone(ctx, run)
 		},
-	}, s.store, s.meters.Backend(registry.Guard(s.backend, registries.CheckHost)), &repos.Source{Git: git, ReposDir: s.reposDir}, s.log), nil
+	}, s.store, faultpoint.Wrap(s.meters.Backend(registry.Guard(s.backend, registries.CheckHost))), &repos.Source{Git: git, ReposDir: s.reposDir}, s.log), nil
 }
 
 // rebindSecrets seals secrets saved before repositories had ids (bound to

@@ -234,4 +234,24 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
 
+// createContext returns the context of an engine call that creates an
+// object (volume, network, container). The engine finishes a create it has
+// received even when the client hangs up, so a create cut short by the
+// caller's cancellation could make its object appear after the caller's
+// clean-up looked for it (a cancel right as a run starts left its network
+// behind this way). A create therefore runs to its answer, bounded by
+// createTimeout, and the caller checks ctx once it knows what exists. It
+// fails at once if ctx has already ended: then nothing is sent.
+func createContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	return cctx, cancel, nil
+}
+
+// createTimeout bounds one create call that runs on its own context (see
+// createContext); generous, as a loaded engine is slow to create.
+const createTimeout = 2 * time.Minute
+
 var _ sandbox.Backend = (*Docker)(nil)

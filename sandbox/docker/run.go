@@ -16,15 +16,22 @@ import (
 
 // SetupRun creates the run's workspace volume (kod-<run>-ws) and, unless
 // run.Network is sandbox.NetworkNone, its bridge network (kod-<run>). Both
-// are labelled with the run. Objects left by an earlier attempt for the same
+// are labelled with the run. When ctx ends during a create, the create
+// still completes (see createContext) and SetupRun returns ctx.Err(), so a
+// DestroyRun after it finds every object. Objects left by an earlier attempt for the same
 // run are reused, so a retry after a partial failure succeeds.
 func (d *Docker) SetupRun(ctx context.Context, run *sandbox.RunSpec) error {
 	if err := checkRun(run); err != nil {
 		return err
 	}
 	labels := runLabels(run)
+	cctx, cancel, err := createContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	// Creating a named volume that exists returns the existing one.
-	_, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{
+	_, err = d.cli.VolumeCreate(cctx, volume.CreateOptions{
 		Name:   volumeName(run.ID),
 		Driver: "local",
 		Labels: labels,
@@ -33,18 +40,21 @@ func (d *Docker) SetupRun(ctx context.Context, run *sandbox.RunSpec) error {
 		return engineErr("create volume "+volumeName(run.ID), err)
 	}
 	if run.Network == sandbox.NetworkNone {
-		return nil
+		return ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		return err // the volume exists; DestroyRun removes it
 	}
 	// The client asks engines older than API 1.44 to check duplicates, so
 	// a second create of the same name is a conflict, not a twin network.
-	_, err = d.cli.NetworkCreate(ctx, networkName(run.ID), network.CreateOptions{
+	_, err = d.cli.NetworkCreate(cctx, networkName(run.ID), network.CreateOptions{
 		Driver: "bridge",
 		Labels: labels,
 	})
 	if err != nil && !cerrdefs.IsConflict(err) {
 		return engineErr("create network "+networkName(run.ID), err)
 	}
-	return nil
+	return ctx.Err()
 }
 
 // DestroyRun removes every container labelled with the run (step containers

@@ -115,6 +115,12 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		// Created after ctx ended (see createContext): remove it now.
+		cctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		return nil, errors.Join(err, d.removeContainer(cctx, id))
+	}
 	// The step's goroutines outlive ctx: they end with the container or
 	// with DestroyStep.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -184,8 +190,13 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (string, error) {
 	cfg, hc := d.stepConfig(run, step)
 	name := stepName(run.ID, step.Index)
+	cctx, cancel, err := createContext(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cancel()
 	for attempt := 0; ; attempt++ {
-		created, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, name)
+		created, err := d.cli.ContainerCreate(cctx, cfg, hc, nil, nil, name)
 		if err == nil {
 			for _, w := range created.Warnings {
 				d.log.Debug("engine warning", "container", name, "warning", w)

@@ -30,7 +30,12 @@ func (d *Docker) LoadWorkspace(ctx context.Context, run *sandbox.RunSpec, image 
 	}
 	labels := runLabels(run)
 	labels[labelRole] = "workspace-carrier"
-	created, err := d.cli.ContainerCreate(ctx,
+	cctx, cancel, err := createContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	created, err := d.cli.ContainerCreate(cctx,
 		&container.Config{
 			Image:  image,
 			Labels: labels,

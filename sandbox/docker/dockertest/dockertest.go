@@ -35,7 +35,14 @@ const RequireEnv = "KOD_REQUIRE_DOCKER"
 // has not been built.
 func Require(t testing.TB) *docker.Docker {
 	t.Helper()
-	d, err := docker.New(docker.Config{}, nil)
+	return RequireHost(t, "")
+}
+
+// RequireHost is Require with the backend talking to the engine at host
+// ("" = the environment's), e.g. a Proxy's Host.
+func RequireHost(t testing.TB, host string) *docker.Docker {
+	t.Helper()
+	d, err := docker.New(docker.Config{Host: host}, nil)
 	if err != nil {
 		t.Fatalf("docker backend: %v", err)
 	}
@@ -125,4 +132,44 @@ func Clean(t testing.TB, d *docker.Docker, instance string) {
 	if _, err := d.Sweep(ctx, instance, func(string) bool { return false }); err != nil {
 		t.Errorf("sweep instance %s: %v", instance, err)
 	}
+}
+
+// RunLeftovers is Leftovers narrowed to the objects labelled with run.
+func RunLeftovers(t testing.TB, instance, run string) []string {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatalf("docker client: %v", err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := filters.NewArgs(
+		filters.Arg("label", sandbox.LabelInstance+"="+instance),
+		filters.Arg("label", sandbox.LabelRun+"="+run),
+	)
+	var out []string
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatalf("list containers: %v", err)
+	}
+	for _, c := range cs {
+		out = append(out, "container/"+c.ID[:12])
+	}
+	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatalf("list networks: %v", err)
+	}
+	for _, n := range ns {
+		out = append(out, "network/"+n.Name)
+	}
+	vs, err := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatalf("list volumes: %v", err)
+	}
+	for _, v := range vs.Volumes {
+		out = append(out, "volume/"+v.Name)
+	}
+	slices.Sort(out)
+	return out
 }
