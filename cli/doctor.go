@@ -18,6 +18,7 @@ import (
 	"github.com/kod-forge/kod/client"
 	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/sandbox/docker"
+	"github.com/kod-forge/kod/server"
 )
 
 // minGit is the oldest git kod is tested with for serving and cloning.
@@ -38,7 +39,9 @@ func newDoctorCmd(a *app) *cobra.Command {
 		Long: `Check what kod needs and print one OK or FAIL line per check: git
 version, Docker engine reachable (and its API version), default step image
 present, config, data and repos directories writable, server health, and
-that the server accepts the token. The exit status is 1 if any check fails.`,
+that the server accepts the token. With KOD_BACKEND=kubernetes the cluster
+is checked instead of Docker: reachable, namespace, permissions, storage
+class, nodes. The exit status is 1 if any check fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -56,8 +59,14 @@ that the server accepts the token. The exit status is 1 if any check fails.`,
 			}
 			add(checkGit(ctx))
 			cfg, cfgCheck := a.checkConfig(cmd, &dirs)
-			for _, c := range checkDocker(ctx, cfg.DefaultImage) {
-				add(c)
+			if cfg.Backend == config.BackendKubernetes {
+				for _, c := range checkKubernetes(ctx, cfg) {
+					add(c)
+				}
+			} else {
+				for _, c := range checkDocker(ctx, cfg.DefaultImage) {
+					add(c)
+				}
 			}
 			add(cfgCheck)
 			add(checkWritable("data dir", cfg.DataDir))
@@ -204,4 +213,20 @@ func (a *app) checkServer(ctx context.Context) []check {
 		return append(out, check{"auth", true, "the token (from " + s.TokenFrom + ") is accepted (it may not list repositories)"})
 	}
 	return append(out, check{"auth", false, fmt.Sprintf("the token (from %s) is refused: %v", s.TokenFrom, err)})
+}
+
+// checkKubernetes runs the cluster checks of the Kubernetes backend.
+func checkKubernetes(ctx context.Context, cfg config.Config) []check {
+	k, err := server.NewKubernetes(cfg, nil)
+	if err != nil {
+		return []check{{"kubernetes", false, err.Error()}}
+	}
+	defer k.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var out []check
+	for _, f := range k.Check(ctx) {
+		out = append(out, check{"kube " + f.Name, f.OK, f.Detail})
+	}
+	return out
 }

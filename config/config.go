@@ -76,6 +76,9 @@ type Config struct {
 	// workflow schedule may ask for (workflow.MinScheduleInterval, 1m);
 	// for tests, not shown in --help.
 	ScheduleMinInterval time.Duration
+	// Backend runs the steps: "docker" or "kubernetes" (Kube).
+	Backend string
+	Kube    Kube
 }
 
 // DefaultImage is the step image built by scripts/build-images from
@@ -107,6 +110,8 @@ func Default(home string) Config {
 		WebhookAllowedHosts: netpolicy.Default,
 		ImportTimeout:       repos.DefaultImportTimeout,
 		ScheduleMinInterval: workflow.MinScheduleInterval,
+		Backend:             BackendDocker,
+		Kube:                defaultKube(),
 		SSHIdleTimeout:      sshd.DefaultIdleTimeout,
 		SSHMaxSession:       sshd.DefaultMaxSession,
 		SSHMaxPerAddress:    sshd.DefaultMaxPerAddr,
@@ -173,6 +178,13 @@ func serveSettings(c *Config) []setting {
 		{"metricsAddr", []string{"KOD_METRICS_ADDR"}, "metrics-addr", "", "also serve /metrics WITHOUT auth on this address (e.g. 127.0.0.1:9090)", &c.MetricsAddr},
 		{"webhookRetrySchedule", []string{"KOD_WEBHOOK_RETRY_SCHEDULE"}, "", "", "", &c.WebhookRetrySchedule},
 		{"scheduleMinInterval", []string{"KOD_SCHEDULE_MIN_INTERVAL"}, "", "", "", &c.ScheduleMinInterval},
+		{"backend", []string{"KOD_BACKEND"}, "backend", "", "where steps run: docker or kubernetes", &c.Backend},
+		{"kubeconfig", []string{"KOD_KUBECONFIG"}, "kubeconfig", "", "kubeconfig of the cluster (kubernetes backend; default: in-cluster, else ~/.kube/config)", &c.Kube.Kubeconfig},
+		{"kubeNamespace", []string{"KOD_KUBE_NAMESPACE"}, "kube-namespace", "", "namespace of step pods", &c.Kube.Namespace},
+		{"kubeStorageClass", []string{"KOD_KUBE_STORAGE_CLASS"}, "kube-storage-class", "", "storage class of workspace claims (default: the cluster's)", &c.Kube.StorageClass},
+		{"kubeNodeSelector", []string{"KOD_KUBE_NODE_SELECTOR"}, "kube-node-selector", "", "key=value,... labels of the nodes steps may run on", &c.Kube.NodeSelector},
+		{"kubePullTimeout", []string{"KOD_KUBE_PULL_TIMEOUT"}, "kube-pull-timeout", "", "how long a step's image may fail to pull", &c.Kube.PullTimeout},
+		{"kubeScheduleTimeout", []string{"KOD_KUBE_SCHEDULE_TIMEOUT"}, "kube-schedule-timeout", "", "how long a step pod may stay unschedulable", &c.Kube.ScheduleTimeout},
 	}
 }
 
@@ -372,6 +384,7 @@ func (c *Config) Validate() error {
 	if c.ScheduleMinInterval < time.Second {
 		errs = append(errs, fmt.Errorf("schedule min interval (KOD_SCHEDULE_MIN_INTERVAL) must be at least 1s, got %s", c.ScheduleMinInterval))
 	}
+	errs = append(errs, c.validateBackend()...)
 	return errors.Join(append(errs, c.validateRunner()...)...)
 }
 

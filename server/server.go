@@ -28,7 +28,6 @@ import (
 	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/sandbox"
-	"github.com/kod-forge/kod/sandbox/docker"
 	"github.com/kod-forge/kod/sandbox/faultpoint"
 	"github.com/kod-forge/kod/sandbox/registry"
 	"github.com/kod-forge/kod/web"
@@ -46,7 +45,7 @@ type Server struct {
 	instance   string
 
 	store    *boltstore.Store
-	backend  *docker.Docker
+	backend  backend
 	webhooks *webhook.Dispatcher
 	runner   *runner.Runner
 	repos    *repos.Service
@@ -127,10 +126,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.webhooks, err = newDispatcher(cfg, s.store, s.meters.DeliveryAttempt, log); err != nil {
 		return nil, err
 	}
-	if s.backend, err = docker.New(docker.Config{}, log); err != nil {
-		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
+	if s.backend, err = newBackend(ctx, cfg, log); err != nil {
+		return nil, err
 	}
-	checkEngine(ctx, s.backend, cfg.DefaultImage, log)
 	git := &gitsvc.Git{OnServe: s.meters.GitOp}
 	if s.runner, err = s.newRunner(git, secretBox); err != nil {
 		return nil, err
