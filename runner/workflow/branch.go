@@ -16,28 +16,42 @@ func MatchBranch(pattern, branch string) bool {
 	return matchSegments(strings.Split(pattern, "/"), strings.Split(branch, "/"))
 }
 
+// matchSegments decides by dynamic programming over (pattern index, segment
+// index), so a pattern alternating `**` with fixed segments costs
+// O(len(pat) x len(segs)) segment matches, never the exponential
+// backtracking a recursive match takes (a pusher controls both the pattern
+// and the branch, and the match runs inside the push).
 func matchSegments(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for len(pat) > 0 && pat[0] == "**" {
-				pat = pat[1:]
+	n, m := len(pat), len(segs)
+	// next[j] is the answer for pat[i+1:] against segs[j:], cur[j] for pat[i:].
+	next := make([]bool, m+1)
+	cur := make([]bool, m+1)
+	next[m] = true // the empty pattern matches only the empty rest
+	for i := n - 1; i >= 0; i-- {
+		switch {
+		case pat[i] == "**" && i+1 < n && pat[i+1] == "**":
+			// A run of `**` acts as one: the answer of the run's last one.
+			copy(cur, next)
+		case pat[i] == "**" && i == n-1:
+			// `**` at the end needs at least one segment.
+			for j := 0; j <= m; j++ {
+				cur[j] = j < m
 			}
-			if len(pat) == 0 {
-				return len(segs) > 0
+		case pat[i] == "**":
+			// Zero segments (the rest of the pattern here) or one more.
+			cur[m] = next[m]
+			for j := m - 1; j >= 0; j-- {
+				cur[j] = next[j] || cur[j+1]
 			}
-			for k := range len(segs) + 1 {
-				if matchSegments(pat, segs[k:]) {
-					return true
-				}
+		default:
+			cur[m] = false
+			for j := m - 1; j >= 0; j-- {
+				cur[j] = next[j+1] && matchSegment(pat[i], segs[j])
 			}
-			return false
 		}
-		if len(segs) == 0 || !matchSegment(pat[0], segs[0]) {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
+		next, cur = cur, next
 	}
-	return len(segs) == 0
+	return next[0]
 }
 
 // matchSegment matches one segment with `*` wildcards, backtracking only to

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kod-forge/kod/forge"
@@ -28,11 +29,19 @@ type ParseError struct {
 
 // Error formats the error as "<file>:<line>: <msg>", or "<file>: <msg>" when
 // Line is 0, the shape compilers use so editors can jump to the line.
+//
+// A file name with control characters (a newline, ESC, BEL: a pusher names
+// files) is quoted, so the error cannot forge lines or terminal sequences in
+// a push's output, a run record or `kod workflow show`.
 func (e *ParseError) Error() string {
-	if e.Line <= 0 {
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	file := e.File
+	if forge.HasControl(file) {
+		file = strconv.Quote(file)
 	}
-	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	if e.Line <= 0 {
+		return fmt.Sprintf("%s: %s", file, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", file, e.Line, e.Msg)
 }
 
 // Unwrap returns forge.ErrInvalid: every parse error is the user's input.
