@@ -178,7 +178,10 @@ func TestNonUTF8BranchRefusedAtPreReceive(t *testing.T) {
 
 // idleRSS starts a server (built without the race detector) with secrets
 // configured, waits until it answers and its start-up work settled, and
-// returns its resident memory, bytes.
+// returns its resident anonymous memory (RssAnon: heap, stacks, runtime),
+// bytes. The binary's own pages (RssFile, shared page cache: ~35 MiB of a
+// 78 MB binary once client-go is linked in) are left out: they are not
+// memory the server holds.
 func idleRSS(t testing.TB) int64 {
 	t.Helper()
 	s := &server{t: t, Home: t.TempDir(), bin: plainKodBin(t), env: []string{"KOD_ENCRYPTION_KEY=" + e2eKey}}
@@ -190,26 +193,26 @@ func idleRSS(t testing.TB) int64 {
 	rss := int64(-1)
 	for range 5 {
 		time.Sleep(time.Second)
-		if v := procStatus(t, s.cmd.Process.Pid, "VmRSS"); rss < 0 || v < rss {
+		if v := procStatus(t, s.cmd.Process.Pid, "RssAnon"); rss < 0 || v < rss {
 			rss = v
 		}
 	}
 	return rss
 }
 
-// TestIdleServerMemory: an idle server with secrets configured stays under
-// 35 MiB resident. scrypt's 32 MiB work area, derived at start, stayed
-// resident before (47-51 MB idle).
+// TestIdleServerMemory: an idle server with secrets configured holds under
+// 30 MiB of anonymous memory. scrypt's 32 MiB work area, derived at start,
+// stayed resident before (47-51 MB idle).
 func TestIdleServerMemory(t *testing.T) {
 	t.Parallel()
 	rss := idleRSS(t)
-	t.Logf("idle RSS %.1f MiB", float64(rss)/(1<<20))
-	if rss > 35<<20 {
-		t.Errorf("idle server resident memory %.1f MiB, want under 35", float64(rss)/(1<<20))
+	t.Logf("idle RssAnon %.1f MiB", float64(rss)/(1<<20))
+	if rss > 30<<20 {
+		t.Errorf("idle server resident anonymous memory %.1f MiB, want under 30", float64(rss)/(1<<20))
 	}
 }
 
-// BenchmarkIdleRSS reports an idle server's resident memory (see
+// BenchmarkIdleRSS reports an idle server's resident anonymous memory (see
 // TestIdleServerMemory), MiB.
 func BenchmarkIdleRSS(b *testing.B) {
 	var total float64
