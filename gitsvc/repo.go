@@ -197,5 +197,38 @@ func (g *Git) Archive(ctx context.Context, repoDir, commit string, w io.Writer) 
 	if err != nil {
 		return err
 	}
-	return g.Run(ctx, &Cmd{Dir: repoDir, Args: []string{"archive", "--format=tar", "--end-of-options", commit}, Stdout: w, Timeout: 30 * time.Minute})
+	return g.stream(ctx, &Cmd{Dir: repoDir, Args: []string{"archive", "--format=tar", "--end-of-options", commit}, Timeout: 30 * time.Minute}, w)
+}
+
+// stream runs c with its stdout copied to w through a pipe of its own. With
+// exec's own copy, a reader slower than the command's WaitDelay (5 s) at
+// draining what git had already written when it exited (a pod's attach
+// stream on a loaded cluster) cut the stream short with "WaitDelay expired
+// before I/O complete". Here git's exit only closes the pipe's write end;
+// the copy ends when w took everything, or when ctx ends.
+func (g *Git) stream(ctx context.Context, c *Cmd, w io.Writer) error {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	c.Stdout = pw
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(w, pr)
+		pr.Close() // a failed write to w makes git's next write fail, so it exits
+		copied <- err
+	}()
+	runErr := g.Run(ctx, c)
+	pw.Close()
+	select {
+	case err := <-copied:
+		if runErr == nil && err != nil {
+			return fmt.Errorf("streaming git %s: %w", c.Args[0], err)
+		}
+	case <-ctx.Done():
+		if runErr == nil {
+			runErr = ctx.Err()
+		}
+	}
+	return runErr
 }
