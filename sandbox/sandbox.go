@@ -20,10 +20,11 @@ const WorkspacePath = "/workspace"
 // Label keys put on every object a backend creates, so objects can be traced
 // to their run and swept after a crash.
 const (
-	LabelManaged  = "dev.kod.managed"  // always "true"
-	LabelInstance = "dev.kod.instance" // server instance id (see RunSpec.Instance)
-	LabelRun      = "dev.kod.run"      // run id
-	LabelStep     = "dev.kod.step"     // step index within the run, decimal
+	LabelManaged   = "dev.kod.managed"   // always "true"
+	LabelInstance  = "dev.kod.instance"  // server instance id (see RunSpec.Instance)
+	LabelRun       = "dev.kod.run"       // run id
+	LabelStep      = "dev.kod.step"      // step index within the run, decimal
+	LabelWorkspace = "dev.kod.workspace" // RunSpec.Workspace, when set
 )
 
 // Network modes a run may ask for.
@@ -43,11 +44,17 @@ const (
 
 // RunSpec describes the per-run resources: a workspace volume shared by all
 // steps and, unless Network is NetworkNone, a dedicated network.
+//
+// A run with several workflows has one RunSpec per workflow instance: the
+// same ID, a different Workspace. Backends name and label every object by
+// both, so two workflows of one run never share files or a network, and
+// Sweep still finds every object by its run id.
 type RunSpec struct {
-	ID       string            // run id, [a-z0-9]
-	Instance string            // id of the server instance that owns the run
-	Network  string            // NetworkBridge or NetworkNone
-	Labels   map[string]string // extra labels; LabelRun/LabelInstance are added by the backend
+	ID        string            // run id, [a-z0-9]
+	Workspace string            // workflow instance key, [a-z0-9-], at most 40 bytes; "" for a run with one workspace
+	Instance  string            // id of the server instance that owns the run
+	Network   string            // NetworkBridge or NetworkNone
+	Labels    map[string]string // extra labels; LabelRun/LabelInstance are added by the backend
 }
 
 // Limits caps the resources of one step container. Zero means "no limit".
