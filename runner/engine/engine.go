@@ -5,10 +5,12 @@
 package engine
 
 import (
+	"context"
 	"io"
 	"time"
 
 	"github.com/kod-forge/kod/runner/plan"
+	"github.com/kod-forge/kod/sandbox"
 )
 
 // StepStatus is the state of one planned step.
@@ -43,4 +45,39 @@ type Sink interface {
 	StepStarted(step *plan.Step, at time.Time) io.Writer
 	// StepEnded is called once per planned step.
 	StepEnded(step *plan.Step, end StepEnd)
+}
+
+// Options are what Execute needs besides the plan. The contract between the
+// engine and its callers (the runner and local runs):
+//
+//	func Execute(ctx context.Context, p *plan.Plan, be sandbox.Backend, sink Sink, opts Options) Outcome
+//
+// Execute sets up one sandbox.RunSpec per workflow instance (ID =
+// p.Trigger.RunID, Workspace = Workflow.Key), calls Prepare to load its
+// workspace, runs the steps, and destroys every object it created before it
+// returns, also when ctx is cancelled (each running step stopped with
+// StopGrace). Every planned step gets exactly one StepEnded.
+type Options struct {
+	Instance  string        // server instance id (sandbox.RunSpec.Instance)
+	Secrets   []string      // "NAME=value" entries given to every step (not to services unless listed)
+	StopGrace time.Duration // SIGTERM -> SIGKILL on cancel and timeouts
+	// Prepare loads the workflow instance's workspace (the commit's tree)
+	// after its RunSpec was set up.
+	Prepare func(ctx context.Context, run *sandbox.RunSpec, wf *plan.Workflow) error
+	// Slots bounds step containers executing at once across every run of
+	// the server (KOD_MAX_PARALLEL_STEPS), fair between runs; nil = no bound.
+	Slots *Slots
+}
+
+// Outcome is how a whole plan ended.
+type Outcome struct {
+	Success bool  // every workflow instance succeeded
+	Err     error // a failure of the run as a whole (setup, cancellation cause); nil otherwise
+}
+
+// Slots is the server-wide bound on step containers executing at once,
+// shared by every Execute; waiting steps stay pending, and runs take free
+// slots in turn so one large run cannot starve another.
+type Slots struct {
+	n int
 }
