@@ -100,20 +100,30 @@ func TestSlotsCancelledWait(t *testing.T) {
 }
 
 // Through Execute: two runs share two slots; never more than two step
-// containers run, waiting steps are not started, and the second run gets
-// the next free slot although the first has four more steps waiting.
+// containers run, waiting steps are not reported started, and a slot freed
+// while both runs wait goes to each run in turn although the first run has
+// more steps waiting.
 func TestSlotsBoundExecute(t *testing.T) {
-	gate := make(chan struct{})
+	tokens := make(chan struct{}) // each lets one step of run a exit
 	fake := sandboxtest.New(func(ctx context.Context, st *sandbox.StepSpec, out io.Writer) int {
 		if strings.HasPrefix(st.Name, "a") {
 			select {
-			case <-gate:
+			case <-tokens:
 			case <-ctx.Done():
 				return 1
 			}
 		}
 		return 0
 	})
+	starts := func() []string {
+		var names []string
+		for _, e := range fake.Events() {
+			if e.Kind == "start" {
+				names = append(names, e.Name)
+			}
+		}
+		return names
+	}
 	slots := engine.NewSlots(2)
 	pa := newPlan("ra", instance("ci", "ci.toml", step("a1"), step("a2"), step("a3"), step("a4"), step("a5"), step("a6")))
 	pb := newPlan("rb", instance("ci", "ci.toml", step("b1"), step("b2")))
@@ -128,7 +138,16 @@ func TestSlotsBoundExecute(t *testing.T) {
 		t.Error("a step waiting for a slot was reported started")
 	}
 	sb.mu.Unlock()
-	close(gate)
+	// First free slot: run a's turn (it waited first).
+	tokens <- struct{}{}
+	waitFor(t, "a third start", func() bool { return len(starts()) == 3 })
+	// Next: run b's, although run a has three more waiting.
+	tokens <- struct{}{}
+	waitFor(t, "a fourth start", func() bool { return len(starts()) >= 4 })
+	if got := starts(); !strings.HasPrefix(got[2], "a") || !strings.HasPrefix(got[3], "b") {
+		t.Errorf("steps started in order %v, want a, a, a, b first", got)
+	}
+	close(tokens)
 	for range 2 {
 		if out := <-outs; !out.Success {
 			t.Errorf("outcome %+v", out)
@@ -136,14 +155,5 @@ func TestSlotsBoundExecute(t *testing.T) {
 	}
 	if m := fake.MaxRunning(); m > 2 {
 		t.Errorf("%d steps ran at once with 2 slots", m)
-	}
-	var starts []string
-	for _, e := range fake.Events() {
-		if e.Kind == "start" {
-			starts = append(starts, e.Name)
-		}
-	}
-	if !slices.ContainsFunc(starts[2:4], func(n string) bool { return strings.HasPrefix(n, "b") }) {
-		t.Errorf("steps started in order %v: run b waited behind run a", starts)
 	}
 }
