@@ -26,6 +26,7 @@ const labelStepName = "dev.kod.step-name"
 // output until the attach stream ends, another waits for its exit.
 type stepState struct {
 	id     string                 // container id
+	ws     string                 // sandbox.RunSpec.Workspace of the step
 	cancel context.CancelFunc     // ends the wait request
 	attach types.HijackedResponse // output stream, closed by the copier or stop
 
@@ -53,7 +54,7 @@ func (st *stepState) stop() {
 }
 
 // StartStep makes sure step.Image is present (per step.Pull), creates the
-// step container kod-<run>-<index> and starts it, attached, so out receives
+// step container kod-<key>-<index> (see the package doc) and starts it, attached, so out receives
 // the step's stdout and stderr, interleaved as the engine receives them,
 // until the step ends. The container runs under docker-init (so signals
 // reach the step's whole process group), with the run's workspace at
@@ -79,10 +80,12 @@ func (d *Docker) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 		return fmt.Errorf("docker: step %d of run %s already started", step.Index, run.ID)
 	}
 	d.steps[key] = nil // reserved while starting
+	d.starting[key] = run.Workspace
 	d.mu.Unlock()
 
 	st, err := d.startStep(ctx, run, step, out)
 	d.mu.Lock()
+	delete(d.starting, key)
 	reserved, ok := d.steps[key]
 	if err == nil && (!ok || reserved != nil || d.closed) {
 		err = fmt.Errorf("docker: step %d of run %s was destroyed while starting", step.Index, run.ID)
@@ -134,16 +137,16 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 	// byte of output nor a quick exit is missed.
 	attach, err := d.cli.ContainerAttach(sctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return fail(engineErr("attach to step "+stepName(run.ID, step.Index), err))
+		return fail(engineErr("attach to step "+stepName(run, step.Index), err))
 	}
 	waitC, waitErrC := d.cli.ContainerWait(sctx, id, container.WaitConditionNextExit)
 	select {
 	case err := <-waitErrC: // the wait request itself was refused
 		attach.Close()
-		return fail(engineErr("wait for step "+stepName(run.ID, step.Index), err))
+		return fail(engineErr("wait for step "+stepName(run, step.Index), err))
 	default:
 	}
-	st := &stepState{id: id, cancel: cancel, attach: attach, exited: make(chan struct{}), outDone: make(chan struct{})}
+	st := &stepState{id: id, ws: run.Workspace, cancel: cancel, attach: attach, exited: make(chan struct{}), outDone: make(chan struct{})}
 	st.wg.Add(2)
 	go func() {
 		defer st.wg.Done()
@@ -178,7 +181,7 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 		if cerrdefs.IsInvalidArgument(err) {
 			err = &sandbox.StepError{Msg: "step container could not start", Err: err}
 		} else {
-			err = engineErr("start step "+stepName(run.ID, step.Index), err)
+			err = engineErr("start step "+stepName(run, step.Index), err)
 		}
 		return fail(err)
 	}
@@ -189,7 +192,7 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 // leftover container of the same name once.
 func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (string, error) {
 	cfg, hc := d.stepConfig(run, step)
-	name := stepName(run.ID, step.Index)
+	name := stepName(run, step.Index)
 	cctx, cancel, err := createContext(ctx)
 	if err != nil {
 		return "", err
@@ -238,7 +241,7 @@ func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*cont
 	}
 	networkMode := container.NetworkMode("none")
 	if run.Network != sandbox.NetworkNone && !step.NoNetwork {
-		networkMode = container.NetworkMode(networkName(run.ID))
+		networkMode = container.NetworkMode(networkName(run))
 	}
 	var secOpt []string
 	if !d.cfg.Security.AllowNewPrivileges {

@@ -143,7 +143,7 @@ func (k *Kubernetes) podSpec(run *sandbox.RunSpec, node string, c corev1.Contain
 		Volumes: []corev1.Volume{{
 			Name: "workspace",
 			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-				ClaimName: claimName(run.ID),
+				ClaimName: claimName(run),
 			}},
 		}},
 	}
