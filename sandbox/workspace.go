@@ -25,3 +25,17 @@ func CheckWorkspace(ws string) error {
 	}
 	return nil
 }
+
+// WorkspaceEnv is the environment every backend puts before a step's own
+// (StepSpec.Env wins): git in the step trusts the workspace checkout
+// whatever user the step runs as. The workspace is written by root, and
+// git (2.35.2 and later) refuses a repository owned by another user unless
+// safe.directory allows it; GIT_CONFIG_COUNT entries count as command-line
+// configuration, the only kind besides the system and global files (which
+// kod cannot write into arbitrary images) that git reads safe.directory
+// from.
+var WorkspaceEnv = []string{
+	"GIT_CONFIG_COUNT=1",
+	"GIT_CONFIG_KEY_0=safe.directory",
+	"GIT_CONFIG_VALUE_0=" + WorkspacePath,
+}

@@ -56,7 +56,8 @@ func (st *stepState) stop() {
 // StartStep makes sure step.Image is present (per step.Pull), creates the
 // step container kod-<key>-<index> (see the package doc) and starts it, attached, so out receives
 // the step's stdout and stderr, interleaved as the engine receives them,
-// until the step ends. The container runs under docker-init (so signals
+// until the step ends. Its stdin is an empty pipe, closed once it started
+// (reads get EOF at once). The container runs under docker-init (so signals
 // reach the step's whole process group), with the run's workspace at
 // sandbox.WorkspacePath, the run's network (none if the run has none or
 // step.NoNetwork is set), no new privileges, the
@@ -135,7 +136,7 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 	}
 	// Attach and register the wait before starting, so neither the first
 	// byte of output nor a quick exit is missed.
-	attach, err := d.cli.ContainerAttach(sctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	attach, err := d.cli.ContainerAttach(sctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return fail(engineErr("attach to step "+stepName(run, step.Index), err))
 	}
@@ -185,6 +186,12 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 		}
 		return fail(err)
 	}
+	// The step's stdin is a pipe with nothing in it: closing our end
+	// (StdinOnce) gives the step EOF at once, where /dev/null would be
+	// seekable and a terminal would block.
+	if err := attach.CloseWrite(); err != nil {
+		d.log.Debug("closing step stdin", "container", stepName(run, step.Index), "err", err)
+	}
 	return st, nil
 }
 
@@ -230,7 +237,8 @@ func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*cont
 	if step.Name != "" {
 		labels[labelStepName] = step.Name
 	}
-	env := make([]string, 0, len(step.Env)+1)
+	env := make([]string, 0, len(sandbox.WorkspaceEnv)+len(step.Env)+1)
+	env = append(env, sandbox.WorkspaceEnv...)
 	env = append(env, step.Env...)
 	// docker-init (tini) then signals the step's whole process group, so a
 	// shell's children get SIGTERM too and a `trap ... TERM` runs at once.
@@ -262,8 +270,11 @@ func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*cont
 		Env:          env,
 		WorkingDir:   workDir,
 		Labels:       labels,
+		AttachStdin:  true,
 		AttachStdout: true,
 		AttachStderr: true,
+		OpenStdin:    true,
+		StdinOnce:    true,
 	}
 	hc := &container.HostConfig{
 		Init:        &useInit,

@@ -87,3 +87,18 @@ func TestInvalidWorkspace(t *testing.T) {
 		}
 	}
 }
+
+// A step's stdin is an empty pipe that ends at once; git finds the
+// workspace's safe.directory in the environment.
+func TestStepStdinIsAnEmptyPipe(t *testing.T) {
+	t.Parallel()
+	d := dockertest.Require(t)
+	run := testRun(t, d, sandbox.NetworkNone)
+	script := `[ -p /dev/stdin ] && echo pipe; n=$(cat | wc -c); echo "read $n"; ` +
+		`echo "$GIT_CONFIG_COUNT $GIT_CONFIG_KEY_0 $GIT_CONFIG_VALUE_0"`
+	out, st := runStep(t, d, run, shStep(0, script))
+	want := "pipe\nread 0\n1 safe.directory /workspace\n"
+	if st.ExitCode != 0 || out != want {
+		t.Errorf("output %q (state %+v), want %q", out, st, want)
+	}
+}

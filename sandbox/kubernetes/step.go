@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,7 +124,7 @@ func (k *Kubernetes) startStep(ctx context.Context, run *sandbox.RunSpec, step *
 	if step.Image == "" {
 		return nil, &sandbox.StepError{Msg: "no image given"}
 	}
-	data, env, err := stepEnv(envName(run.ID, step.Index), step.Env)
+	data, env, err := stepEnv(envName(run.ID, step.Index), append(slices.Clone(sandbox.WorkspaceEnv), step.Env...))
 	if err != nil {
 		return nil, err
 	}
