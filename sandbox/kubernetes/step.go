@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,8 +184,24 @@ func (k *Kubernetes) startStep(ctx context.Context, run *sandbox.RunSpec, step *
 			return st, st.endErr
 		}
 	default:
+		k.closeStdin(ctx, pod.Name)
 	}
 	return st, nil
+}
+
+// stdinTimeout bounds the attach that closes a step's stdin.
+const stdinTimeout = 30 * time.Second
+
+// closeStdin attaches to the running step with an empty stdin, which the
+// runtime then closes (StdinOnce): the step's reads of stdin get EOF, from
+// a pipe, as on the Docker backend. Until then a read waits. Best effort: a
+// step that already ended refuses the attach, which is fine.
+func (k *Kubernetes) closeStdin(ctx context.Context, pod string) {
+	actx, cancel := context.WithTimeout(ctx, stdinTimeout)
+	defer cancel()
+	if err := k.attach(actx, pod, stepContainer, strings.NewReader("")); err != nil {
+		k.log.Debug("closing step stdin", "pod", pod, "err", err)
+	}
 }
 
 // createReplacing runs create and, if an object of that name exists (left

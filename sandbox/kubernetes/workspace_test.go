@@ -2,8 +2,10 @@ package kubernetes
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,5 +91,42 @@ func TestDestroyRunRemovesOnlyItsWorkspace(t *testing.T) {
 	ids, err := k.Sweep(ctx, "inst1", func(string) bool { return false })
 	if err != nil || len(ids) != 1 || len(names()) != 0 {
 		t.Errorf("Sweep = %v, %v; left %v", ids, err, names())
+	}
+}
+
+// A running step's stdin is closed at once by an attach with nothing to
+// send; the step's environment carries the workspace's safe.directory.
+func TestStepStdinClosedByAttach(t *testing.T) {
+	k, cs := newFake(t, Config{})
+	k.openLog = func(ctx context.Context, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	attached := make(chan string, 1)
+	k.attach = func(_ context.Context, pod, container string, stdin io.Reader) error {
+		b, _ := io.ReadAll(stdin)
+		attached <- pod + "/" + container + ":" + string(b)
+		return nil
+	}
+	step := testStep(0)
+	errc := startAsync(k, testRun, step, io.Discard)
+	pod := awaitPod(t, cs, podName("r1", 0))
+	if c := pod.Spec.Containers[0]; !c.Stdin || !c.StdinOnce {
+		t.Errorf("step container stdin %v, once %v; want both", c.Stdin, c.StdinOnce)
+	}
+	sec, err := cs.CoreV1().Secrets("kod").Get(context.Background(), envName("r1", 0), metav1.GetOptions{})
+	if err != nil || string(sec.Data["GIT_CONFIG_VALUE_0"]) != sandbox.WorkspacePath {
+		t.Errorf("step environment %v (%v), want safe.directory for the workspace", sec.Data, err)
+	}
+	setStatus(t, cs, podName("r1", 0), running("n1"))
+	if err := recvErr(t, errc); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-attached:
+		if got != "kod-r1-0/step:" {
+			t.Errorf("attached %q, want kod-r1-0/step with empty stdin", got)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("no attach closed the step's stdin")
 	}
 }
