@@ -96,6 +96,7 @@ func (d *Docker) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 			delete(d.steps, key)
 		}
 		d.mu.Unlock()
+		d.cpus.release(key)
 		if st != nil {
 			cctx, cancel := cleanupContext(ctx)
 			defer cancel()
@@ -197,9 +198,16 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 
 // createStep creates the step container and returns its id, replacing a
 // leftover container of the same name once.
-func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (string, error) {
+func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (_ string, err error) {
 	cfg, hc := d.stepConfig(run, step)
 	name := stepName(run, step.Index)
+	key := stepKey(run.ID, step.Index)
+	hc.Resources.CpusetCpus = d.cpus.take(key, step.Limits.NanoCPUs, d.engineCPUs(ctx))
+	defer func() {
+		if err != nil {
+			d.cpus.release(key)
+		}
+	}()
 	cctx, cancel, err := createContext(ctx)
 	if err != nil {
 		return "", err
@@ -212,6 +220,15 @@ func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *san
 				d.log.Debug("engine warning", "container", name, "warning", w)
 			}
 			return created.ID, nil
+		}
+		if cerrdefs.IsInvalidArgument(err) && hc.Resources.CpusetCpus != "" {
+			// The engine cannot pin to the CPUs it reports (its cgroup owns
+			// fewer): keep the quota alone from now on.
+			d.log.Warn("the engine refused a step cpuset; steps keep their CPU quota only", "cpuset", hc.Resources.CpusetCpus, "err", err)
+			d.cpus.disable()
+			d.cpus.release(key)
+			hc.Resources.CpusetCpus = ""
+			continue
 		}
 		switch {
 		case cerrdefs.IsConflict(err) && attempt == 0:

@@ -149,6 +149,7 @@ func (d *Docker) DestroyStep(ctx context.Context, run *sandbox.RunSpec, step *sa
 	st := d.steps[key]
 	delete(d.steps, key)
 	d.mu.Unlock()
+	d.cpus.release(key)
 	err := d.removeContainer(ctx, stepName(run, step.Index))
 	if st != nil {
 		st.stop()
@@ -180,6 +181,7 @@ func (d *Docker) forgetSteps(runID string, match func(ws string) bool) {
 		}
 		if strings.HasPrefix(k, prefix) && match(ws) {
 			delete(d.steps, k)
+			d.cpus.release(k)
 			if st != nil {
 				states = append(states, st)
 			}

@@ -1,7 +1,9 @@
 package docker_test
 
 import (
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -100,5 +102,49 @@ func TestStepStdinIsAnEmptyPipe(t *testing.T) {
 	want := "pipe\nread 0\n1 safe.directory /workspace\n"
 	if st.ExitCode != 0 || out != want {
 		t.Errorf("output %q (state %+v), want %q", out, st, want)
+	}
+}
+
+// A step limited to one whole CPU is pinned to one, so nproc agrees with
+// the quota; two such steps at once get different CPUs.
+func TestWholeCPULimitPinsTheStep(t *testing.T) {
+	t.Parallel()
+	d := dockertest.Require(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs a host with two CPUs or more")
+	}
+	run := testRun(t, d, sandbox.NetworkNone)
+	ctx := t.Context()
+	var outs [2]buffer
+	steps := [2]*sandbox.StepSpec{}
+	for i := range steps {
+		steps[i] = shStep(i, "nproc; grep Cpus_allowed_list /proc/self/status | tr -d ' \\t' | cut -d: -f2")
+		steps[i].Limits.NanoCPUs = 1e9
+		if err := d.StartStep(ctx, run, steps[i], &outs[i]); err != nil {
+			t.Fatalf("StartStep: %v", err)
+		}
+	}
+	var cpus [2]string
+	for i, s := range steps {
+		if _, err := d.WaitStep(ctx, run, s); err != nil {
+			t.Fatalf("WaitStep: %v", err)
+		}
+		if err := d.DestroyStep(ctx, run, s); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Fields(outs[i].String())
+		if len(lines) != 2 || lines[0] != "1" {
+			t.Fatalf("step %d: %q, want nproc 1 and its CPU", i, outs[i].String())
+		}
+		cpus[i] = lines[1]
+	}
+	if cpus[0] == cpus[1] {
+		t.Errorf("both steps pinned to CPU %s", cpus[0])
+	}
+	// Fractional: the quota alone, every CPU visible.
+	step := shStep(2, "nproc")
+	step.Limits.NanoCPUs = 5e8
+	if out, _ := runStep(t, d, run, step); strings.TrimSpace(out) != strconv.Itoa(runtime.NumCPU()) {
+		t.Errorf("0.5 CPU: nproc %q, want the host's %d", out, runtime.NumCPU())
 	}
 }
