@@ -20,7 +20,7 @@ import (
 // when the runner stores the final state), "ratio-with-cleanup" to
 // Execute's return (every container, volume and network removed).
 func benchExecute(b *testing.B, newPlan func(run string) *plan.Plan, slots *engine.Slots, baseline func(b *testing.B)) {
-	d := dockertest.Require(b)
+	d := engineBackend(b)
 	instance := dockertest.NewID(b)
 	b.Cleanup(func() { dockertest.Clean(b, d, instance) })
 	var kod, clean, base time.Duration
@@ -128,4 +128,3 @@ func BenchmarkDockerMatrix(b *testing.B) {
 		return newPlan(run, wfs...)
 	}, engine.NewSlots(runtime.NumCPU()), dockerRuns(9, "true"))
 }
-

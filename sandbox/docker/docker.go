@@ -49,6 +49,11 @@ type Config struct {
 	PullTimeout time.Duration
 	// Security hardens every step container.
 	Security Security
+	// NetworkHolderImage is the image of the container that holds each
+	// workspace network's namespace for the steps that run one after
+	// another (see netHolder); it must have `sleep` and is never pulled.
+	// "" gives every step its own network endpoint.
+	NetworkHolderImage string
 }
 
 // Security is the hardening applied to step containers. The zero value is
@@ -94,10 +99,12 @@ type Docker struct {
 	// starting holds the workspace of each steps entry that is nil (a
 	// StartStep in progress), so DestroyRun of that workspace cancels it.
 	starting map[string]string
-	cpus     cpuSets // CPUs of whole-CPU steps
+	cpus     cpuSets              // CPUs of whole-CPU steps
 	pulls    map[string]*pullCall // key: image reference
 	closed   bool
-	wg       sync.WaitGroup // pull goroutines
+	wg       sync.WaitGroup // pull and network holder goroutines
+	// holders are the network holders by wsKey (see netHolder).
+	holders map[string]*netHolder
 }
 
 // New connects a client to the engine described by cfg (without contacting
@@ -137,6 +144,7 @@ func New(cfg Config, log *slog.Logger) (*Docker, error) {
 		steps:    make(map[string]*stepState),
 		starting: make(map[string]string),
 		pulls:    make(map[string]*pullCall),
+		holders:  make(map[string]*netHolder),
 	}
 	d.pullImage = d.pullOnce
 	return d, nil
