@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -123,6 +124,9 @@ func TestPipelineErrors(t *testing.T) {
 			}
 			if pe.File != ".kod/workflows/ci.toml" || pe.Line != tt.line {
 				t.Errorf("error at %s:%d, want line %d: %v", pe.File, pe.Line, tt.line, err)
+			}
+			if prefix := fmt.Sprintf(".kod/workflows/ci.toml:%d: ", tt.line); !strings.HasPrefix(err.Error(), prefix) {
+				t.Errorf("error %q does not start with %q", err, prefix)
 			}
 			if !strings.Contains(pe.Msg, tt.want) {
 				t.Errorf("message %q does not contain %q", pe.Msg, tt.want)
