@@ -298,3 +298,12 @@ func first(s ...string) string {
 	}
 	return ""
 }
+
+// Steps returns every step of the plan in plan order: Steps()[i].Index == i.
+func (p *Plan) Steps() []*Step {
+	var out []*Step
+	for _, wf := range p.Workflows {
+		out = append(out, wf.Steps...)
+	}
+	return out
+}

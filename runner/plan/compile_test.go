@@ -85,6 +85,11 @@ func TestCompileGolden(t *testing.T) {
 // checkPlan checks the invariants every plan keeps, whatever the input.
 func checkPlan(t *testing.T, p *Plan) {
 	t.Helper()
+	for i, s := range p.Steps() {
+		if s.Index != i {
+			t.Errorf("Steps()[%d] has Index %d", i, s.Index)
+		}
+	}
 	keys, ids := map[string]bool{}, map[string]bool{}
 	idx := 0
 	for _, wf := range p.Workflows {
