@@ -1,8 +1,9 @@
 // Package runner turns pushes and triggers into workflow runs and executes
 // them: it parses .kod/workflows files into plans, keeps the durable FIFO
 // queue moving under a concurrency limit, runs every step in its own
-// container through a sandbox.Backend, and captures step output into log
-// files and run records.
+// container through a sandbox.Backend (compiled by runner/plan, executed by
+// runner/engine as a graph), and captures step output into log files and
+// run records.
 package runner
 
 import (
@@ -11,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner/engine"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/faultpoint"
 )
@@ -25,6 +28,9 @@ type Config struct {
 	DefaultImage  string             // image of steps whose workflow names none (required)
 	Pull          sandbox.PullPolicy // default sandbox.PullIfNotPresent
 	MaxConcurrent int                // runs executing at once; default 2
+	// MaxParallelSteps bounds step containers executing at once across
+	// every run (KOD_MAX_PARALLEL_STEPS); default runtime.NumCPU().
+	MaxParallelSteps int
 	LogsDir       string             // step logs go to <LogsDir>/<run>/<step>.log (required)
 	StopGrace     time.Duration      // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
 	OutputCap     int                // bytes of a step's output kept in the run record; default 64 KiB
@@ -59,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConcurrent <= 0 {
 		c.MaxConcurrent = 2
+	}
+	if c.MaxParallelSteps <= 0 {
+		c.MaxParallelSteps = runtime.NumCPU()
 	}
 	if c.StopGrace <= 0 {
 		c.StopGrace = 10 * time.Second
@@ -115,6 +124,8 @@ type Runner struct {
 	backend sandbox.Backend
 	src     Source
 	log     *slog.Logger
+	// slots bound the step containers of every run together.
+	slots *engine.Slots
 
 	wake chan struct{}
 	mu   sync.Mutex
@@ -141,6 +152,7 @@ func New(cfg Config, store Store, backend sandbox.Backend, src Source, log *slog
 		active:  map[string]context.CancelCauseFunc{},
 		busy:    map[string]bool{},
 		streams: map[string]*runStream{},
+		slots:   engine.NewSlots(cfg.MaxParallelSteps),
 	}
 	r.sched = r.newScheduler()
 	return r
