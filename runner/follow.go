@@ -322,6 +322,7 @@ func storedLogs(ctx context.Context, logsDir string, run *forge.Run, opts LogOpt
 		}
 	}
 }
+
 // fileLog reads a finished step log file.
 type fileLog struct {
 	f     *os.File
