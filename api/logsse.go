@@ -129,6 +129,9 @@ type sseLine struct {
 // stepOf returns the state of ev's step, creating it (a stream resumed
 // mid-step gets no LogStepStarted).
 func (e *sseLog) stepOf(ev *runner.LogEvent) *sseStep {
+	if e.steps == nil {
+		e.steps = map[int]*sseStep{}
+	}
 	st := e.steps[ev.Step]
 	if st == nil {
 		st = &sseStep{index: ev.Step}
