@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/runner/workflow"
 	"github.com/kod-forge/kod/sandbox"
 )
@@ -38,7 +39,8 @@ type Inputs struct {
 // step's env (later wins), then KOD_CPUS = d.Limits.NanoCPUs rounded up to
 // whole CPUs when a CPU limit is set.
 //
-// Errors: a cache key hashing a file the commit lacks is a
+// Errors: a plan of more than d.MaxSteps steps is a *StepLimitError; a
+// cache key hashing a file the commit lacks is a
 // *workflow.ParseError naming the workflow file, the line of the cache and
 // the file (forge.ErrInvalid); a failure of in.ReadFile is returned
 // wrapped. Compile never returns a partial plan.
@@ -58,8 +60,24 @@ func Compile(files []*workflow.Workflow, t Trigger, d Defaults, in Inputs) (*Pla
 			p.Workflows = append(p.Workflows, wf)
 		}
 	}
+	if d.MaxSteps > 0 && c.index > d.MaxSteps {
+		return nil, &StepLimitError{Steps: c.index, Instances: len(p.Workflows), Max: d.MaxSteps}
+	}
 	return p, nil
 }
+
+// StepLimitError is Compile's error for a plan with more steps than
+// Defaults.MaxSteps. It wraps forge.ErrInvalid: the files ask for it.
+type StepLimitError struct {
+	Steps, Instances, Max int
+}
+
+func (e *StepLimitError) Error() string {
+	return fmt.Sprintf("the run has %d steps in %d workflow instances; a run may have at most %d (a matrix multiplies the steps of its file)", e.Steps, e.Instances, e.Max)
+}
+
+// Unwrap returns forge.ErrInvalid.
+func (e *StepLimitError) Unwrap() error { return forge.ErrInvalid }
 
 type compiler struct {
 	t      Trigger
@@ -279,4 +297,13 @@ func first(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// Steps returns every step of the plan in plan order: Steps()[i].Index == i.
+func (p *Plan) Steps() []*Step {
+	var out []*Step
+	for _, wf := range p.Workflows {
+		out = append(out, wf.Steps...)
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/runner/workflow"
 	"github.com/kod-forge/kod/sandbox"
 )
@@ -83,6 +85,11 @@ func TestCompileGolden(t *testing.T) {
 // checkPlan checks the invariants every plan keeps, whatever the input.
 func checkPlan(t *testing.T, p *Plan) {
 	t.Helper()
+	for i, s := range p.Steps() {
+		if s.Index != i {
+			t.Errorf("Steps()[%d] has Index %d", i, s.Index)
+		}
+	}
 	keys, ids := map[string]bool{}, map[string]bool{}
 	idx := 0
 	for _, wf := range p.Workflows {
@@ -187,4 +194,50 @@ func TestKeys(t *testing.T) {
 	if got := c.key(".kod/workflows/integration.toml", long); got != "integration-python-version-3-12-49b745-2" {
 		t.Errorf("a second long key: %q", got)
 	}
+}
+
+// TestCompileStepLimit: a matrix multiplies steps; beyond Defaults.MaxSteps
+// the compile fails, naming the count.
+func TestCompileStepLimit(t *testing.T) {
+	wfs := parseFiles(t, "testdata/matrix.toml") // 3 instances of 2 steps
+	d := testDefaults
+	d.MaxSteps = 5
+	_, err := Compile(wfs, testTrigger, d, Inputs{})
+	var le *StepLimitError
+	if !errors.As(err, &le) || !errors.Is(err, forge.ErrInvalid) || le.Steps != 6 || le.Instances != 3 {
+		t.Fatalf("got %v", err)
+	}
+	d.MaxSteps = 6
+	if _, err := Compile(wfs, testTrigger, d, Inputs{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzCompile: whatever Parse accepts compiles into a plan that keeps the
+// invariants (unique keys and ids, indexes in order, needs inside their
+// workflow), without panicking.
+func FuzzCompile(f *testing.F) {
+	inputs, _ := filepath.Glob("testdata/*.toml")
+	for _, in := range inputs {
+		data, err := os.ReadFile(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		wf, err := workflow.Parse(".kod/workflows/f.toml", data)
+		if err != nil {
+			return
+		}
+		p, err := Compile([]*workflow.Workflow{wf, wf}, testTrigger, testDefaults, Inputs{ReadFile: readTestRepo})
+		if err != nil {
+			var pe *workflow.ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("Compile: %v", err)
+			}
+			return
+		}
+		checkPlan(t, p)
+	})
 }

@@ -28,6 +28,10 @@ type Defaults struct {
 	Pull       sandbox.PullPolicy // the server's pull policy
 	Limits     sandbox.Limits     // per step container
 	CloneDepth int                // commits of history in the workspace; 0 = full (KOD_CLONE_DEPTH)
+	// MaxSteps bounds the steps of a plan over all its workflow instances
+	// (a matrix multiplies them); 0 = no bound. The runner passes
+	// runner.MaxRunSteps.
+	MaxSteps int
 }
 
 // Plan is a compiled run: its workflows in plan order (file order, then

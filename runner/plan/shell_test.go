@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"errors"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -45,3 +47,49 @@ func TestShellCommandOther(t *testing.T) {
 		}
 	}
 }
+
+// TestShellCommandRuns runs the commands with the host's /bin/sh and bash
+// (the same wrapper runs in step containers): bash fails a pipe whose left
+// side fails, sh keeps Kod's semantics, stderr arrives on stdout, chunked
+// scripts run whole, and a missing shell exits 127 with a message.
+func TestShellCommandRuns(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash on this host") // the wrapper itself is covered by TestShellCommandOther
+	}
+	long := "x='" + strings.Repeat("y", argChunk) + "'\necho ${#x}\n"
+	tests := []struct {
+		shell, script string
+		code          int
+		out           string
+	}{
+		{"sh", "false | true; echo went on", 0, "went on\n"},
+		{"bash", "false | true; echo went on", 1, ""},
+		{bash, "set -o | grep -q 'pipefail.*on' && echo on", 0, "on\n"},
+		{"bash", "{ time true; } 2>/dev/null; echo err >&2; echo out", 0, "err\nout\n"},
+		{"sh", "echo one; echo two >&2; false; echo never", 1, "one\ntwo\n"},
+		{"sh", long, 0, "65536\n"},
+		{"bash", long + "false | true\necho never\n", 1, "65536\n"},
+		{"kod-no-such-shell", "echo hi", 127, "kod: shell 'kod-no-such-shell' not found in the step's image\n"},
+		{"/nonexistent/bash", "echo hi", 127, "kod: shell '/nonexistent/bash' not found in the step's image\n"},
+	}
+	for _, tt := range tests {
+		cmd := ShellCommand(tt.shell, tt.script)
+		c := exec.Command(cmd[0], cmd[1:]...)
+		var stderr strings.Builder
+		c.Stderr = &stderr
+		out, err := c.Output()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tt.code || string(out) != tt.out || stderr.Len() != 0 {
+			t.Errorf("%s %q: exit %d, stdout %q, stderr %q; want exit %d, stdout %q", tt.shell, clipTest(tt.script), code, out, stderr.String(), tt.code, tt.out)
+		}
+	}
+}
+
+func clipTest(s string) string { return s[:min(len(s), 40)] }
