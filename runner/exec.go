@@ -30,6 +30,7 @@ type execution struct {
 	mask    *masker             // masks the secrets; nil if none
 
 	endOnce sync.Once
+	repoMu  sync.Mutex // x.run.RepoName (see currentRepo)
 }
 
 // execute runs the run's plan and stores the outcome. The final state is
@@ -151,11 +152,9 @@ func (x *execution) compile(ctx context.Context) (*plan.Plan, forge.RunStatus, s
 	p, err := plan.Compile(wfs, plan.Trigger{
 		RunID: x.run.ID, Repo: x.run.RepoName, Branch: x.run.Branch, Commit: x.run.Commit,
 		Event: string(x.run.Trigger), Secrets: names,
-	}, plan.Defaults{Image: cfg.DefaultImage, Pull: cfg.Pull, Limits: cfg.Limits}, plan.Inputs{})
-	if err != nil {
+	}, plan.Defaults{Image: cfg.DefaultImage, Pull: cfg.Pull, Limits: cfg.Limits, MaxSteps: MaxRunSteps}, plan.Inputs{})
+	if le := (*plan.StepLimitError)(nil); err != nil && !errors.As(err, &le) {
 		err = fmt.Errorf("invalid workflow: %w", err)
-	} else {
-		err = checkPlanSteps(p)
 	}
 	if err != nil {
 		st, reason := failure(ctx, err)

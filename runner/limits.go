@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/kod-forge/kod/forge"
-	"github.com/kod-forge/kod/runner/plan"
 	"github.com/kod-forge/kod/runner/workflow"
 )
 
@@ -105,19 +104,6 @@ func checkRunSteps(wfs []*workflow.Workflow) error {
 	}
 	if n > MaxRunSteps {
 		return fmt.Errorf("the run has %d steps in %d workflow files; a run may have at most %d", n, len(wfs), MaxRunSteps)
-	}
-	return nil
-}
-
-// checkPlanSteps refuses a compiled run of more than MaxRunSteps steps
-// (matrix instances included).
-func checkPlanSteps(p *plan.Plan) error {
-	n := 0
-	for _, wf := range p.Workflows {
-		n += len(wf.Steps)
-	}
-	if n > MaxRunSteps {
-		return fmt.Errorf("the run has %d steps in %d workflow instances; a run may have at most %d", n, len(p.Workflows), MaxRunSteps)
 	}
 	return nil
 }
