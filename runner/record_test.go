@@ -171,7 +171,9 @@ run = "true"
 	}
 	var c collector
 	followed := make(chan error, 1)
-	go func() { followed <- r.StreamLogs(ctx, run.ID, runner.LogOptions{Follow: true, Idle: 10 * time.Millisecond}, c.emit) }()
+	go func() {
+		followed <- r.StreamLogs(ctx, run.ID, runner.LogOptions{Follow: true, Idle: 10 * time.Millisecond}, c.emit)
+	}()
 	got := waitRecord(t, store, run.ID, func(x *forge.Run) bool {
 		return slices.Equal(statuses(x), []forge.StepStatus{"running", "running", "pending"})
 	})
