@@ -152,7 +152,7 @@ func (x *execution) compile(ctx context.Context) (*plan.Plan, forge.RunStatus, s
 	p, err := plan.Compile(wfs, plan.Trigger{
 		RunID: x.run.ID, Repo: x.run.RepoName, Branch: x.run.Branch, Commit: x.run.Commit,
 		Event: string(x.run.Trigger), Secrets: names,
-	}, plan.Defaults{Image: cfg.DefaultImage, Pull: cfg.Pull, Limits: cfg.Limits, MaxSteps: MaxRunSteps}, plan.Inputs{})
+	}, plan.Defaults{Image: cfg.DefaultImage, Pull: cfg.Pull, Limits: cfg.Limits, MaxSteps: MaxRunSteps}, x.inputs(ctx))
 	if le := (*plan.StepLimitError)(nil); err != nil && !errors.As(err, &le) {
 		err = fmt.Errorf("invalid workflow: %w", err)
 	}
@@ -168,6 +168,19 @@ func (x *execution) compile(ctx context.Context) (*plan.Plan, forge.RunStatus, s
 	x.stream.setPlan(x.rec.streamSteps())
 	x.rec.storeNow()
 	return p, "", ""
+}
+
+// inputs are what Compile reads at the run's commit besides the workflow
+// files.
+func (x *execution) inputs(ctx context.Context) plan.Inputs {
+	fsrc, ok := x.r.src.(FileSource)
+	if !ok {
+		return plan.Inputs{}
+	}
+	repo := x.currentRepo(ctx)
+	return plan.Inputs{ReadFile: func(p string) ([]byte, error) {
+		return fsrc.ReadFile(ctx, repo, x.run.Commit, p)
+	}}
 }
 
 // failure is the outcome of a run that stopped on err: when the run was

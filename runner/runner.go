@@ -116,6 +116,15 @@ type Source interface {
 	Archive(ctx context.Context, repo, commit string, w io.Writer) error
 }
 
+// FileSource is what a Source may also do: read one file at a commit, for
+// cache keys that hash files ({hash:FILE}). Without it such keys fail the
+// run.
+type FileSource interface {
+	// ReadFile returns file (relative to the repository root) at commit;
+	// an error wrapping fs.ErrNotExist when the commit has no such file.
+	ReadFile(ctx context.Context, repo, commit, file string) ([]byte, error)
+}
+
 // Runner executes workflow runs. Create with New, then Start; Shutdown
 // stops it.
 type Runner struct {
