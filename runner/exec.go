@@ -240,7 +240,8 @@ func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, er
 }
 
 // prepare fills the workspace of one workflow instance (set up by the
-// engine) with the tree at the run's commit, streamed from git archive.
+// engine) with the run's commit: a git checkout at the instance's clone
+// depth when the source makes one, else the tree (see writeWorkspace).
 func (x *execution) prepare(ctx context.Context, spec *sandbox.RunSpec, wf *plan.Workflow) error {
 	// The default image carries the archive into the volume (it is never
 	// started), so a step image that cannot be pulled fails its own step.
