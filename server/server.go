@@ -181,11 +181,12 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 		return nil, err
 	}
 	return runner.New(runner.Config{
-		Instance:      s.instance,
-		DefaultImage:  cfg.DefaultImage,
-		MaxConcurrent: cfg.MaxConcurrentRuns,
-		LogsDir:       s.logsDir(),
-		StopGrace:     cfg.StopGrace,
+		Instance:         s.instance,
+		DefaultImage:     cfg.DefaultImage,
+		MaxConcurrent:    cfg.MaxConcurrentRuns,
+		MaxParallelSteps: cfg.MaxParallelSteps,
+		LogsDir:          s.logsDir(),
+		StopGrace:        cfg.StopGrace,
 		Limits: sandbox.Limits{
 			MemoryBytes: int64(cfg.StepMemory),
 			NanoCPUs:    int64(cfg.StepCPUs * 1e9),
