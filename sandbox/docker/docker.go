@@ -94,7 +94,7 @@ type Docker struct {
 	// starting holds the workspace of each steps entry that is nil (a
 	// StartStep in progress), so DestroyRun of that workspace cancels it.
 	starting map[string]string
-	cpus     cpuSets // CPUs of whole-CPU steps
+	cpus     cpuSets              // CPUs of whole-CPU steps
 	pulls    map[string]*pullCall // key: image reference
 	closed   bool
 	wg       sync.WaitGroup // pull goroutines
