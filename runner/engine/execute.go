@@ -130,7 +130,8 @@ type instance struct {
 func (in *instance) run() {
 	ctx := in.ctx
 	x := in.x
-	spec := &sandbox.RunSpec{ID: x.p.Trigger.RunID, Workspace: in.wf.Key, Instance: x.opts.Instance, Network: in.wf.Network}
+	spec := &sandbox.RunSpec{ID: x.p.Trigger.RunID, Workspace: in.wf.Key, Instance: x.opts.Instance, Network: in.wf.Network,
+		Steps: len(in.wf.Steps)}
 	in.spec = spec
 	err := x.be.SetupRun(ctx, spec)
 	if err != nil {

@@ -185,6 +185,7 @@ func (in *instance) runContainer(ctx context.Context, st *plan.Step, spec *sandb
 	}
 	cause := context.Cause(stepCtx)
 	if cause == nil {
+		x.destroyNow(ctx, in.spec, spec)
 		return exit, false, fmt.Errorf("waiting for the step: %w", err)
 	}
 	grace := x.opts.StopGrace
@@ -193,8 +194,22 @@ func (in *instance) runContainer(ctx context.Context, st *plan.Step, spec *sandb
 	if err := be.StopStep(stopCtx, in.spec, spec, grace); err != nil {
 		x.log().Error("stopping a step", "run", in.spec.ID, "step", spec.Name, "err", err)
 	}
-	exit, _ = be.WaitStep(stopCtx, in.spec, spec)
+	exit, err = be.WaitStep(stopCtx, in.spec, spec)
+	if err != nil {
+		x.log().Error("waiting for a stopped step", "run", in.spec.ID, "step", spec.Name, "err", err)
+		x.destroyNow(ctx, in.spec, spec)
+	}
 	return exit, true, cause
+}
+
+// destroyNow removes a step whose exit is unknown before its end is
+// reported, so none of its output reaches the sink after StepEnded.
+func (x *execution) destroyNow(ctx context.Context, run *sandbox.RunSpec, spec *sandbox.StepSpec) {
+	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := x.be.DestroyStep(rmCtx, run, spec); err != nil {
+		x.log().Error("removing a step container", "run", run.ID, "step", spec.Name, "err", err)
+	}
 }
 
 // destroyStep removes the step container in the background.
