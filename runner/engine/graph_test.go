@@ -305,3 +305,25 @@ func TestFinishedBeforeRemoval(t *testing.T) {
 		t.Errorf("Finished got %+v (Execute returned %+v), %d workspaces removed before", got, out, removedBefore)
 	}
 }
+
+// A step's `if` sees the environment the step would get (matrix values
+// included), so a step can run in some matrix instances only.
+func TestIfSeesTheStepEnvironment(t *testing.T) {
+	fake := sandboxtest.New(nil)
+	var wfs []*plan.Workflow
+	for _, db := range []string{"pg", "sqlite"} {
+		st := step("migrate")
+		st.Env = []workflow.EnvVar{{Name: "MATRIX_DB", Value: db}}
+		st.If = cond(t, "env.MATRIX_DB == 'pg'")
+		wfs = append(wfs, instance("ci-"+db, "ci.toml", st))
+	}
+	s := newSink()
+	if out := execute(t, context.Background(), newPlan("r1", wfs...), fake, s, engine.Options{}); !out.Success {
+		t.Fatalf("outcome %+v", out)
+	}
+	s.want(t, "ci-pg.migrate", engine.StepCompleted, "")
+	s.want(t, "ci-sqlite.migrate", engine.StepSkipped, "")
+	if started := fake.Started(); len(started) != 1 || !slices.Contains(started[0].Env, "MATRIX_DB=pg") {
+		t.Errorf("started %+v", started)
+	}
+}
