@@ -350,3 +350,38 @@ run = "echo saw-$(cat mine.txt)"
 	}
 	t.Logf("nodes by workspace: %v; claims: %v", nodes, claims)
 }
+
+// TestFailFastStopsTheOtherInstance: with fail_fast, a failing step of one
+// matrix instance stops the running pod of the other instance (another
+// workspace): the run fails long before the other step's sleep ends, and
+// no pod, claim or Secret is left.
+func TestFailFastStopsTheOtherInstance(t *testing.T) {
+	s := startServer(t)
+	s.push("failfast", "main", `
+fail_fast = true
+
+[matrix]
+N = ["quick", "slow"]
+
+[[steps]]
+name = "work"
+run = 'if [ "$MATRIX_N" = quick ]; then sleep 5; echo quick-fails; exit 1; fi; echo slow-started; sleep 300; echo slow-finished'
+`)
+	run := s.onlyRun("failfast")
+	done := s.waitRun("failfast", run.ID) // hang bound 3 min < the 300 s sleep
+	if done.Status != forge.RunFailed || done.Result == nil || len(done.Result.Steps) != 2 {
+		t.Fatalf("run = %s %+v; want failed with 2 steps", done.Status, done.Result)
+	}
+	for _, st := range done.Result.Steps {
+		t.Logf("%s: %s %q, output %q", st.Workflow, st.Status, st.Error, st.Output)
+		switch {
+		case strings.Contains(st.Workflow, "N=quick"):
+			if st.Status != forge.StepFailed || st.ExitCode == nil || *st.ExitCode != 1 {
+				t.Errorf("quick instance: %+v; want exit code 1", st)
+			}
+		case strings.Contains(st.Output, "slow-finished") || st.Status == forge.StepCompleted:
+			t.Errorf("the slow instance was not stopped: %+v", st)
+		}
+	}
+	s.assertNothingLeft()
+}
