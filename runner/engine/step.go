@@ -157,7 +157,7 @@ func interrupted(cause error, code *int, started time.Time) StepEnd {
 func (in *instance) runContainer(ctx context.Context, st *plan.Step, spec *sandbox.StepSpec, out io.Writer) (sandbox.ExitState, bool, error) {
 	x := in.x
 	be := x.be
-	defer x.destroyStep(ctx, in.spec, spec)
+	defer in.destroyStep(ctx, spec)
 	if err := be.StartStep(ctx, in.spec, spec, out); err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			return sandbox.ExitState{}, true, cause
@@ -213,10 +213,11 @@ func (x *execution) destroyNow(ctx context.Context, run *sandbox.RunSpec, spec *
 }
 
 // destroyStep removes the step container in the background.
-func (x *execution) destroyStep(ctx context.Context, run *sandbox.RunSpec, spec *sandbox.StepSpec) {
-	x.removals.Add(1)
+func (in *instance) destroyStep(ctx context.Context, spec *sandbox.StepSpec) {
+	x, run := in.x, in.spec
+	in.removals.Add(1)
 	go func() {
-		defer x.removals.Done()
+		defer in.removals.Done()
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		if err := x.be.DestroyStep(rmCtx, run, spec); err != nil {
