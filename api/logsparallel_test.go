@@ -80,10 +80,12 @@ func TestLogsOfParallelSteps(t *testing.T) {
 	sse := logRequest(t, srv, base, "Accept", "text/event-stream")
 	lines := map[string]int{}
 	ids := map[string]bool{}
+	var all []sseEvent
 	sseDone := make(chan struct{})
 	go func() {
 		defer close(sseDone)
 		readEvents(t, sse.Body, func(ev sseEvent) {
+			all = append(all, ev)
 			if ev.Name == "line" {
 				step, _ := ev.Data["step"].(string)
 				lines[step]++
@@ -132,6 +134,41 @@ func TestLogsOfParallelSteps(t *testing.T) {
 			t.Errorf("SSE line events without step id %s: %v", id, ids)
 		}
 	}
+
+	// Resuming from an id taken while both steps ran (a cursor with both
+	// positions) gives each step's remaining lines, none twice, none lost.
+	cut := -1
+	for i, ev := range all {
+		if ev.Name == "line" && strings.Contains(ev.ID, ",") && i > len(all)/3 {
+			cut = i
+			break
+		}
+	}
+	if cut < 0 {
+		t.Fatalf("no SSE id named two steps while both ran")
+	}
+	stepLines := func(evs []sseEvent) map[string][]string {
+		m := map[string][]string{}
+		for _, ev := range evs {
+			if ev.Name == "line" {
+				step, _ := ev.Data["id"].(string)
+				line, _ := ev.Data["line"].(string)
+				m[step] = append(m[step], line)
+			}
+		}
+		return m
+	}
+	before, every := stepLines(all[:cut+1]), stepLines(all)
+	var resumed []sseEvent
+	readEvents(t, logRequest(t, srv, base, "Accept", "text/event-stream", "Last-Event-ID", all[cut].ID).Body, func(ev sseEvent) { resumed = append(resumed, ev) })
+	after := stepLines(resumed)
+	for step, lines := range every {
+		got := append(append([]string{}, before[step]...), after[step]...)
+		if strings.Join(got, "|") != strings.Join(lines, "|") {
+			t.Errorf("step %s resumed after %q: %d lines before and %d after, want %d in order", step, all[cut].ID, len(before[step]), len(after[step]), len(lines))
+		}
+	}
+	t.Logf("resumed after %q: %d events then %d", all[cut].ID, cut+1, len(resumed))
 
 	whole := readAll(t, logRequest(t, srv, base))
 	var headers []string
