@@ -91,6 +91,8 @@ type Docker struct {
 	pulls  map[string]*pullCall  // key: image reference
 	closed bool
 	wg     sync.WaitGroup // pull goroutines
+
+	svc serviceTable // started services (service.go)
 }
 
 // New connects a client to the engine described by cfg (without contacting
