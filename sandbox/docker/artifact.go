@@ -93,7 +93,9 @@ func parsePatterns(patterns []string) ([]pattern, error) {
 		raw := p
 		dirOnly := strings.HasSuffix(p, "/")
 		p = strings.TrimRight(p, "/")
-		bad := func(why string) error { return &sandbox.StepError{Msg: fmt.Sprintf("artifact pattern %q: %s", raw, why)} }
+		bad := func(why string) error {
+			return &sandbox.StepError{Msg: fmt.Sprintf("artifact pattern %q: %s", raw, why)}
+		}
 		switch {
 		case p == "" || p == ".":
 			return nil, bad("empty (name files or directories of the workspace)")
