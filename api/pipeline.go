@@ -186,3 +186,11 @@ func (s *Server) rerunRun(w http.ResponseWriter, r *http.Request, c *call) error
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": run.ID, "status": run.Status, "rerunOf": prev.ID, "message": msg})
 	return nil
 }
+
+// artifactsDir is where artifact files live, for backups ("" = none).
+func (s *Server) artifactsDir() string {
+	if s.Artifacts == nil {
+		return ""
+	}
+	return s.Artifacts.Dir
+}
