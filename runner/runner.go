@@ -26,6 +26,7 @@ type Config struct {
 	Pull          sandbox.PullPolicy // default sandbox.PullIfNotPresent
 	MaxConcurrent int                // runs executing at once; default 2
 	LogsDir       string             // step logs go to <LogsDir>/<run>/<step>.log (required)
+	ArtifactsDir  string             // artifact files of runs, <ArtifactsDir>/<run>/; "" = none
 	StopGrace     time.Duration      // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
 	OutputCap     int                // bytes of a step's output kept in the run record; default 64 KiB
 	OutputBudget  int                // bytes of output all steps of a run keep in its record; default DefaultOutputBudget

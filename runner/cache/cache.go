@@ -297,6 +297,18 @@ func (m *Manager) DeleteRepo(ctx context.Context, caches []*forge.Cache) {
 	m.drop(ctx, drop)
 }
 
+// ForgetRepo implements repos.CacheDropper: it reads the repository's
+// cache records now; the returned func removes their layers (call it once
+// the store deleted the repository).
+func (m *Manager) ForgetRepo(ctx context.Context, repoID string) func() {
+	list, err := m.records.ListCaches(ctx, repoID)
+	if err != nil {
+		m.log.Error("listing the caches of a repository being deleted", "err", err)
+		return func() {}
+	}
+	return func() { m.DeleteRepo(ctx, list) }
+}
+
 // Prune removes the layers of this instance that no record of any
 // repository refers to: what a crash left between a restore and a save.
 // Call it when no workflow runs (at startup, before the queue starts): a
