@@ -128,3 +128,29 @@ func TestServiceSpecErrors(t *testing.T) {
 		t.Errorf("bad name: %v", err)
 	}
 }
+
+// TestDBImage: kod/db:local (scripts/build-images) is ready only after
+// DB_DELAY, then answers steps by the service's name.
+func TestDBImage(t *testing.T) {
+	t.Parallel()
+	d := dockertest.Require(t)
+	if ok, err := d.ImagePresent(t.Context(), "kod/db:local"); err != nil || !ok {
+		t.Fatalf("kod/db:local is missing (run scripts/build-images): %v", err)
+	}
+	run := testRun(t, d, sandbox.NetworkBridge)
+	svc := &sandbox.ServiceSpec{Name: "db", Image: "kod/db:local", Pull: sandbox.PullNever, Env: []string{"DB_DELAY=1", "DB_NAME=app"}}
+	var log buffer
+	if err := d.StartService(t.Context(), run, svc, &log); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitServiceReady(t.Context(), run, svc, []string{"kod-db-ready"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "ready to accept connections") {
+		t.Errorf("ready before the service said so: %q", log.String())
+	}
+	out, _ := runStep(t, d, run, shStep(0, "for i in $(seq 50); do r=$(nc db 5432 </dev/null) && [ -n \"$r\" ] && { echo $r; exit 0; }; sleep 0.2; done; exit 1"))
+	if strings.TrimSpace(out) != "pong app" {
+		t.Errorf("step got %q", out)
+	}
+}
