@@ -9,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -151,7 +150,7 @@ func newWorkflowCachesCmd(a *app) *cobra.Command {
 				u.printf("Repository %s has no caches\n", args[0])
 				return nil
 			}
-			now := time.Now()
+			now := a.now()
 			rows := make([][]cell, 0, len(list))
 			for _, x := range list {
 				rows = append(rows, []cell{{text: x.Key}, {text: x.Branch}, {text: artifact.FormatBytes(x.Size)}, {text: ago(now, x.LastUsedAt)}})
