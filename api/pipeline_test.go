@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,4 +121,65 @@ func TestRerunRoute(t *testing.T) {
 	e.must("POST", "/repos/app/workflows/"+ok.ID+"/rerun", bearer(admin), `{"failedOnly":"yes"}`, 400)
 	running := mk(forge.RunRunning)
 	e.must("POST", "/repos/app/workflows/"+running.ID+"/rerun", bearer(admin), `{}`, 409)
+}
+
+// dropper records what repository deletion hands to the cache manager.
+type dropper struct {
+	store  forge.CacheStore
+	layers []string
+}
+
+func (d *dropper) ForgetRepo(ctx context.Context, repoID string) func() {
+	list, _ := d.store.ListCaches(ctx, repoID)
+	return func() {
+		for _, c := range list {
+			d.layers = append(d.layers, c.Layers...)
+		}
+	}
+}
+
+// TestRepoDeleteTakesArtifactsAndCaches: deleting a repository removes its
+// runs' artifact files and records and hands its caches' layers to the
+// cache manager once the records are gone.
+func TestRepoDeleteTakesArtifactsAndCaches(t *testing.T) {
+	var arts *artifact.Store
+	drop := &dropper{}
+	e := newEnvWith(t, func(d *api.Deps, rc *repos.Config) {
+		arts = &artifact.Store{Dir: filepath.Join(t.TempDir(), "artifacts"), Records: d.Store}
+		d.Artifacts = arts
+		rc.ArtifactsDir = arts.Dir
+		drop.store = d.Store
+		rc.Caches = drop
+	})
+	e.newRepo("app", admin)
+	ctx := context.Background()
+	repo, _ := e.store.GetRepo(ctx, "app")
+	run := &forge.Run{ID: forge.NewID(), RepoName: "app", Status: forge.RunCompleted}
+	if err := e.store.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "a.txt", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644})
+	tw.Write([]byte("x"))
+	tw.Close()
+	if _, err := arts.Save(ctx, run.ID, artifact.Step{Name: "s"}, 1, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PutCache(ctx, &forge.Cache{RepoID: repo.ID, Branch: "main", Key: "k", Layers: []string{"kod-cl-x-0"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.must("DELETE", "/repos/app", bearer(admin), "", 204)
+	if _, err := os.Stat(filepath.Join(arts.Dir, run.ID)); !os.IsNotExist(err) {
+		t.Errorf("artifact files of the deleted repository's run: %v", err)
+	}
+	if list, _ := e.store.ListArtifacts(ctx, run.ID); len(list) != 0 {
+		t.Errorf("artifact records left: %v", list)
+	}
+	if strings.Join(drop.layers, ",") != "kod-cl-x-0" {
+		t.Errorf("layers handed to the cache manager: %v", drop.layers)
+	}
+	if list, _ := e.store.ListCaches(ctx, repo.ID); len(list) != 0 {
+		t.Errorf("cache records left: %v", list)
+	}
 }
