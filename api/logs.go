@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,17 +21,21 @@ import (
 const keepAlive = 15 * time.Second
 
 // runLogs is GET /repos/:name/workflows/:id/logs (workflow:read): the logs
-// of the run's steps, in order, as text/plain with a "==> <name>" line
-// before each step (a skipped one says "(skipped)"), or only the steps
-// named by ?step=NAME without those lines.
+// of the run's steps in plan order, as text/plain with a "==> <name>" line
+// before each step (one that did not run says "(skipped: <reason>)" or
+// "(cancelled: <reason>)"), or only the step ?step=ID|NAME without those
+// lines.
 //
 // ?follow=true streams (chunked) while the run goes on: the backlog first,
-// then output as steps print it, ending when the run ends. A request with
-// `Accept: text/event-stream` gets Server-Sent Events instead (always
-// following; see serveEventStream). Bytes dropped by the step log cap
-// appear as one runner.DropNote line. Errors: 404 for an unknown run, or
-// a ?step of a finished run that has no step of that name; 400 for a
-// follow value that is not a boolean.
+// then output as steps print it, ending when the run ends. While more than
+// one step runs at once their lines are interleaved, each line starting
+// with "[<name>] " (the step id when two open steps share a name); a
+// sequential run's stream is the plain log. A request with `Accept:
+// text/event-stream` gets Server-Sent Events instead (always following;
+// see serveEventStream). Bytes dropped by the step log cap appear as one
+// runner.DropNote line. Errors: 404 for an unknown run, or a ?step the run
+// has no step of; 400 for a ?step NAME several steps have (the message
+// lists their ids) and for a follow value that is not a boolean.
 func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error {
 	run, err := s.runOf(r, c)
 	if err != nil {
@@ -41,9 +46,9 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 	if err != nil {
 		return forge.Invalid("Invalid follow value: use true or false")
 	}
-	step := q.Get("step")
-	if step != "" && run.Status.Done() && !hasStep(run, step) {
-		return forge.NotFound("Step not found")
+	step, err := resolveStep(run, q.Get("step"))
+	if err != nil {
+		return err
 	}
 	ctx, stop := s.streamContext(r.Context(), c.p)
 	defer stop()
@@ -52,7 +57,7 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	p := &plainLog{w: w, flusher: flusherOf(w), headers: step == "", lastNL: true}
+	p := &plainLog{w: w, flusher: flusherOf(w), headers: step == "", lastNL: true, open: map[int]*openStep{}}
 	if follow {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
@@ -113,6 +118,16 @@ type plainLog struct {
 	headers bool // "==> name" lines between steps
 	lastNL  bool // the last byte written was a newline (or nothing yet)
 	wrote   bool
+	// open are the steps started and not ended; with more than one, lines
+	// are written whole with a "[name] " prefix.
+	open map[int]*openStep
+}
+
+// openStep is a step of a followed stream that has not ended.
+type openStep struct {
+	name string
+	id   string
+	held []byte // the start of a line not ended yet (interleaved mode)
 }
 
 func (p *plainLog) emit(ev *runner.LogEvent) error {
@@ -120,22 +135,95 @@ func (p *plainLog) emit(ev *runner.LogEvent) error {
 	switch ev.Kind {
 	case runner.LogStepStarted:
 		if p.headers {
-			skipped := ""
-			if ev.Skipped {
-				skipped = " (skipped)"
-			}
-			err = p.write([]byte(fmt.Sprintf("%s==> %s%s\n", p.newline(), ev.Name, skipped)))
+			err = p.write([]byte(fmt.Sprintf("%s==> %s%s\n", p.newline(), ev.Name, notRun(ev))))
+		}
+		if !ev.NotRun {
+			p.open[ev.Step] = &openStep{name: ev.Name, id: ev.ID}
 		}
 	case runner.LogOutput:
-		err = p.write(ev.Data)
+		err = p.output(ev.Step, ev.Data)
 	case runner.LogDropped:
-		err = p.write([]byte(p.newline() + runner.DropNote(ev.Dropped)))
+		note := []byte(runner.DropNote(ev.Dropped))
+		if o := p.open[ev.Step]; o != nil && len(p.open) > 1 {
+			err = p.output(ev.Step, append([]byte{'\n'}, note...))
+		} else {
+			err = p.write([]byte(p.newline() + string(note)))
+		}
+	case runner.LogStepEnded:
+		if o := p.open[ev.Step]; o != nil && len(o.held) > 0 {
+			err = p.write(append(append([]byte(p.newline()+p.prefix(ev.Step)), o.held...), '\n'))
+		}
+		delete(p.open, ev.Step)
 	case runner.LogCaughtUp:
 		if p.flusher != nil {
 			p.flusher.Flush()
 		}
 	}
 	return err
+}
+
+// notRun is what a step header says of a step that never ran.
+func notRun(ev *runner.LogEvent) string {
+	if !ev.NotRun && !ev.Skipped {
+		return ""
+	}
+	word := "skipped"
+	if !ev.Skipped {
+		word = string(ev.Status)
+	}
+	if ev.Reason == "" {
+		return " (" + word + ")"
+	}
+	return " (" + word + ": " + ev.Reason + ")"
+}
+
+// output writes data of step i: as it comes while it is the only open
+// step, else line by line with the step's prefix, holding an unfinished
+// line until it ends.
+func (p *plainLog) output(i int, data []byte) error {
+	o := p.open[i]
+	if o == nil || len(p.open) <= 1 {
+		if o != nil && len(o.held) > 0 {
+			held := o.held
+			o.held = nil
+			if err := p.write(append([]byte(p.newline()+p.prefix(i)), held...)); err != nil {
+				return err
+			}
+		}
+		return p.write(data)
+	}
+	var b []byte
+	for {
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			o.held = append(o.held, data...)
+			break
+		}
+		b = append(b, p.prefix(i)...)
+		b = append(b, o.held...)
+		b = append(b, data[:nl+1]...)
+		o.held = o.held[:0]
+		data = data[nl+1:]
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return p.write(append([]byte(p.newline()), b...))
+}
+
+// prefix is "[name] " of step i, or "[id] " when another open step has
+// the same name.
+func (p *plainLog) prefix(i int) string {
+	o := p.open[i]
+	if o == nil {
+		return ""
+	}
+	for j, other := range p.open {
+		if j != i && other.name == o.name && o.id != "" {
+			return "[" + o.id + "] "
+		}
+	}
+	return "[" + o.name + "] "
 }
 
 // newline is what ends an unfinished line before a line of kod's own.
@@ -237,31 +325,83 @@ func wantsEventStream(r *http.Request) bool {
 	return false
 }
 
-func hasStep(run *forge.Run, name string) bool {
-	if run.Result == nil {
-		return false
+// resolveStep returns what ?step selects in run: a step id, a name only
+// one step has (its id, when the record has ids), or "" for every step.
+// Errors: 404 when the run (planned, or finished) has no such step; 400
+// when several steps have that name, listing their ids.
+func resolveStep(run *forge.Run, want string) (string, error) {
+	if want == "" {
+		return "", nil
 	}
-	for _, st := range run.Result.Steps {
-		if st.Name == name {
-			return true
+	var steps []forge.StepResult
+	if run.Result != nil {
+		steps = run.Result.Steps
+	}
+	var ids []string
+	found := false
+	for _, st := range steps {
+		if st.ID != "" && st.ID == want {
+			return want, nil
+		}
+		if st.Name == want {
+			found = true
+			if st.ID != "" {
+				ids = append(ids, st.ID)
+			}
 		}
 	}
-	return false
+	switch {
+	case len(ids) > 1:
+		return "", forge.Invalid(fmt.Sprintf("Several steps are named %q: ask for one by id (%s)", want, strings.Join(ids, ", ")))
+	case len(ids) == 1:
+		return ids[0], nil
+	case found:
+		return want, nil // a record from before step ids
+	case run.Status.Done() || len(steps) > 0:
+		return "", forge.NotFound("Step not found")
+	}
+	return want, nil // not planned yet: the stream filters by name
 }
 
-// parseEventID reads an SSE id this server sent: "<step>:<offset>",
-// "<step>:<offset>+" (after a partial line piece: partial is true), or
-// "end" (done is true).
-func parseEventID(id string) (pos runner.LogPosition, partial, done, ok bool) {
+// parseEventID reads an SSE id this server sent: a cursor of
+// comma-separated entries "<step>:<offset>" (with "+" after an offset
+// that ends a partial line piece; partial lists those steps) and at most
+// one "<N" (steps below N not listed were delivered; default: the first
+// entry's step), or "end" (done is true). See runner.LogCursor.
+func parseEventID(id string) (cur runner.LogCursor, partial map[int]bool, done, ok bool) {
 	if id == "end" {
-		return pos, false, true, true
+		return cur, nil, true, true
 	}
-	id, partial = strings.CutSuffix(id, "+")
-	a, b, found := strings.Cut(id, ":")
-	step, err1 := strconv.Atoi(a)
-	off, err2 := strconv.ParseInt(b, 10, 64)
-	if !found || err1 != nil || err2 != nil || step < 0 || off < 0 || strings.HasPrefix(b, "+") {
-		return pos, false, false, false
+	partial = map[int]bool{}
+	below := -1
+	for i, part := range strings.Split(id, ",") {
+		if b, isBelow := strings.CutPrefix(part, "<"); isBelow {
+			n, err := strconv.Atoi(b)
+			if err != nil || n < 0 || below >= 0 || strings.HasPrefix(b, "+") {
+				return cur, nil, false, false
+			}
+			below = n
+			continue
+		}
+		part, open := strings.CutSuffix(part, "+")
+		a, b, found := strings.Cut(part, ":")
+		step, err1 := strconv.Atoi(a)
+		off, err2 := strconv.ParseInt(b, 10, 64)
+		if !found || err1 != nil || err2 != nil || step < 0 || off < 0 || strings.HasPrefix(a, "+") || strings.HasPrefix(b, "+") || i > runner.MaxRunSteps {
+			return cur, nil, false, false
+		}
+		cur.At = append(cur.At, runner.LogPosition{Step: step, Offset: off})
+		if open {
+			partial[step] = true
+		}
 	}
-	return runner.LogPosition{Step: step, Offset: off}, partial, false, true
+	switch {
+	case below >= 0:
+		cur.Below = below
+	case len(cur.At) > 0:
+		cur.Below = cur.At[0].Step
+	default:
+		return cur, nil, false, false
+	}
+	return cur, partial, false, true
 }

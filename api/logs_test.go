@@ -55,6 +55,12 @@ func logEnv(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server, *runner.
 
 func logEnvWithStore(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server, *runner.Runner, *api.Server, *boltstore.Store) {
 	t.Helper()
+	return logEnvFile(t, oneFile(logWorkflow), play)
+}
+
+// logEnvFile is logEnvWithStore with the workflow files of src.
+func logEnvFile(t *testing.T, src runner.Source, play sandboxtest.StepFunc) (*httptest.Server, *runner.Runner, *api.Server, *boltstore.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := boltstore.Open(filepath.Join(dir, "kod.db"))
 	if err != nil {
@@ -70,7 +76,7 @@ func logEnvWithStore(t *testing.T, play sandboxtest.StepFunc) (*httptest.Server,
 	}
 	log := slog.New(slog.DiscardHandler)
 	logs := filepath.Join(dir, "logs")
-	r := runner.New(runner.Config{Instance: "t", DefaultImage: "img", LogsDir: logs}, store, sandboxtest.New(play), oneFile(logWorkflow), log)
+	r := runner.New(runner.Config{Instance: "t", DefaultImage: "img", LogsDir: logs}, store, sandboxtest.New(play), src, log)
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -22,28 +25,36 @@ const maxEventLine = 32 << 10
 // serveEventStream serves a run's logs as Server-Sent Events, following
 // the run until it ends:
 //
-//	event: step  data: {"index":0,"step":"build","workflow":"...","skipped":false}
-//	event: line  data: {"index":0,"step":"build","line":"text"}
+//	event: step  data: {"index":0,"id":"ci.build","step":"build","workflow":"...","skipped":false}
+//	event: line  data: {"index":0,"id":"ci.build","step":"build","line":"text"}
 //	event: end   data: {"status":"completed","error":"..."}
 //
-// A line event is one line of output without its terminator; a line ended
-// by a lone "\r" (progress output) has "cr": true (a terminal would write
-// the next line over it); "partial": true means the line continues in the
-// next line event (lines over 32 KiB, or an unfinished line left alone
-// for about a second); a line ends with an event without "partial", so a
-// step whose output ends in an unfinished line sent in pieces gets a last
-// line event with "line": "" at its end. "dropped": N marks where the step
-// log cap cut N bytes. Invalid UTF-8 is replaced with U+FFFD. Every event
-// has an id ("<step>:<offset>", "<step>:<offset>+" for a partial piece,
-// "end"); a client reconnecting with Last-Event-ID resumes after it (after
-// a partial piece, the line is continued and ended), and one reconnecting
-// after "end" gets 204, which tells EventSource to stop. Comments keep idle
-// connections alive.
+// Steps running at once interleave their events; "index" (the step's
+// position in result.steps) and "id" say which step each is of. A step
+// that never ran has "skipped": true or "status": "cancelled", and
+// "reason". A line event is one line of output without its terminator; a
+// line ended by a lone "\r" (progress output) has "cr": true (a terminal
+// would write the next line over it); "partial": true means the line
+// continues in the step's next line event (lines over 32 KiB, or an
+// unfinished line left alone for about a second); a line ends with an
+// event without "partial", so a step whose output ends in an unfinished
+// line sent in pieces gets a last line event with "line": "" at its end.
+// "dropped": N marks where the step log cap cut N bytes. Invalid UTF-8 is
+// replaced with U+FFFD. Every event has an id: a cursor (see
+// parseEventID) whose first entry is the event's own step and the offset
+// after it ("<step>:<offset>", "+" after a partial piece), or "end"; a
+// sequential run's ids are that one entry. A client reconnecting with
+// Last-Event-ID resumes after it (after a partial piece, the line is
+// continued and ended), and one reconnecting after "end" gets 204, which
+// tells EventSource to stop. Comments keep idle connections alive.
 func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r *http.Request, run *forge.Run, step string) error {
 	opts := runner.LogOptions{Step: step, Follow: true}
-	resumeOpen := false
+	var (
+		resume  runner.LogCursor
+		partial map[int]bool
+	)
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		pos, partial, done, ok := parseEventID(id)
+		cur, part, done, ok := parseEventID(id)
 		if !ok {
 			return forge.Invalid("Invalid Last-Event-ID")
 		}
@@ -51,22 +62,25 @@ func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r 
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		opts.From = &pos
-		resumeOpen = partial
+		resume, partial = cur, part
+		opts.From = &resume
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	e := &sseLog{w: w, flusher: flusherOf(w), lastWrite: time.Now()}
+	e := &sseLog{w: w, flusher: flusherOf(w), lastWrite: time.Now(), steps: map[int]*sseStep{}}
 	if e.flusher != nil {
 		e.flusher.Flush()
 	}
-	if p := opts.From; p != nil {
-		e.step.Step = p.Step
-		e.lines.pos, e.lines.start = p.Offset, p.Offset
-		e.lines.open = resumeOpen // the client holds the start of a line
+	if opts.From != nil {
+		e.below = resume.Below
+		for _, p := range resume.At {
+			st := e.stepOf(&runner.LogEvent{Step: p.Step})
+			st.lines.pos, st.lines.start = p.Offset, p.Offset
+			st.lines.open = partial[p.Step] // the client holds the start of a line
+		}
 	}
 	err := s.Runner.StreamLogs(ctx, run.ID, opts, e.emit)
 	if err != nil {
@@ -88,13 +102,23 @@ type sseLog struct {
 	w         io.Writer
 	flusher   http.Flusher
 	lastWrite time.Time
-	step      runner.LogEvent // the step being sent (Kind, Data unused)
-	lines     lineSplitter
-	fresh     bool // output arrived since the last LogCaughtUp
+	steps     map[int]*sseStep // steps the stream has begun
+	below     int              // every step below was delivered whole
+	fresh     bool             // output arrived since the last LogCaughtUp
+}
+
+// sseStep is what the stream sent of one step.
+type sseStep struct {
+	index int
+	id    string
+	name  string
+	lines lineSplitter
+	ended bool
 }
 
 type sseLine struct {
 	Index   int    `json:"index"`
+	ID      string `json:"id,omitempty"`
 	Step    string `json:"step"`
 	Line    string `json:"line"`
 	Partial bool   `json:"partial,omitempty"`
@@ -102,33 +126,68 @@ type sseLine struct {
 	Dropped int64  `json:"dropped,omitempty"`
 }
 
+// stepOf returns the state of ev's step, creating it (a stream resumed
+// mid-step gets no LogStepStarted).
+func (e *sseLog) stepOf(ev *runner.LogEvent) *sseStep {
+	if e.steps == nil {
+		e.steps = map[int]*sseStep{}
+	}
+	st := e.steps[ev.Step]
+	if st == nil {
+		st = &sseStep{index: ev.Step}
+		e.steps[ev.Step] = st
+	}
+	if ev.Name != "" {
+		st.name, st.id = ev.Name, ev.ID
+	}
+	return st
+}
+
 func (e *sseLog) emit(ev *runner.LogEvent) error {
 	switch ev.Kind {
 	case runner.LogStepStarted:
-		e.step = *ev
-		e.lines = lineSplitter{}
-		return e.event("step", fmt.Sprintf("%d:0", ev.Step), map[string]any{
-			"index": ev.Step, "step": ev.Name, "workflow": ev.Workflow, "skipped": ev.Skipped,
-		})
+		st := e.stepOf(ev)
+		st.lines, st.ended = lineSplitter{}, false
+		data := map[string]any{"index": ev.Step, "step": ev.Name, "workflow": ev.Workflow, "skipped": ev.Skipped}
+		if ev.ID != "" {
+			data["id"] = ev.ID
+		}
+		if ev.NotRun {
+			data["status"] = string(ev.Status)
+			if ev.Reason != "" {
+				data["reason"] = ev.Reason
+			}
+		}
+		return e.event("step", e.id(st, 0, false), data)
 	case runner.LogOutput:
-		e.step.Step, e.step.Name = ev.Step, ev.Name // also when resuming mid-step
+		st := e.stepOf(ev)
 		e.fresh = true
-		return e.lines.feed(ev.Data, e.line)
+		return st.lines.feed(ev.Data, e.lineOf(st))
 	case runner.LogDropped:
-		if err := e.lines.flush(true, e.line); err != nil {
+		st := e.stepOf(ev)
+		if err := st.lines.flush(true, e.lineOf(st)); err != nil {
 			return err
 		}
-		e.lines.skip(ev.Dropped)
+		st.lines.skip(ev.Dropped)
 		note := runner.DropNote(ev.Dropped)
-		return e.event("line", e.id(e.lines.pos), sseLine{Index: ev.Step, Step: ev.Name, Line: note[:len(note)-1], Dropped: ev.Dropped})
+		return e.event("line", e.id(st, st.lines.pos, false), sseLine{Index: ev.Step, ID: st.id, Step: st.name, Line: note[:len(note)-1], Dropped: ev.Dropped})
 	case runner.LogStepEnded:
-		e.step.Step, e.step.Name = ev.Step, ev.Name // resumed at its end: no output came
-		return e.lines.flush(false, e.line)
+		st := e.stepOf(ev)
+		err := st.lines.flush(false, e.lineOf(st))
+		st.ended = true
+		for e.steps[e.below] != nil && e.steps[e.below].ended {
+			e.below++
+		}
+		return err
 	case runner.LogCaughtUp:
 		if !e.fresh {
-			// A second quiet period: send what is held of an unfinished line.
-			if err := e.lines.flush(true, e.line); err != nil {
-				return err
+			// A second quiet period: send what is held of unfinished lines.
+			for _, i := range slices.Sorted(maps.Keys(e.steps)) {
+				if st := e.steps[i]; !st.ended {
+					if err := st.lines.flush(true, e.lineOf(st)); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		e.fresh = false
@@ -145,16 +204,44 @@ func (e *sseLog) emit(ev *runner.LogEvent) error {
 	return nil
 }
 
-// line sends one line event ending at offset end of the step's output.
-func (e *sseLog) line(text []byte, end int64, partial, cr bool) error {
-	id := e.id(end)
-	if partial {
-		id += "+"
+// lineOf returns the function that sends one line event of st ending at
+// offset end of its output.
+func (e *sseLog) lineOf(st *sseStep) lineFunc {
+	return func(text []byte, end int64, partial, cr bool) error {
+		return e.event("line", e.id(st, end, partial), sseLine{Index: st.index, ID: st.id, Step: st.name, Line: string(text), Partial: partial, CR: cr})
 	}
-	return e.event("line", id, sseLine{Index: e.step.Step, Step: e.step.Name, Line: string(text), Partial: partial, CR: cr})
 }
 
-func (e *sseLog) id(off int64) string { return fmt.Sprintf("%d:%d", e.step.Step, off) }
+// id is the cursor after an event of st ending at offset off: st's entry
+// first, then every other step begun and not delivered whole, and the
+// steps delivered whole above the ones below e.below.
+func (e *sseLog) id(st *sseStep, off int64, partial bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d:%d", st.index, off)
+	if partial {
+		b.WriteByte('+')
+	}
+	if len(e.steps) > 1 || e.below != st.index {
+		for _, i := range slices.Sorted(maps.Keys(e.steps)) {
+			o := e.steps[i]
+			if o == st || i < e.below {
+				continue
+			}
+			if o.ended {
+				fmt.Fprintf(&b, ",%d:%d", i, o.lines.pos)
+				continue
+			}
+			fmt.Fprintf(&b, ",%d:%d", i, o.lines.start)
+			if o.lines.open {
+				b.WriteByte('+')
+			}
+		}
+		if e.below != st.index {
+			fmt.Fprintf(&b, ",<%d", e.below)
+		}
+	}
+	return b.String()
+}
 
 // event writes one SSE event whose data is v as JSON on one line (JSON
 // escapes newlines and turns invalid UTF-8 into U+FFFD).

@@ -93,7 +93,7 @@ func TestSSEDataIsValidUTF8(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
 	e := &sseLog{w: &b}
-	if err := e.line([]byte("bad \xff\xfe bytes\x00 <tag>"), 12, false, false); err != nil {
+	if err := e.lineOf(e.stepOf(&runner.LogEvent{}))([]byte("bad \xff\xfe bytes\x00 <tag>"), 12, false, false); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()

@@ -195,22 +195,52 @@ func (l *logWriter) print(p []byte) error {
 	return err
 }
 
-// stepCounts returns how many steps passed, failed and were skipped.
-func stepCounts(res *forge.Result) (passed, failed, skipped int) {
+// stepCounts returns how many steps passed, failed, were skipped, and
+// did not run (pending, running, or cancelled before they started).
+func stepCounts(res *forge.Result) (passed, failed, skipped, notRun int) {
 	if res == nil {
 		return
 	}
 	for _, s := range res.Steps {
-		switch {
-		case s.Skipped:
+		switch stepWord(s) {
+		case "skipped":
 			skipped++
-		case s.Success:
+		case "passed":
 			passed++
-		default:
+		case "failed", "cancelled":
 			failed++
+		default:
+			notRun++
 		}
 	}
 	return
+}
+
+// stepWord is the status a step table shows: passed, failed, skipped,
+// running, pending, cancelled (it ran and was stopped) or "not run"
+// (cancelled before it started). Records without statuses (older
+// servers) are read from success and skipped.
+func stepWord(s forge.StepResult) string {
+	switch s.Status {
+	case forge.StepRunning, forge.StepPending:
+		return string(s.Status)
+	case forge.StepCancelled:
+		if s.StartedAt == 0 {
+			return "not run"
+		}
+		return "cancelled"
+	case forge.StepCompleted:
+		return "passed"
+	case forge.StepFailed:
+		return "failed"
+	}
+	switch {
+	case s.Skipped:
+		return "skipped"
+	case s.Success:
+		return "passed"
+	}
+	return "failed"
 }
 
 // printRunSummary prints the step table and one line with the outcome.
@@ -221,14 +251,15 @@ func printRunSummary(u *ui, run *client.Run, planned ...plannedStep) {
 	u.printf("\n")
 	notRun := notRunSteps(run.Result, planned)
 	stepTable(u, run.Result, notRun...)
-	passed, failed, skipped := stepCounts(run.Result)
+	passed, failed, skipped, unrun := stepCounts(run.Result)
+	unrun += len(notRun)
 	dur := ""
 	if run.Result != nil && run.StartedAt != 0 {
 		dur = " in " + duration(run.Result.Duration)
 	}
 	notRunText := ""
-	if len(notRun) > 0 {
-		notRunText = fmt.Sprintf(", %d not run", len(notRun))
+	if unrun > 0 {
+		notRunText = fmt.Sprintf(", %d not run", unrun)
 	}
 	u.printf("%s %s%s: %d passed, %d failed, %d skipped%s\n", u.paint(colBold, "Run "+run.ID),
 		u.paint(statusColor(string(run.Status)), string(run.Status)), dur, passed, failed, skipped, notRunText)
@@ -272,15 +303,12 @@ func stepTable(u *ui, res *forge.Result, notRun ...plannedStep) {
 	}
 	var rows [][]cell
 	for _, s := range res.Steps {
-		status := "passed"
-		switch {
-		case s.Skipped:
-			status = "skipped"
-		case !s.Success:
-			status = "failed"
-		}
+		status := stepWord(s)
 		dur := "-"
-		if !s.Skipped {
+		switch {
+		case status == "running" && s.StartedAt != 0:
+			dur = duration(int64(forge.NowMillis()-s.StartedAt)) + "…"
+		case s.StartedAt != 0 || (!s.Skipped && s.Status == ""):
 			dur = duration(s.Duration)
 		}
 		rows = append(rows, []cell{{text: s.Name}, {text: orDash(s.Workflow)}, {text: status, color: statusColor(status)},

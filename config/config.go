@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ type Config struct {
 	EncryptionKey     string
 	DefaultImage      string
 	MaxConcurrentRuns int
+	MaxParallelSteps  int // step containers executing at once over every run
 	StopGrace         time.Duration
 	StepMemory        ByteSize // per step container; 0 = no limit
 	StepCPUs          float64  // per step container; 0 = no limit
@@ -98,6 +100,7 @@ func Default(home string) Config {
 		ReposDir:            filepath.Join(home, "repos"),
 		DefaultImage:        DefaultImage,
 		MaxConcurrentRuns:   2,
+		MaxParallelSteps:    runtime.NumCPU(),
 		StopGrace:           10 * time.Second,
 		StepMemory:          2 << 30,
 		StepCPUs:            2,
@@ -157,6 +160,7 @@ func serveSettings(c *Config) []setting {
 		{"encryptionKey", []string{"KOD_ENCRYPTION_KEY"}, "encryption-key", "", "key for secrets at rest", &c.EncryptionKey},
 		{"defaultImage", []string{"KOD_DEFAULT_IMAGE"}, "default-image", "", "image of steps whose workflow names none", &c.DefaultImage},
 		{"maxConcurrentRuns", []string{"KOD_MAX_CONCURRENT_RUNS"}, "max-concurrent-runs", "", "workflow runs executing at once", &c.MaxConcurrentRuns},
+		{"maxParallelSteps", []string{"KOD_MAX_PARALLEL_STEPS"}, "max-parallel-steps", "", "step containers executing at once over every run (default: the number of CPUs)", &c.MaxParallelSteps},
 		{"stopGrace", []string{"KOD_STOP_GRACE"}, "stop-grace", "", "grace between SIGTERM and SIGKILL when a step is stopped", &c.StopGrace},
 		{"stepMemory", []string{"KOD_STEP_MEMORY"}, "step-memory", "", "memory limit of a step container (e.g. 2g; 0 = none)", &c.StepMemory},
 		{"stepCpus", []string{"KOD_STEP_CPUS"}, "step-cpus", "", "CPU limit of a step container (e.g. 1.5; 0 = none)", &c.StepCPUs},
@@ -357,6 +361,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DefaultImage == "" {
 		errs = append(errs, errors.New("default image (KOD_DEFAULT_IMAGE, --default-image) must not be empty"))
+	}
+	if c.MaxParallelSteps < 1 {
+		errs = append(errs, fmt.Errorf("max parallel steps (KOD_MAX_PARALLEL_STEPS) must be at least 1, got %d", c.MaxParallelSteps))
 	}
 	if c.MaxConcurrentRuns < 1 {
 		errs = append(errs, fmt.Errorf("max concurrent runs (KOD_MAX_CONCURRENT_RUNS) must be at least 1, got %d", c.MaxConcurrentRuns))

@@ -170,16 +170,16 @@ run = "echo unreachable"
 		t.Errorf("every workflow with $BRANCH: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
 
-	// The summary lists the step that never ran after the failure.
+	// The summary lists the step after the failure as skipped, with why.
 	res = c.run(p.Dir, "", "workflow", "fail.toml")
-	if res.Code != 1 || !regexp.MustCompile(`\nnever +fail\.toml +not run`).MatchString(res.Stdout) || !strings.Contains(res.Stdout, "0 passed, 1 failed, 0 skipped, 1 not run") {
+	if res.Code != 1 || !regexp.MustCompile(`\nnever +fail\.toml +skipped +- +needs 'breaks', which failed`).MatchString(res.Stdout) || !strings.Contains(res.Stdout, "0 passed, 1 failed, 1 skipped") {
 		t.Errorf("summary of a failed local run: exit %d\n%s", res.Code, res.Stdout)
 	}
 
 	var run client.Run
 	res = c.run(p.Dir, "", "workflow", "fail.toml", "--json")
 	decodeJSON(t, res.Stdout, &run)
-	if res.Code != 1 || run.Status != forge.RunFailed || len(run.Result.Steps) != 1 || !strings.Contains(res.Stderr, "about to fail") {
+	if res.Code != 1 || run.Status != forge.RunFailed || len(run.Result.Steps) != 2 || run.Result.Steps[1].Status != forge.StepSkipped || !strings.Contains(res.Stderr, "about to fail") {
 		t.Errorf("failing TOML: exit %d, run %+v\n%s", res.Code, run, res.Stderr)
 	}
 	for _, kind := range []string{"container", "volume", "network"} {

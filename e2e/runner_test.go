@@ -197,12 +197,12 @@ run = "echo should-not-run"
 		t.Fatalf("status %s, want cancelled", final.Status)
 	}
 	steps := final.Result.Steps
-	if len(steps) != 1 || !strings.Contains(steps[0].Output, "bye") {
-		t.Errorf("steps after cancel: %+v", steps)
+	if len(steps) != 2 || !strings.Contains(steps[0].Output, "bye") || steps[1].StartedAt != 0 || steps[1].Status != forge.StepCancelled {
+		t.Fatalf("steps after cancel (the later one listed, never run): %+v", steps)
 	}
 	// The trap's exit status, not 137: SIGTERM reached the step, which ended
 	// on its own well before the 2 minute grace ran out.
-	if len(steps) == 1 && (steps[0].ExitCode == nil || *steps[0].ExitCode != 3) {
+	if steps[0].ExitCode == nil || *steps[0].ExitCode != 3 {
 		t.Errorf("cancelled step's exit code %v, want the trap's 3", steps[0].ExitCode)
 	}
 	t.Logf("cancelled in %s; step: %q %q", took.Round(time.Millisecond), steps[0].Output, steps[0].Error)

@@ -48,8 +48,9 @@ type Run struct {
 	// Files limits the run to these workflow files (manual trigger); empty
 	// means every file of .kod/workflows.
 	Files []string `json:"files,omitempty"`
-	// CurrentStep is the step executing now; absent when none is (queued,
-	// between steps, finished). Steps enter Result.Steps when they end.
+	// CurrentStep is the most recently started step that is still
+	// running; absent when none is (queued, finished). Kept for old
+	// clients: Result.Steps[].Status says which steps run (several may).
 	CurrentStep *CurrentStep `json:"currentStep,omitempty"`
 	// QueuePosition is the 1-based position of a queued run in the global
 	// queue; filled when runs are listed, never stored.
@@ -67,8 +68,8 @@ type Run struct {
 	Reuse []string `json:"reuse,omitempty"`
 }
 
-// CurrentStep names the step a running run is executing. Index is the
-// position its result will take in Result.Steps and the index of its log.
+// CurrentStep names a step a running run is executing. Index is its
+// position in Result.Steps and the index of its log.
 type CurrentStep struct {
 	Index     int    `json:"index"`
 	Name      string `json:"name"`
@@ -76,21 +77,53 @@ type CurrentStep struct {
 	StartedAt Millis `json:"startedAt"`
 }
 
-// Result is the outcome of a run so far: steps are appended as they end, and
-// Success and Duration are final once the run is done.
+// Result is the outcome of a run so far: from the moment the run starts,
+// Steps lists every planned step in plan order (workflow instances in plan
+// order, then steps in file order) with its status; Success and Duration
+// are final once the run is done.
 type Result struct {
 	Success  bool         `json:"success"`
 	Duration int64        `json:"duration"` // ms
 	Steps    []StepResult `json:"steps"`
 }
 
-// StepResult is one step's outcome. Output is the tail of the step's log
-// (capped; the whole log is at GET .../workflows/:id/logs).
+// StepStatus is the state of one planned step of a run.
+type StepStatus string
+
+const (
+	StepPending   StepStatus = "pending"   // waiting for the steps it needs, or for a slot
+	StepRunning   StepStatus = "running"   // its container runs
+	StepCompleted StepStatus = "completed" // ran and succeeded
+	StepFailed    StepStatus = "failed"
+	StepSkipped   StepStatus = "skipped"   // its `if` was false, or a step it needs failed
+	StepCancelled StepStatus = "cancelled" // the run was cancelled (or the server restarted) before it ran
+)
+
+// Done reports whether s is a final state.
+func (s StepStatus) Done() bool {
+	return s == StepCompleted || s == StepFailed || s == StepSkipped || s == StepCancelled
+}
+
+// StepResult is one planned step: its identity and place in the graph,
+// its state, and (once it ended) the Kod fields of its outcome. Output is
+// the tail of the step's log (capped; the whole log is at GET
+// .../workflows/:id/logs). Times are ms since the epoch; Duration is ms.
 type StepResult struct {
-	Name     string `json:"name"`
-	Workflow string `json:"workflow,omitempty"` // file the step came from
-	Success  bool   `json:"success"`
-	Output   string `json:"output"`
+	// ID is the step's id in the run's plan ("<workflow key>.<step slug>",
+	// [a-z0-9.-]); empty in records written before per-step state.
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name"`
+	// Workflow is the file the step came from, with the matrix values of
+	// its instance: ".kod/workflows/ci.toml (GO=1.26, DB=pg)".
+	Workflow    string     `json:"workflow,omitempty"`
+	Needs       []string   `json:"needs,omitempty"` // ids of the steps it waits for
+	Status      StepStatus `json:"status,omitempty"`
+	StartedAt   Millis     `json:"startedAt,omitempty"`
+	CompletedAt Millis     `json:"completedAt,omitempty"`
+	Success     bool       `json:"success"`
+	Output      string     `json:"output"`
+	// Error says why the step failed, or why it was skipped or cancelled
+	// ("needs 'build', which failed").
 	Error    string `json:"error,omitempty"`
 	Duration int64  `json:"duration"` // ms
 	Skipped  bool   `json:"skipped,omitempty"`
@@ -98,4 +131,27 @@ type StepResult struct {
 	// Reused: the step did not run in this run; its result, log and
 	// artifacts are those of the run this one re-runs (Run.RerunOf).
 	Reused bool `json:"reused,omitempty"`
+}
+
+// UpgradeSteps fills the Status of step results stored before per-step
+// state (they held only steps that had ended): skipped, completed or
+// failed from Skipped and Success. Records with statuses are unchanged.
+func (r *Run) UpgradeSteps() {
+	if r.Result == nil {
+		return
+	}
+	for i := range r.Result.Steps {
+		st := &r.Result.Steps[i]
+		if st.Status != "" {
+			continue
+		}
+		switch {
+		case st.Skipped:
+			st.Status = StepSkipped
+		case st.Success:
+			st.Status = StepCompleted
+		default:
+			st.Status = StepFailed
+		}
+	}
 }

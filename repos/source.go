@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/kod-forge/kod/gitsvc"
@@ -67,6 +69,27 @@ func (s *Source) Archive(ctx context.Context, repo, commit string, w io.Writer) 
 		return err
 	}
 	return s.Git.Archive(ctx, dir, commit, w)
+}
+
+// maxHashedFile is the largest file a cache key may hash, bytes.
+const maxHashedFile = 64 << 20
+
+// ReadFile implements runner.FileSource: a file at commit (a cache key's
+// {hash:FILE}); an error wrapping fs.ErrNotExist when the commit has no
+// such file.
+func (s *Source) ReadFile(ctx context.Context, repo, commit, file string) ([]byte, error) {
+	dir, err := gitsvc.RepoPath(s.ReposDir, repo)
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.Git.ReadFile(ctx, dir, commit, file, maxHashedFile)
+	if err == nil {
+		return data, nil
+	}
+	if paths, lerr := s.Git.ListFiles(ctx, dir, commit, path.Dir(path.Clean(file))); lerr == nil && !slices.Contains(paths, path.Clean(file)) {
+		return nil, fmt.Errorf("%s: %w", file, fs.ErrNotExist)
+	}
+	return nil, err
 }
 
 // DefaultBranch implements runner.Heads: the branch HEAD names and its

@@ -123,7 +123,7 @@ echo the bomb did not hit the limit
 
 	runFile(t, r, ".kod/workflows/oom.toml")
 	run := wait(t, done)
-	if run.Status != forge.RunFailed || len(run.Result.Steps) != 1 {
+	if run.Status != forge.RunFailed || len(ran(run.Result.Steps)) != 1 {
 		t.Fatalf("memory hog: %s %+v", run.Status, run.Result)
 	}
 	if st := run.Result.Steps[0]; !strings.Contains(st.Error, "out of memory (limit 64 MiB)") || !strings.Contains(st.Output, "allocating") {

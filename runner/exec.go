@@ -13,58 +13,85 @@ import (
 	"time"
 
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner/engine"
+	"github.com/kod-forge/kod/runner/plan"
 	"github.com/kod-forge/kod/runner/workflow"
 	"github.com/kod-forge/kod/sandbox"
 )
 
-// cleanupTimeout bounds the removal of a run's containers, volume and
-// network; it runs on a context of its own so cancelled runs still clean up.
-const cleanupTimeout = 2 * time.Minute
-
 // execution is the state of one executing run.
 type execution struct {
-	r       *Runner
-	run     *forge.Run
-	stream  *runStream // what log followers see
-	spec    *sandbox.RunSpec
-	exports []workflow.EnvVar // legacy env.NAME directives of earlier steps, expanded
-	nextIdx int               // index of the next step container
-	// outputUsed is the step output the run record holds, bytes (see
-	// outputAllowance).
-	outputUsed int
-	failed     bool // a step failed without continue_on_error
-	// steps are the results of the steps so far, as the record must hold
-	// them.
-	steps []forge.StepResult
+	r      *Runner
+	run    *forge.Run
+	stream *runStream // what log followers see
+	rec    *recorder  // the engine's sink; nil until the plan is known
 
 	secrets []forge.SecretValue // decrypted for this run, memory only
 	mask    *masker             // masks the secrets; nil if none
 
-	// pending step removals, awaited before the run's objects go.
-	removals sync.WaitGroup
+	endOnce sync.Once
+	repoMu  sync.Mutex // x.run.RepoName (see currentRepo)
 }
 
-// execute runs every workflow of run and stores the outcome. The final
-// state is stored and announced (OnRunDone) as soon as the last step ends;
-// the run's containers, volume and network are removed after that, and
+// execute runs the run's plan and stores the outcome. The final state is
+// stored and announced (OnRunDone) as soon as the last step ends; the
+// run's containers, volumes and networks are removed after that, and
 // execute returns only once they are gone, so the run keeps its
 // concurrency slot until its resources are free.
 func (r *Runner) execute(ctx context.Context, run *forge.Run, stream *runStream) {
 	x := &execution{r: r, run: run, stream: stream}
-	status, reason := x.do(ctx)
-	reason = x.mask.String(reason)
-	defer x.cleanup(ctx)
-	final, err := x.storeEnd(ctx, status, reason)
-	r.endStream(run.ID)
-	if err != nil {
-		if !errors.Is(err, forge.ErrNotFound) { // deleted with its repository
-			r.log.Error("storing the end of a run", "run", run.ID, "err", err)
-		}
+	p, status, reason := x.compile(ctx)
+	if p == nil {
+		x.end(ctx, status, reason)
 		return
 	}
-	r.log.Info("run finished", "run", run.ID, "repo", run.RepoName, "status", final.Status, "ms", final.Result.Duration)
-	r.notifyDone(context.WithoutCancel(ctx), final)
-	r.prune(context.WithoutCancel(ctx), run.RepoName)
+	opts := engine.Options{
+		Instance:  r.cfg.Instance,
+		Secrets:   x.secretEnv(),
+		StopGrace: r.cfg.StopGrace,
+		Prepare:   x.prepare,
+		Slots:     r.slots,
+		Log:       r.log,
+		Finished: func(out engine.Outcome) {
+			status, reason := x.outcome(ctx, out)
+			x.end(ctx, status, reason)
+		},
+	}
+	out := engine.Execute(ctx, p, r.backend, x.rec, opts)
+	status, reason = x.outcome(ctx, out)
+	x.end(ctx, status, reason) // when Finished was not called
+}
+
+// outcome is the final status of the run and, for failures of the run as
+// a whole, why.
+func (x *execution) outcome(ctx context.Context, out engine.Outcome) (forge.RunStatus, string) {
+	switch {
+	case out.Err != nil:
+		return failure(ctx, out.Err)
+	case !out.Success || x.rec.logFailed():
+		return forge.RunFailed, ""
+	}
+	return forge.RunCompleted, ""
+}
+
+// end stores the final state with every step (once), ends the live stream
+// and announces the run's end.
+func (x *execution) end(ctx context.Context, status forge.RunStatus, reason string) {
+	x.endOnce.Do(func() {
+		r := x.r
+		reason = x.mask.String(reason)
+		final, err := x.storeEnd(ctx, status, reason)
+		r.endStream(x.run.ID)
+		if err != nil {
+			if !errors.Is(err, forge.ErrNotFound) { // deleted with its repository
+				r.log.Error("storing the end of a run", "run", x.run.ID, "err", err)
+			}
+			return
+		}
+		r.log.Info("run finished", "run", x.run.ID, "repo", x.run.RepoName, "status", final.Status, "ms", final.Result.Duration)
+		r.notifyDone(context.WithoutCancel(ctx), final)
+		r.prune(context.WithoutCancel(ctx), x.run.RepoName)
+	})
 }
 
 // storeEnd stores the final state with every step result, trying again
@@ -73,14 +100,18 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run, stream *runStream)
 // failed). The run keeps its concurrency slot meanwhile.
 func (x *execution) storeEnd(ctx context.Context, status forge.RunStatus, reason string) (*forge.Run, error) {
 	ctx = context.WithoutCancel(ctx)
+	var steps []forge.StepResult
+	if x.rec != nil {
+		steps = x.rec.final(reason)
+	}
 	wait := 500 * time.Millisecond
 	for {
 		final, err := x.r.store.UpdateRun(ctx, x.run.ID, func(s *forge.Run) error {
-			if x.steps != nil {
+			if steps != nil {
 				if s.Result == nil {
 					s.Result = &forge.Result{}
 				}
-				s.Result.Steps = slices.Clone(x.steps)
+				s.Result.Steps = slices.Clone(steps)
 			}
 			finish(s, status, reason)
 			return nil
@@ -98,36 +129,58 @@ func (x *execution) storeEnd(ctx context.Context, status forge.RunStatus, reason
 	}
 }
 
-// do returns the final status and, for failures of the run as a whole, why.
-func (x *execution) do(ctx context.Context) (forge.RunStatus, string) {
+// compile reads the secrets and workflow files and compiles the run's
+// plan; it lists every planned step in the record (pending) and the live
+// stream. A nil plan comes with the run's final status and reason.
+func (x *execution) compile(ctx context.Context) (*plan.Plan, forge.RunStatus, string) {
 	// Secrets first: a wrong key fails the run at once, and the masker
 	// covers every later error text.
 	if err := x.loadSecrets(ctx); err != nil {
-		return failure(ctx, err)
+		st, reason := failure(ctx, err)
+		return nil, st, reason
 	}
 	wfs, err := x.loadWorkflows(ctx)
 	if err != nil {
-		return failure(ctx, err)
+		st, reason := failure(ctx, err)
+		return nil, st, reason
 	}
-	network := sandbox.NetworkNone
-	for _, wf := range wfs {
-		if wf.Network != sandbox.NetworkNone {
-			network = sandbox.NetworkBridge
-		}
+	names := make([]string, len(x.secrets))
+	for i, s := range x.secrets {
+		names[i] = s.Name
 	}
-	x.spec = &sandbox.RunSpec{ID: x.run.ID, Instance: x.r.cfg.Instance, Network: network}
-	if err := x.prepare(ctx); err != nil {
-		return failure(ctx, err)
+	cfg := x.r.cfg
+	p, err := plan.Compile(wfs, plan.Trigger{
+		RunID: x.run.ID, Repo: x.run.RepoName, Branch: x.run.Branch, Commit: x.run.Commit,
+		Event: string(x.run.Trigger), Secrets: names,
+	}, plan.Defaults{Image: cfg.DefaultImage, Pull: cfg.Pull, Limits: cfg.Limits, MaxSteps: MaxRunSteps}, x.inputs(ctx))
+	if le := (*plan.StepLimitError)(nil); err != nil && !errors.As(err, &le) {
+		err = fmt.Errorf("invalid workflow: %w", err)
 	}
-	for _, wf := range wfs {
-		if err := x.runWorkflow(ctx, wf); err != nil {
-			return statusFor(err), err.Error()
-		}
+	if err != nil {
+		st, reason := failure(ctx, err)
+		return nil, st, reason
 	}
-	if x.failed {
-		return forge.RunFailed, ""
+	if err := os.MkdirAll(x.logDir(), 0o700); err != nil {
+		st, reason := failure(ctx, fmt.Errorf("creating the log directory: %w", err))
+		return nil, st, reason
 	}
-	return forge.RunCompleted, ""
+	x.rec = newRecorder(x, p)
+	x.stream.setPlan(x.rec.streamSteps())
+	x.rec.storeNow()
+	return p, "", ""
+}
+
+// inputs are what Compile reads at the run's commit besides the workflow
+// files.
+func (x *execution) inputs(ctx context.Context) plan.Inputs {
+	fsrc, ok := x.r.src.(FileSource)
+	if !ok {
+		return plan.Inputs{}
+	}
+	repo := x.currentRepo(ctx)
+	return plan.Inputs{ReadFile: func(p string) ([]byte, error) {
+		return fsrc.ReadFile(ctx, repo, x.run.Commit, p)
+	}}
 }
 
 // failure is the outcome of a run that stopped on err: when the run was
@@ -186,15 +239,9 @@ func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, er
 	return wfs, checkRunSteps(wfs)
 }
 
-// prepare creates the workspace and network and fills the workspace with
-// the tree at the run's commit, streamed from git archive.
-func (x *execution) prepare(ctx context.Context) error {
-	if err := os.MkdirAll(x.logDir(), 0o700); err != nil {
-		return fmt.Errorf("creating the log directory: %w", err)
-	}
-	if err := x.r.backend.SetupRun(ctx, x.spec); err != nil {
-		return fmt.Errorf("preparing the workspace: %w", err)
-	}
+// prepare fills the workspace of one workflow instance (set up by the
+// engine) with the tree at the run's commit, streamed from git archive.
+func (x *execution) prepare(ctx context.Context, spec *sandbox.RunSpec, _ *plan.Workflow) error {
 	// The default image carries the archive into the volume (it is never
 	// started), so a step image that cannot be pulled fails its own step.
 	carrier := x.r.cfg.DefaultImage
@@ -206,7 +253,7 @@ func (x *execution) prepare(ctx context.Context) error {
 		pw.CloseWithError(err)
 		archived <- err
 	}()
-	err := x.r.backend.LoadWorkspace(ctx, x.spec, carrier, pr)
+	err := x.r.backend.LoadWorkspace(ctx, spec, carrier, pr)
 	pr.CloseWithError(errors.New("workspace load ended"))
 	archiveErr := <-archived
 	if err != nil {
@@ -222,75 +269,4 @@ func (x *execution) prepare(ctx context.Context) error {
 	return nil
 }
 
-// cleanup removes every object of the run on a context of its own.
-func (x *execution) cleanup(ctx context.Context) {
-	if x.spec == nil {
-		return // nothing was set up
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	x.removals.Wait()
-	// A failed removal is tried again: the engine may be back a moment
-	// later, and the periodic sweep is the last line of defence, not the
-	// plan.
-	wait := time.Second
-	for attempt := 1; ; attempt++ {
-		err := x.r.backend.DestroyRun(ctx, x.spec)
-		if err == nil {
-			if attempt > 1 {
-				x.r.log.Info("removed run objects", "run", x.run.ID, "attempts", attempt)
-			}
-			return
-		}
-		x.r.log.Error("removing run objects", "run", x.run.ID, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 15*time.Second)
-	}
-}
-
 func (x *execution) logDir() string { return filepath.Join(x.r.cfg.LogsDir, x.run.ID) }
-
-// imageFor returns the image a step runs in: its own, its workflow's, or
-// the server's default.
-func (r *Runner) imageFor(wf *workflow.Workflow, st *workflow.Step) string {
-	switch {
-	case st.Image != "":
-		return st.Image
-	case wf.Image != "":
-		return wf.Image
-	}
-	return r.cfg.DefaultImage
-}
-
-// markCurrent records that step index is executing (currentStep).
-func (x *execution) markCurrent(ctx context.Context, c forge.CurrentStep) {
-	_, err := x.r.store.UpdateRun(context.WithoutCancel(ctx), x.run.ID, func(s *forge.Run) error {
-		s.CurrentStep = &c
-		return nil
-	})
-	if err != nil && !errors.Is(err, forge.ErrNotFound) {
-		x.r.log.Error("storing the current step", "run", x.run.ID, "step", c.Name, "err", err)
-	}
-}
-
-// appendStep records a finished step in the run record. The record gets
-// every step result so far, so a result a failed write lost (a full disk)
-// is stored by the next write that succeeds.
-func (x *execution) appendStep(ctx context.Context, res forge.StepResult) {
-	x.steps = append(x.steps, res)
-	_, err := x.r.store.UpdateRun(context.WithoutCancel(ctx), x.run.ID, func(s *forge.Run) error {
-		if s.Result == nil {
-			s.Result = &forge.Result{}
-		}
-		s.Result.Steps = slices.Clone(x.steps)
-		s.CurrentStep = nil
-		return nil
-	})
-	if err != nil && !errors.Is(err, forge.ErrNotFound) {
-		x.r.log.Error("storing a step result", "run", x.run.ID, "step", res.Name, "err", err)
-	}
-}

@@ -12,17 +12,17 @@ import (
 
 // LogOptions selects what StreamLogs delivers.
 type LogOptions struct {
-	// Step limits the stream to steps of this name ("" = every step). A run
-	// of several workflow files may have several steps of one name.
+	// Step limits the stream to the step with this id, or to the steps of
+	// this name ("" = every step). A run of several workflow files may
+	// have several steps of one name.
 	Step string
 	// Follow waits for more output until the run ends (waiting first for
 	// a queued run to start). Without it StreamLogs delivers what exists
 	// now and returns.
 	Follow bool
-	// From resumes a stream after a position an earlier stream reported
-	// (LogEvent.Step and Offset; the LogStepStarted of that step is not
-	// repeated); nil starts at the beginning.
-	From *LogPosition
+	// From resumes a stream at a cursor an earlier stream reported (see
+	// LogCursor); nil starts at the beginning.
+	From *LogCursor
 	// Idle is how often LogCaughtUp repeats while a followed run prints
 	// nothing; default 1 s.
 	Idle time.Duration
@@ -34,28 +34,49 @@ type LogPosition struct {
 	Offset int64
 }
 
+// LogCursor is where a stream of a run's logs stopped: every step of index
+// below Below that is not in At was delivered whole; each step in At was
+// delivered up to its Offset (its LogStepStarted is not repeated); every
+// other step is delivered from its start. A sequential run's cursor is one
+// position: Below is its step.
+type LogCursor struct {
+	Below int
+	At    []LogPosition
+}
+
+// CursorAt is the cursor of a sequential stream stopped at p.
+func CursorAt(p LogPosition) *LogCursor { return &LogCursor{Below: p.Step, At: []LogPosition{p}} }
+
 // LogEventKind says what a LogEvent reports.
 type LogEventKind int
 
 const (
-	LogStepStarted LogEventKind = iota // a step began; Skipped if it did not run
+	LogStepStarted LogEventKind = iota // a step began; Skipped (or Status cancelled) if it did not run
 	LogOutput                          // Data holds the next bytes of the step's output
 	LogDropped                         // Dropped bytes of the output were cut by the log cap here
 	LogStepEnded                       // the step's output is complete
 	LogCaughtUp                        // (Follow) everything so far was delivered; waiting for more
 )
 
-// LogEvent is one piece of a run's logs, in the order the steps wrote
-// them. Data is only valid during the emit call.
+// LogEvent is one piece of a run's logs. Within one step, events come in
+// the order the step wrote; a followed run with steps running at once
+// interleaves their events (a LogStepStarted opens each step, a
+// LogStepEnded closes it). Data is only valid during the emit call.
 type LogEvent struct {
 	Kind     LogEventKind
 	Step     int    // index of the step in result.steps
+	ID       string // the step's id ("" in records from before step ids)
 	Name     string // step name
-	Workflow string // workflow file of the step
+	Workflow string // workflow file of the step (with its matrix values)
 	Skipped  bool
-	Data     []byte
-	Dropped  int64
-	Offset   int64 // position in the step's log after this event
+	// NotRun: the step never started (skipped, or cancelled before it
+	// ran); Reason says why.
+	NotRun  bool
+	Status  forge.StepStatus // the step's state when the event was made ("" if unknown)
+	Reason  string
+	Data    []byte
+	Dropped int64
+	Offset  int64 // position in the step's log after this event
 }
 
 // logChunk is how much of a log one read delivers.
@@ -98,49 +119,97 @@ func (r *Runner) StreamLogs(ctx context.Context, id string, opts LogOptions, emi
 
 // follower walks the steps of a run for one StreamLogs call.
 type follower struct {
-	opts    LogOptions
-	emit    func(*LogEvent) error
-	cur     int   // index of the step being delivered
-	off     int64 // offset in it
-	started bool  // LogStepStarted sent for cur
-	buf     []byte
+	opts LogOptions
+	emit func(*LogEvent) error
+	at   map[int]*stepCursor
+	buf  []byte
+}
+
+// stepCursor is what a follower delivered of one step.
+type stepCursor struct {
+	off     int64
+	started bool // LogStepStarted sent
+	ended   bool // LogStepEnded sent (or the step is filtered out)
 }
 
 func newFollower(opts LogOptions, emit func(*LogEvent) error) *follower {
-	f := &follower{opts: opts, emit: emit, buf: make([]byte, logChunk)}
-	if p := opts.From; p != nil {
-		f.cur, f.off, f.started = p.Step, p.Offset, true
+	f := &follower{opts: opts, emit: emit, at: map[int]*stepCursor{}, buf: make([]byte, logChunk)}
+	if c := opts.From; c != nil {
+		for i := range c.Below {
+			f.at[i] = &stepCursor{started: true, ended: true}
+		}
+		for _, p := range c.At {
+			f.at[p.Step] = &stepCursor{off: p.Offset, started: true}
+		}
 	}
 	return f
+}
+
+func (f *follower) cursor(i int) *stepCursor {
+	c := f.at[i]
+	if c == nil {
+		c = &stepCursor{}
+		f.at[i] = c
+	}
+	return c
+}
+
+// wants reports whether the stream includes st.
+func (f *follower) wants(st streamStep) bool {
+	return f.opts.Step == "" || st.Name == f.opts.Step || st.ID != "" && st.ID == f.opts.Step
 }
 
 func followStream(ctx context.Context, s *runStream, opts LogOptions, emit func(*LogEvent) error) error {
 	f := newFollower(opts, emit)
 	for {
-		steps, done, wake := s.snapshot()
-		for f.cur < len(steps) {
-			st := steps[f.cur]
-			if opts.Step != "" && st.Name != opts.Step {
-				f.next()
+		steps, order, done, wake := s.snapshot()
+		if !opts.Follow {
+			// What exists now, in plan order.
+			order = order[:0]
+			for i, st := range steps {
+				if st.began {
+					order = append(order, i)
+				}
+			}
+		}
+		open := false
+		for _, i := range order {
+			st := steps[i]
+			c := f.cursor(i)
+			if c.ended {
+				continue
+			}
+			if !f.wants(st) {
+				c.ended = true
 				continue
 			}
 			var src logSource
 			if st.log != nil {
 				src = st.log
 			}
-			ended, err := f.deliver(ctx, st, src)
+			ended, err := f.deliver(ctx, i, st, c, src, st.Status.Done())
 			if err != nil {
 				return err
 			}
 			if !ended {
-				break
+				open = true
+				if !opts.Follow {
+					// Later steps in plan order once this one ends, as a
+					// sequential stream always had them.
+					break
+				}
 			}
 		}
-		if done && f.cur >= len(steps) || !opts.Follow {
+		if !opts.Follow || done && !open && len(order) == len(steps) || done && len(steps) == 0 {
+			return nil
+		}
+		if done && !open {
+			// Steps the engine never reported (a run that failed as a
+			// whole): nothing to deliver.
 			return nil
 		}
 		for caughtUp := true; caughtUp; {
-			if err := emit(&LogEvent{Kind: LogCaughtUp, Step: f.cur, Offset: f.off}); err != nil {
+			if err := emit(&LogEvent{Kind: LogCaughtUp}); err != nil {
 				return err
 			}
 			select {
@@ -154,41 +223,40 @@ func followStream(ctx context.Context, s *runStream, opts LogOptions, emit func(
 	}
 }
 
-func (f *follower) next() { f.cur, f.off, f.started = f.cur+1, 0, false }
-
 // logSource is a step's output: a live stepLog or a finished log file.
 type logSource interface {
 	readAt(p []byte, off int64) (n int, gap int64, end bool, err error)
 }
 
-// deliver sends what is available of step st (read from log; nil: the
-// step has no output) and reports whether the step has ended, in which
-// case the follower moved on.
-func (f *follower) deliver(ctx context.Context, st streamStep, log logSource) (bool, error) {
-	ev := LogEvent{Step: f.cur, Name: st.Name, Workflow: st.Workflow, Skipped: st.Skipped}
-	if !f.started {
+// deliver sends what is available of step st, index i (read from log;
+// nil: the step has no output, ended tells whether it is over) and
+// reports whether the step has ended, in which case its cursor says so.
+func (f *follower) deliver(ctx context.Context, i int, st streamStep, c *stepCursor, log logSource, ended bool) (bool, error) {
+	ev := LogEvent{Step: i, ID: st.ID, Name: st.Name, Workflow: st.Workflow, Skipped: st.Skipped, Status: st.Status}
+	ev.NotRun, ev.Reason = st.NotRun, st.Reason
+	if !c.started {
 		ev.Kind = LogStepStarted
 		if err := f.emit(&ev); err != nil {
 			return false, err
 		}
-		f.started = true
+		c.started = true
 	}
 	for log != nil {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		n, gap, end, err := log.readAt(f.buf, f.off)
+		n, gap, end, err := log.readAt(f.buf, c.off)
 		switch {
 		case err != nil && !errors.Is(err, io.EOF):
 			return false, err
 		case n > 0:
-			f.off += int64(n)
-			ev.Kind, ev.Data, ev.Offset = LogOutput, f.buf[:n], f.off
+			c.off += int64(n)
+			ev.Kind, ev.Data, ev.Offset = LogOutput, f.buf[:n], c.off
 		case gap > 0:
-			f.off += gap
-			ev.Kind, ev.Data, ev.Dropped, ev.Offset = LogDropped, nil, gap, f.off
+			c.off += gap
+			ev.Kind, ev.Data, ev.Dropped, ev.Offset = LogDropped, nil, gap, c.off
 		case end:
-			log = nil
+			log, ended = nil, true
 			continue
 		default:
 			return false, nil // nothing more yet
@@ -197,28 +265,35 @@ func (f *follower) deliver(ctx context.Context, st streamStep, log logSource) (b
 			return false, err
 		}
 	}
-	ev.Kind, ev.Data, ev.Offset = LogStepEnded, nil, f.off
+	if !ended {
+		return false, nil
+	}
+	ev.Kind, ev.Data, ev.Dropped, ev.Offset = LogStepEnded, nil, 0, c.off
 	if err := f.emit(&ev); err != nil {
 		return false, err
 	}
-	f.next()
+	c.ended = true
 	return true, nil
 }
 
 // storedLogs delivers the logs of a run that is not executing from its
-// log files: the steps of its record, then (for runs interrupted before
-// their step was recorded) any further numbered log file.
+// log files, in plan order: the steps of its record, then (for runs
+// interrupted before their step was recorded, in records from before
+// per-step state) any further numbered log file.
 func storedLogs(ctx context.Context, logsDir string, run *forge.Run, opts LogOptions, emit func(*LogEvent) error) error {
 	var steps []forge.StepResult
 	if run.Result != nil {
 		steps = run.Result.Steps
 	}
 	f := newFollower(opts, emit)
-	for {
-		i := f.cur
-		st := streamStep{Name: "(interrupted step)"}
+	for i := 0; ; i++ {
+		st := streamStep{Name: "(interrupted step)", Status: forge.StepFailed}
 		if i < len(steps) {
-			st = streamStep{Name: steps[i].Name, Workflow: steps[i].Workflow, Skipped: steps[i].Skipped}
+			r := steps[i]
+			st = streamStep{ID: r.ID, Name: r.Name, Workflow: r.Workflow, Skipped: r.Skipped, Status: r.Status}
+			if r.StartedAt == 0 && (r.Skipped || r.Status == forge.StepCancelled) {
+				st.NotRun, st.Reason = true, r.Error
+			}
 		} else if c := run.CurrentStep; c != nil && c.Index == i {
 			st = streamStep{Name: c.Name, Workflow: c.Workflow}
 		}
@@ -231,14 +306,13 @@ func storedLogs(ctx context.Context, logsDir string, run *forge.Run, opts LogOpt
 		case err != nil:
 			return err
 		}
-		if opts.Step != "" && st.Name != opts.Step {
-			f.next()
-		} else {
+		c := f.cursor(i)
+		if !c.ended && f.wants(st) && (file != nil || i >= len(steps) || st.Status != forge.StepPending) {
 			var src logSource
 			if file != nil {
 				src = &fileLog{f: file}
 			}
-			_, err = f.deliver(ctx, st, src)
+			_, err = f.deliver(ctx, i, st, c, src, true)
 		}
 		if file != nil {
 			file.Close()

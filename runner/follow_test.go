@@ -130,7 +130,7 @@ func TestFollowBacklogThenLive(t *testing.T) {
 		t.Errorf("step=second: %q", one.String())
 	}
 	var resumed collector
-	if err := r.StreamLogs(ctx, run.ID, runner.LogOptions{From: &runner.LogPosition{Step: 0, Offset: int64(len("backlog 1\nbacklog 2\n"))}}, resumed.emit); err != nil {
+	if err := r.StreamLogs(ctx, run.ID, runner.LogOptions{From: runner.CursorAt(runner.LogPosition{Step: 0, Offset: int64(len("backlog 1\nbacklog 2\n"))})}, resumed.emit); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(resumed.String(), "live 1\n") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,6 +76,7 @@ func TestPullPolicyPrecedence(t *testing.T) {
 	for _, st := range fake.Started() {
 		got = append(got, st.Name+"="+string(st.Pull))
 	}
+	slices.Sort(got) // the two files run at once
 	if want := "a=always b=never first=if-not-present second=if-not-present"; strings.Join(got, " ") != want {
 		t.Errorf("pull policies %v, want %s", got, want)
 	}

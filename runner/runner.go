@@ -1,8 +1,9 @@
 // Package runner turns pushes and triggers into workflow runs and executes
 // them: it parses .kod/workflows files into plans, keeps the durable FIFO
 // queue moving under a concurrency limit, runs every step in its own
-// container through a sandbox.Backend, and captures step output into log
-// files and run records.
+// container through a sandbox.Backend (compiled by runner/plan, executed by
+// runner/engine as a graph), and captures step output into log files and
+// run records.
 package runner
 
 import (
@@ -11,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner/engine"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/faultpoint"
 )
@@ -25,15 +28,18 @@ type Config struct {
 	DefaultImage  string             // image of steps whose workflow names none (required)
 	Pull          sandbox.PullPolicy // default sandbox.PullIfNotPresent
 	MaxConcurrent int                // runs executing at once; default 2
-	LogsDir       string             // step logs go to <LogsDir>/<run>/<step>.log (required)
-	ArtifactsDir  string             // artifact files of runs, <ArtifactsDir>/<run>/; "" = none
-	StopGrace     time.Duration      // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
-	OutputCap     int                // bytes of a step's output kept in the run record; default 64 KiB
-	OutputBudget  int                // bytes of output all steps of a run keep in its record; default DefaultOutputBudget
-	LogCap        int64              // bytes of a step's log kept on disk (first and last half); default DefaultLogCap
-	Limits        sandbox.Limits     // per step container
-	SweepEvery    time.Duration      // period of the leak sweep; default 1 min
-	Secrets       Secrets            // repository secrets for the steps; nil: none
+	// MaxParallelSteps bounds step containers executing at once across
+	// every run (KOD_MAX_PARALLEL_STEPS); default runtime.NumCPU().
+	MaxParallelSteps int
+	LogsDir          string         // step logs go to <LogsDir>/<run>/<step>.log (required)
+	ArtifactsDir     string         // artifact files of runs, <ArtifactsDir>/<run>/; "" = none
+	StopGrace        time.Duration  // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
+	OutputCap        int            // bytes of a step's output kept in the run record; default 64 KiB
+	OutputBudget     int            // bytes of output all steps of a run keep in its record; default DefaultOutputBudget
+	LogCap           int64          // bytes of a step's log kept on disk (first and last half); default DefaultLogCap
+	Limits           sandbox.Limits // per step container
+	SweepEvery       time.Duration  // period of the leak sweep; default 1 min
+	Secrets          Secrets        // repository secrets for the steps; nil: none
 	// Retention is how many runs of each repository are kept with their
 	// logs; older finished runs are deleted. 0 keeps every run.
 	Retention int
@@ -60,6 +66,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConcurrent <= 0 {
 		c.MaxConcurrent = 2
+	}
+	if c.MaxParallelSteps <= 0 {
+		c.MaxParallelSteps = runtime.NumCPU()
 	}
 	if c.StopGrace <= 0 {
 		c.StopGrace = 10 * time.Second
@@ -108,6 +117,15 @@ type Source interface {
 	Archive(ctx context.Context, repo, commit string, w io.Writer) error
 }
 
+// FileSource is what a Source may also do: read one file at a commit, for
+// cache keys that hash files ({hash:FILE}). Without it such keys fail the
+// run.
+type FileSource interface {
+	// ReadFile returns file (relative to the repository root) at commit;
+	// an error wrapping fs.ErrNotExist when the commit has no such file.
+	ReadFile(ctx context.Context, repo, commit, file string) ([]byte, error)
+}
+
 // Runner executes workflow runs. Create with New, then Start; Shutdown
 // stops it.
 type Runner struct {
@@ -116,6 +134,8 @@ type Runner struct {
 	backend sandbox.Backend
 	src     Source
 	log     *slog.Logger
+	// slots bound the step containers of every run together.
+	slots *engine.Slots
 
 	wake chan struct{}
 	mu   sync.Mutex
@@ -142,6 +162,7 @@ func New(cfg Config, store Store, backend sandbox.Backend, src Source, log *slog
 		active:  map[string]context.CancelCauseFunc{},
 		busy:    map[string]bool{},
 		streams: map[string]*runStream{},
+		slots:   engine.NewSlots(cfg.MaxParallelSteps),
 	}
 	r.sched = r.newScheduler()
 	return r

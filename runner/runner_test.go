@@ -70,6 +70,17 @@ func wait(t *testing.T, done <-chan *forge.Run) *forge.Run {
 	}
 }
 
+// ran returns the steps that started.
+func ran(steps []forge.StepResult) []forge.StepResult {
+	var out []forge.StepResult
+	for _, st := range steps {
+		if st.StartedAt != 0 {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
 // script returns the shell script of a step spec.
 func script(st sandbox.StepSpec) string { return st.Command[len(st.Command)-1] }
 
@@ -188,8 +199,13 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 	if got.ID != first.ID || got.Status != forge.RunCancelled {
 		t.Fatalf("running run after cancel: %s %s", got.ID, got.Status)
 	}
-	if n := len(got.Result.Steps); n != 1 || !strings.Contains(got.Result.Steps[0].Output, "bye") {
+	if n := len(ran(got.Result.Steps)); n != 1 || !strings.Contains(got.Result.Steps[0].Output, "bye") {
 		t.Errorf("a cancelled run must stop at its current step and keep its output: %+v", got.Result.Steps)
+	}
+	for _, st := range got.Result.Steps[1:] {
+		if st.Status != forge.StepCancelled || st.Error != "the run was cancelled" {
+			t.Errorf("a step after the cancelled one: %+v", st)
+		}
 	}
 	if err := r.Cancel(ctx, first.ID); err == nil {
 		t.Error("cancelling a finished run should be a conflict")
@@ -217,7 +233,7 @@ func TestStepTimeoutFailsStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := wait(t, done)
-	if run.Status != forge.RunFailed || len(run.Result.Steps) != 1 {
+	if run.Status != forge.RunFailed || len(ran(run.Result.Steps)) != 1 {
 		t.Fatalf("run: %s %+v", run.Status, run.Result)
 	}
 	if e := run.Result.Steps[0].Error; !strings.Contains(e, "step timed out after 1 s") {
@@ -267,7 +283,7 @@ func TestStepStartFailureInItsLog(t *testing.T) {
 	}
 	final := wait(t, done)
 	const want = "kod: image \"registry.invalid/x:1\" is not present and could not be pulled\n"
-	if final.Status != forge.RunFailed || len(final.Result.Steps) != 1 || final.Result.Steps[0].Output != want {
+	if final.Status != forge.RunFailed || len(ran(final.Result.Steps)) != 1 || final.Result.Steps[0].Output != want {
 		t.Fatalf("run %s %+v", final.Status, final.Result)
 	}
 	if data, err := os.ReadFile(runner.StepLogPath(logs, run.ID, 0)); err != nil || string(data) != want {

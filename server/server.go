@@ -188,12 +188,13 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 		return nil, err
 	}
 	return runner.New(runner.Config{
-		Instance:      s.instance,
-		DefaultImage:  cfg.DefaultImage,
-		MaxConcurrent: cfg.MaxConcurrentRuns,
-		LogsDir:       s.logsDir(),
-		ArtifactsDir:  s.artifactsDir(),
-		StopGrace:     cfg.StopGrace,
+		Instance:         s.instance,
+		DefaultImage:     cfg.DefaultImage,
+		MaxConcurrent:    cfg.MaxConcurrentRuns,
+		MaxParallelSteps: cfg.MaxParallelSteps,
+		LogsDir:          s.logsDir(),
+		ArtifactsDir:     s.artifactsDir(),
+		StopGrace:        cfg.StopGrace,
 		Limits: sandbox.Limits{
 			MemoryBytes: int64(cfg.StepMemory),
 			NanoCPUs:    int64(cfg.StepCPUs * 1e9),

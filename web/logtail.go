@@ -108,7 +108,7 @@ func (s *Server) stepLines(w http.ResponseWriter, r *http.Request, _ *session) e
 // scanStep feeds the log of step (from byte offset from) to sc until sc
 // has what it needs or the output available now ends.
 func (s *Server) scanStep(ctx context.Context, runID string, step int, from int64, sc *lineScanner) error {
-	err := s.Logs.StreamLogs(ctx, runID, runner.LogOptions{From: &runner.LogPosition{Step: step, Offset: from}}, func(ev *runner.LogEvent) error {
+	err := s.Logs.StreamLogs(ctx, runID, runner.LogOptions{From: runner.CursorAt(runner.LogPosition{Step: step, Offset: from})}, func(ev *runner.LogEvent) error {
 		if ev.Step != step {
 			return errStop
 		}

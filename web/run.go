@@ -12,15 +12,14 @@ import (
 )
 
 // stepView is one step as the run page shows it. ID is what anchors and
-// ?step use: the step's index today; the pipeline engine's step ids drop
-// in here (with Needs, for the graph), and planned steps with Status
-// "planned".
+// ?step use: the step's id in the run's plan (its index in records from
+// before step ids); Needs are ids, for the graph.
 type stepView struct {
 	Index    int      `json:"index"`
 	ID       string   `json:"id"`
 	Name     string   `json:"name"`
 	Workflow string   `json:"workflow,omitempty"`
-	Status   string   `json:"status"` // planned, running, success, failed, skipped, cancelled
+	Status   string   `json:"status"` // planned (pending), running, success, failed, skipped, cancelled
 	Duration int64    `json:"duration"`
 	ExitCode *int     `json:"exitCode,omitempty"`
 	Error    string   `json:"error,omitempty"`
@@ -58,14 +57,13 @@ func (s *Server) runView(r *http.Request, run *forge.Run) *runView {
 	v := &runView{Run: run, Favicon: favicon(run.Status)}
 	if run.Result != nil {
 		for i, st := range run.Result.Steps {
-			sv := stepView{Index: i, ID: strconv.Itoa(i), Name: st.Name, Workflow: st.Workflow, Duration: st.Duration, ExitCode: st.ExitCode, Error: st.Error, Output: st.Output}
-			switch {
-			case st.Skipped:
-				sv.Status = "skipped"
-			case st.Success:
-				sv.Status = "success"
-			default:
-				sv.Status = "failed"
+			sv := stepView{Index: i, ID: st.ID, Name: st.Name, Workflow: st.Workflow, Duration: st.Duration, ExitCode: st.ExitCode,
+				Error: st.Error, Output: st.Output, Needs: st.Needs, Status: viewStatus(st)}
+			if sv.ID == "" {
+				sv.ID = strconv.Itoa(i)
+			}
+			if sv.Status == "running" && st.StartedAt != 0 {
+				sv.Duration = s.now().UnixMilli() - int64(st.StartedAt)
 			}
 			v.Steps = append(v.Steps, sv)
 		}
@@ -81,7 +79,9 @@ func (s *Server) runView(r *http.Request, run *forge.Run) *runView {
 		g := &v.Groups[len(v.Groups)-1]
 		g.Steps = append(g.Steps, st)
 	}
-	v.Graph = layers(v.Steps)
+	if !chained(v.Steps) {
+		v.Graph = layers(v.Steps)
+	}
 	switch {
 	case run.CompletedAt != 0 && run.StartedAt != 0:
 		v.Duration = int64(run.CompletedAt - run.StartedAt)
@@ -92,6 +92,41 @@ func (s *Server) runView(r *http.Request, run *forge.Run) *runView {
 	v.CanCancel = !run.Status.Done() && p.Has(forge.PermWorkflowTrigger)
 	v.CanRerun = run.Status.Done() && p.Has(forge.PermWorkflowTrigger)
 	return v
+}
+
+// viewStatus is the page's word for a step's state.
+func viewStatus(st forge.StepResult) string {
+	switch st.Status {
+	case forge.StepPending:
+		return "planned"
+	case forge.StepCompleted:
+		return "success"
+	case forge.StepRunning, forge.StepFailed, forge.StepSkipped, forge.StepCancelled:
+		return string(st.Status)
+	}
+	switch {
+	case st.Skipped:
+		return "skipped"
+	case st.Success:
+		return "success"
+	}
+	return "failed"
+}
+
+// chained reports whether every step needs exactly the step before it in
+// its workflow (the first none): a sequential run, which the step list
+// shows well enough without a graph.
+func chained(steps []stepView) bool {
+	for i, st := range steps {
+		first := i == 0 || steps[i-1].Workflow != st.Workflow
+		switch {
+		case first && len(st.Needs) != 0:
+			return false
+		case !first && (len(st.Needs) != 1 || st.Needs[0] != steps[i-1].ID):
+			return false
+		}
+	}
+	return true
 }
 
 // stepStatus is the status word of a step view (templates).

@@ -51,11 +51,11 @@ type fakeLogs struct {
 }
 
 func (f *fakeLogs) StreamLogs(ctx context.Context, id string, opts runner.LogOptions, emit func(*runner.LogEvent) error) error {
-	if opts.From == nil || opts.From.Step != 0 {
+	if opts.From == nil || len(opts.From.At) != 1 || opts.From.At[0].Step != 0 {
 		return nil
 	}
 	var off int64
-	from := opts.From.Offset
+	from := opts.From.At[0].Offset
 	for i, c := range f.chunks {
 		if n := f.dropped[i]; n > 0 {
 			if off+n > from {

@@ -27,6 +27,7 @@ func getRun(tx *bolt.Tx, names *repoNames, id []byte) (*forge.Run, bool, error) 
 	}
 	r := rec.Run
 	r.RepoID, r.RepoName = rec.RepoID, names.of(rec.RepoID)
+	r.UpgradeSteps() // records written before per-step state
 	return &r, true, nil
 }
 

@@ -7,6 +7,7 @@ package engine
 import (
 	"context"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/kod-forge/kod/runner/plan"
@@ -67,17 +68,19 @@ type Options struct {
 	// Slots bounds step containers executing at once across every run of
 	// the server (KOD_MAX_PARALLEL_STEPS), fair between runs; nil = no bound.
 	Slots *Slots
+	// Finished, when set, is called once every planned step has ended
+	// (StepEnded was called for each), with the Outcome Execute is about
+	// to return, and before the run's containers, volumes and networks are
+	// removed: the caller stores the run's final state there, so people
+	// see it without waiting for the removal.
+	Finished func(Outcome)
+	// Log receives what the engine cannot report to the sink (a container
+	// that could not be removed); nil = discarded.
+	Log *slog.Logger
 }
 
 // Outcome is how a whole plan ended.
 type Outcome struct {
 	Success bool  // every workflow instance succeeded
 	Err     error // a failure of the run as a whole (setup, cancellation cause); nil otherwise
-}
-
-// Slots is the server-wide bound on step containers executing at once,
-// shared by every Execute; waiting steps stay pending, and runs take free
-// slots in turn so one large run cannot starve another.
-type Slots struct {
-	n int
 }

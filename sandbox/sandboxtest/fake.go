@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -17,7 +18,8 @@ import (
 )
 
 // StepFunc plays a step: it writes output to out and returns the exit code.
-// ctx ends when the step is stopped or destroyed.
+// ctx ends when the step is stopped or destroyed; RunOf(ctx) is the run the
+// step belongs to.
 type StepFunc func(ctx context.Context, step *sandbox.StepSpec, out io.Writer) int
 
 // Fake is an in-memory sandbox.Backend. The zero value is not usable; call
@@ -26,9 +28,13 @@ type Fake struct {
 	run StepFunc
 
 	mu      sync.Mutex
-	runs    map[string]bool // set-up runs not yet destroyed
+	runs    map[string]sandbox.RunSpec // set-up workspaces not yet destroyed, by runKey
 	steps   map[string]*fakeStep
 	started []sandbox.StepSpec
+	events  []Event
+	files   map[string]map[string]string // workspace contents, by runKey
+	running int                          // steps playing now
+	maxRun  int                          // most steps playing at once so far
 	// FailSetup, when set, makes SetupRun fail with it.
 	FailSetup error
 	// StartDelay makes StartStep take that long (an image pull, a slow
@@ -50,18 +56,101 @@ func New(run StepFunc) *Fake {
 	if run == nil {
 		run = func(context.Context, *sandbox.StepSpec, io.Writer) int { return 0 }
 	}
-	return &Fake{run: run, runs: map[string]bool{}, steps: map[string]*fakeStep{}}
+	return &Fake{run: run, runs: map[string]sandbox.RunSpec{}, steps: map[string]*fakeStep{}, files: map[string]map[string]string{}}
+}
+
+// runKey names one workspace of a run: "<id>" or "<id>/<workspace>".
+func runKey(run *sandbox.RunSpec) string {
+	if run.Workspace == "" {
+		return run.ID
+	}
+	return run.ID + "/" + run.Workspace
 }
 
 func key(run *sandbox.RunSpec, step *sandbox.StepSpec) string {
-	return fmt.Sprintf("%s/%d", run.ID, step.Index)
+	return fmt.Sprintf("%s/%d", runKey(run), step.Index)
 }
 
-// SetupRun implements sandbox.Backend.
+// Event is one call the Fake received or one step ending, in the order they
+// happened.
+type Event struct {
+	Kind      string // "setup", "start", "exit", "stop", "destroy-step", "destroy-run"
+	Run       string // run id
+	Workspace string // RunSpec.Workspace
+	Index     int    // step index; -1 for run events
+	Name      string // step name
+	Code      int    // exit code ("exit")
+	Grace     time.Duration
+	At        time.Time
+}
+
+// event records e; f.mu is held.
+func (f *Fake) event(e Event) {
+	e.At = time.Now()
+	f.events = append(f.events, e)
+}
+
+func stepEvent(kind string, run *sandbox.RunSpec, step *sandbox.StepSpec) Event {
+	return Event{Kind: kind, Run: run.ID, Workspace: run.Workspace, Index: step.Index, Name: step.Name}
+}
+
+// Events returns a copy of every event so far, in order.
+func (f *Fake) Events() []Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Event(nil), f.events...)
+}
+
+// Running is the number of steps playing now.
+func (f *Fake) Running() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running
+}
+
+// MaxRunning is the most steps that played at once so far.
+func (f *Fake) MaxRunning() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxRun
+}
+
+type runCtxKey struct{}
+
+// RunOf returns the run of the step whose StepFunc got ctx.
+func RunOf(ctx context.Context) *sandbox.RunSpec {
+	r, _ := ctx.Value(runCtxKey{}).(*sandbox.RunSpec)
+	return r
+}
+
+// WriteFile puts a file into run's workspace (see RunOf); a StepFunc uses
+// it to play a step writing into the shared workspace.
+func (f *Fake) WriteFile(run *sandbox.RunSpec, name, data string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ws := f.files[runKey(run)]
+	if ws == nil {
+		ws = map[string]string{}
+		f.files[runKey(run)] = ws
+	}
+	ws[name] = data
+}
+
+// ReadFile returns a file of run's workspace and whether it exists.
+func (f *Fake) ReadFile(run *sandbox.RunSpec, name string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	data, ok := f.files[runKey(run)][name]
+	return data, ok
+}
+
+// SetupRun implements sandbox.Backend: each workspace of a run (RunSpec.Workspace)
+// is its own, with its own files.
 func (f *Fake) SetupRun(ctx context.Context, run *sandbox.RunSpec) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.runs[run.ID] = true
+	f.runs[runKey(run)] = *run
+	f.event(Event{Kind: "setup", Run: run.ID, Workspace: run.Workspace, Index: -1})
 	return f.FailSetup
 }
 
@@ -85,11 +174,20 @@ func (f *Fake) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbo
 			return ctx.Err()
 		}
 	}
-	stepCtx, cancel := context.WithCancel(context.Background())
+	runCopy := *run
+	stepCtx, cancel := context.WithCancel(context.WithValue(context.Background(), runCtxKey{}, &runCopy))
 	st := &fakeStep{cancel: cancel, done: make(chan struct{})}
 	f.mu.Lock()
+	if _, ok := f.steps[key(run, step)]; ok {
+		f.mu.Unlock()
+		cancel()
+		return fmt.Errorf("fake: step %d of %s already started", step.Index, runKey(run))
+	}
 	f.steps[key(run, step)] = st
 	f.started = append(f.started, *step)
+	f.running++
+	f.maxRun = max(f.maxRun, f.running)
+	f.event(stepEvent("start", run, step))
 	f.mu.Unlock()
 	go func() {
 		defer close(st.done)
@@ -97,6 +195,12 @@ func (f *Fake) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbo
 		if stepCtx.Err() != nil && st.code == 0 {
 			st.code = 143 // stopped by SIGTERM
 		}
+		f.mu.Lock()
+		f.running--
+		e := stepEvent("exit", run, step)
+		e.Code = st.code
+		f.event(e)
+		f.mu.Unlock()
 	}()
 	return nil
 }
@@ -121,6 +225,9 @@ func (f *Fake) WaitStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox
 func (f *Fake) StopStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, grace time.Duration) error {
 	f.mu.Lock()
 	st := f.steps[key(run, step)]
+	e := stepEvent("stop", run, step)
+	e.Grace = grace
+	f.event(e)
 	f.mu.Unlock()
 	if st != nil {
 		st.cancel()
@@ -134,6 +241,7 @@ func (f *Fake) DestroyStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 	f.mu.Lock()
 	st := f.steps[key(run, step)]
 	delete(f.steps, key(run, step))
+	f.event(stepEvent("destroy-step", run, step))
 	f.mu.Unlock()
 	if st != nil {
 		st.cancel()
@@ -146,7 +254,9 @@ func (f *Fake) DestroyStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 func (f *Fake) DestroyRun(ctx context.Context, run *sandbox.RunSpec) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.runs, run.ID)
+	delete(f.runs, runKey(run))
+	delete(f.files, runKey(run))
+	f.event(Event{Kind: "destroy-run", Run: run.ID, Workspace: run.Workspace, Index: -1})
 	return nil
 }
 
@@ -155,23 +265,27 @@ func (f *Fake) Sweep(ctx context.Context, instance string, keep func(string) boo
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var removed []string
-	for id := range f.runs {
-		if !keep(id) {
-			delete(f.runs, id)
-			removed = append(removed, id)
+	for k, run := range f.runs {
+		if !keep(run.ID) {
+			delete(f.runs, k)
+			delete(f.files, k)
+			if !slices.Contains(removed, run.ID) {
+				removed = append(removed, run.ID)
+			}
 		}
 	}
 	sort.Strings(removed)
 	return removed, nil
 }
 
-// Leftovers returns the runs and steps not destroyed yet.
+// Leftovers returns the workspaces ("run/<id>[/<workspace>]") and steps
+// ("step/<id>[/<workspace>]/<index>") not destroyed yet.
 func (f *Fake) Leftovers() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
-	for id := range f.runs {
-		out = append(out, "run/"+id)
+	for k := range f.runs {
+		out = append(out, "run/"+k)
 	}
 	for k := range f.steps {
 		out = append(out, "step/"+k)

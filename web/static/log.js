@@ -386,7 +386,7 @@
     events = new EventSource(url);
     events.addEventListener('step', e => {
       const d = JSON.parse(e.data);
-      const li = ensureStep(d, d.skipped ? 'skipped' : 'running', true);
+      const li = ensureStep(d, d.skipped ? 'skipped' : (d.status || 'running'), true);
       const v = viewOf(li);
       if (!v.loaded && v.lines.childElementCount === 0) { v.loaded = true; v.tailed = true; li.dataset.loaded = 'true'; }
       refresh();
@@ -394,7 +394,9 @@
     events.addEventListener('line', e => {
       const d = JSON.parse(e.data);
       const li = ensureStep(d, 'running', true);
-      const off = Number((e.lastEventId || '').split(':')[1]);
+      // The id is a cursor: this step's "index:offset" first, then the
+      // other steps' positions (steps running at once).
+      const off = parseInt((e.lastEventId || '').split(',')[0].split(':')[1], 10);
       viewOf(li).live(d, Number.isFinite(off) ? off : -1);
     });
     events.addEventListener('end', () => { events.close(); refresh(); });
@@ -448,6 +450,27 @@
   }
   window.addEventListener('hashchange', highlight);
 
+  // cursor is where the live stream starts: every step below the first
+  // one that has not ended on the page was shown whole; each step whose
+  // log window reaches its end resumes there; every other step comes
+  // from its start (steps run at once, so there is no single position).
+  function cursor() {
+    const ENDED = s => s === 'success' || s === 'failed' || s === 'skipped' || s === 'cancelled';
+    const lis = [...root.querySelectorAll('li.step')].sort((a, b) => Number(a.dataset.step) - Number(b.dataset.step));
+    let below = 0;
+    for (const li of lis) {
+      if (Number(li.dataset.step) !== below || !ENDED(li.dataset.status)) break;
+      below++;
+    }
+    const at = [];
+    for (const li of lis) {
+      const v = views.get(li);
+      if (Number(li.dataset.step) >= below && v && v.loaded && v.tailed) at.push(`${li.dataset.step}:${v.end}`);
+    }
+    if (!at.length && !below) return '';
+    return [...at, `<${below}`].join(',');
+  }
+
   // ---- start ----
   async function start() {
     for (const li of root.querySelectorAll('li.step')) watch(li);
@@ -470,12 +493,7 @@
     await Promise.all(loads);
     if (link) highlight();
     if (!DONE(status)) {
-      const rv = running ? views.get(running) : null;
-      // Resume where the running step's window ended; with no step
-      // running, at the first step the page does not have.
-      const steps = [...root.querySelectorAll('li.step')];
-      const next = steps.length ? Math.max(...steps.map(li => Number(li.dataset.step))) + 1 : 0;
-      connect(running && rv && rv.tailed ? `${running.dataset.step}:${rv.end}` : (steps.length ? `${next}:0` : ''));
+      connect(cursor());
       setInterval(() => { if (!DONE(status)) refresh(); }, 3000);
       if (!link) { setFollow(true); scrollSoon(); }
     } else setFollow(false);
