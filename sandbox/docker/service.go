@@ -17,7 +17,7 @@ import (
 	"github.com/kod-forge/kod/sandbox"
 )
 
-// Services are named kod-<run>[-<workspace>]-svc-<name> and labelled like
+// Services are named kod-<run>[-<workspace>].svc-<name> and labelled like
 // steps (run, instance, workspace) plus the role "service" and their name,
 // so DestroyRun and Sweep remove them with the run's steps.
 const labelService = "dev.kod.service"
@@ -77,16 +77,13 @@ func (t *serviceTable) take(name string) *serviceState {
 }
 
 // runPrefix is the name prefix of a RunSpec's objects: kod-<run> or
-// kod-<run>-<workspace>.
-func runPrefix(run *sandbox.RunSpec) string {
-	if run.Workspace != "" {
-		return "kod-" + run.ID + "-" + run.Workspace
-	}
-	return "kod-" + run.ID
-}
+// kod-<run>-<workspace>. Services and caches add a part after a '.', which
+// neither run ids nor workspaces contain, so their names never collide
+// with a step's kod-<run>-<workspace>-<index>.
+func runPrefix(run *sandbox.RunSpec) string { return "kod-" + wsKey(run) }
 
 // runNetwork is the network a RunSpec's steps and services share.
-func runNetwork(run *sandbox.RunSpec) string { return networkName(run.ID) }
+func runNetwork(run *sandbox.RunSpec) string { return networkName(run) }
 
 // specLabels are runLabels plus the workspace label when the RunSpec has one.
 func specLabels(run *sandbox.RunSpec) map[string]string {
@@ -97,7 +94,7 @@ func specLabels(run *sandbox.RunSpec) map[string]string {
 	return l
 }
 
-func serviceName(run *sandbox.RunSpec, name string) string { return runPrefix(run) + "-svc-" + name }
+func serviceName(run *sandbox.RunSpec, name string) string { return runPrefix(run) + ".svc-" + name }
 
 // checkService rejects specs that would give unsafe names or aliases.
 func checkService(run *sandbox.RunSpec, svc *sandbox.ServiceSpec) error {
@@ -117,7 +114,7 @@ func checkService(run *sandbox.RunSpec, svc *sandbox.ServiceSpec) error {
 }
 
 // StartService implements sandbox.ServiceRunner: the service container
-// kod-<run>[-<workspace>]-svc-<name> runs on the run's network with the
+// kod-<run>[-<workspace>].svc-<name> runs on the run's network with the
 // alias svc.Name, under docker-init, with the steps' hardening (no new
 // privileges, the configured capabilities dropped, the configured runtime)
 // and svc.Limits, without the workspace or any other mount. A leftover
