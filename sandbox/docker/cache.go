@@ -23,11 +23,11 @@ import (
 // plain Docker volume:
 //
 //	kod-cl-<run>[-<workspace>]-<index>       a layer: what one run wrote into one cache
-//	kod-<run>[-<workspace>]-cache-<index>    the run's working copy: an overlay (local
+//	kod-<run>[-<workspace>].cache-<index>    the run's working copy: an overlay (local
 //	                                         driver, type overlay) of the layers of
 //	                                         CacheSpec.From under the run's new layer
-//	kod-<run>[-<workspace>]-cache-<index>-w  the overlay's work directory
-//	kod-<run>[-<workspace>]-cache-<index>-b  an empty lower for a cache without layers
+//	kod-<run>[-<workspace>].cache-<index>-w  the overlay's work directory
+//	kod-<run>[-<workspace>].cache-<index>-b  an empty lower for a cache without layers
 //
 // Restoring costs a few volume creations whatever the cache's size (no
 // byte is copied), and a failed run's writes stay in its own layer, which
@@ -53,7 +53,7 @@ func layerName(run *sandbox.RunSpec, index int) string {
 }
 
 func cacheVolume(run *sandbox.RunSpec, index int) string {
-	return runPrefix(run) + "-cache-" + strconv.Itoa(index)
+	return runPrefix(run) + ".cache-" + strconv.Itoa(index)
 }
 
 func checkCache(run *sandbox.RunSpec, c *sandbox.CacheSpec) error {

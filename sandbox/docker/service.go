@@ -17,7 +17,7 @@ import (
 	"github.com/kod-forge/kod/sandbox"
 )
 
-// Services are named kod-<run>[-<workspace>]-svc-<name> and labelled like
+// Services are named kod-<run>[-<workspace>].svc-<name> and labelled like
 // steps (run, instance, workspace) plus the role "service" and their name,
 // so DestroyRun and Sweep remove them with the run's steps.
 const labelService = "dev.kod.service"
@@ -77,7 +77,9 @@ func (t *serviceTable) take(name string) *serviceState {
 }
 
 // runPrefix is the name prefix of a RunSpec's objects: kod-<run> or
-// kod-<run>-<workspace>.
+// kod-<run>-<workspace>. Services and caches add a part after a '.', which
+// neither run ids nor workspaces contain, so their names never collide
+// with a step's kod-<run>-<workspace>-<index>.
 func runPrefix(run *sandbox.RunSpec) string {
 	if run.Workspace != "" {
 		return "kod-" + run.ID + "-" + run.Workspace
@@ -97,7 +99,7 @@ func specLabels(run *sandbox.RunSpec) map[string]string {
 	return l
 }
 
-func serviceName(run *sandbox.RunSpec, name string) string { return runPrefix(run) + "-svc-" + name }
+func serviceName(run *sandbox.RunSpec, name string) string { return runPrefix(run) + ".svc-" + name }
 
 // checkService rejects specs that would give unsafe names or aliases.
 func checkService(run *sandbox.RunSpec, svc *sandbox.ServiceSpec) error {
@@ -117,7 +119,7 @@ func checkService(run *sandbox.RunSpec, svc *sandbox.ServiceSpec) error {
 }
 
 // StartService implements sandbox.ServiceRunner: the service container
-// kod-<run>[-<workspace>]-svc-<name> runs on the run's network with the
+// kod-<run>[-<workspace>].svc-<name> runs on the run's network with the
 // alias svc.Name, under docker-init, with the steps' hardening (no new
 // privileges, the configured capabilities dropped, the configured runtime)
 // and svc.Limits, without the workspace or any other mount. A leftover
@@ -261,17 +263,23 @@ func (d *Docker) WaitServiceReady(ctx context.Context, run *sandbox.RunSpec, svc
 	if st == nil {
 		return fmt.Errorf("docker: service %s of run %s was not started", svc.Name, run.ID)
 	}
-	var deadline <-chan time.Time
+	// tctx ends at the timeout; ctx's own end is told apart by ctx.Err().
+	tctx, cancel := ctx, context.CancelFunc(func() {})
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		deadline = t.C
+		tctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
+	notReady := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return &sandbox.ServiceError{Service: svc.Name, Msg: fmt.Sprintf("was not ready after %s (its ready command never exited 0)", timeout), Log: st.tail.lines(20)}
 	}
 	for {
-		info, err := d.cli.ContainerInspect(ctx, st.id)
+		info, err := d.cli.ContainerInspect(tctx, st.id)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if tctx.Err() != nil {
+				return notReady()
 			}
 			return engineErr("inspect service "+name, err)
 		}
@@ -290,51 +298,40 @@ func (d *Docker) WaitServiceReady(ctx context.Context, run *sandbox.RunSpec, svc
 		if len(ready) == 0 {
 			return nil
 		}
-		ok, err := d.execOnce(ctx, st.id, ready, deadline)
+		ok, err := d.execOnce(tctx, st.id, ready)
 		if ok {
 			return nil
 		}
-		if err != nil && ctx.Err() == nil && !errors.Is(err, errDeadline) {
+		if err != nil && tctx.Err() == nil {
 			d.log.Debug("service ready command", "service", name, "err", err)
 		}
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline:
-			return &sandbox.ServiceError{Service: svc.Name, Msg: fmt.Sprintf("was not ready after %s (its ready command never exited 0)", timeout), Log: st.tail.lines(20)}
+		case <-tctx.Done():
+			return notReady()
 		case <-time.After(readyPoll):
 		}
 	}
 }
 
-var errDeadline = errors.New("deadline")
-
-// execOnce runs cmd in the container and reports whether it exited 0. It
-// gives up when deadline fires or ctx ends.
-func (d *Docker) execOnce(ctx context.Context, id string, cmd []string, deadline <-chan time.Time) (bool, error) {
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-deadline:
-			cancel()
-		case <-ectx.Done():
-		}
-	}()
-	ex, err := d.cli.ContainerExecCreate(ectx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+// execOnce runs cmd in the container and reports whether it exited 0.
+func (d *Docker) execOnce(ctx context.Context, id string, cmd []string) (bool, error) {
+	ex, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return false, err
 	}
-	resp, err := d.cli.ContainerExecAttach(ectx, ex.ID, container.ExecAttachOptions{})
+	resp, err := d.cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
 	if err != nil {
 		return false, err
 	}
+	// Closing the connection when ctx ends unblocks the read below.
+	stop := context.AfterFunc(ctx, resp.Close)
 	_, _ = io.Copy(io.Discard, resp.Reader)
+	stop()
 	resp.Close()
-	if ectx.Err() != nil {
-		return false, errDeadline
+	if err := ctx.Err(); err != nil {
+		return false, err
 	}
-	insp, err := d.cli.ContainerExecInspect(ectx, ex.ID)
+	insp, err := d.cli.ContainerExecInspect(ctx, ex.ID)
 	if err != nil {
 		return false, err
 	}
