@@ -258,17 +258,23 @@ func (d *Docker) WaitServiceReady(ctx context.Context, run *sandbox.RunSpec, svc
 	if st == nil {
 		return fmt.Errorf("docker: service %s of run %s was not started", svc.Name, run.ID)
 	}
-	var deadline <-chan time.Time
+	// tctx ends at the timeout; ctx's own end is told apart by ctx.Err().
+	tctx, cancel := ctx, context.CancelFunc(func() {})
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		deadline = t.C
+		tctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
+	notReady := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return &sandbox.ServiceError{Service: svc.Name, Msg: fmt.Sprintf("was not ready after %s (its ready command never exited 0)", timeout), Log: st.tail.lines(20)}
 	}
 	for {
-		info, err := d.cli.ContainerInspect(ctx, st.id)
+		info, err := d.cli.ContainerInspect(tctx, st.id)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if tctx.Err() != nil {
+				return notReady()
 			}
 			return engineErr("inspect service "+name, err)
 		}
@@ -287,51 +293,40 @@ func (d *Docker) WaitServiceReady(ctx context.Context, run *sandbox.RunSpec, svc
 		if len(ready) == 0 {
 			return nil
 		}
-		ok, err := d.execOnce(ctx, st.id, ready, deadline)
+		ok, err := d.execOnce(tctx, st.id, ready)
 		if ok {
 			return nil
 		}
-		if err != nil && ctx.Err() == nil && !errors.Is(err, errDeadline) {
+		if err != nil && tctx.Err() == nil {
 			d.log.Debug("service ready command", "service", name, "err", err)
 		}
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline:
-			return &sandbox.ServiceError{Service: svc.Name, Msg: fmt.Sprintf("was not ready after %s (its ready command never exited 0)", timeout), Log: st.tail.lines(20)}
+		case <-tctx.Done():
+			return notReady()
 		case <-time.After(readyPoll):
 		}
 	}
 }
 
-var errDeadline = errors.New("deadline")
-
-// execOnce runs cmd in the container and reports whether it exited 0. It
-// gives up when deadline fires or ctx ends.
-func (d *Docker) execOnce(ctx context.Context, id string, cmd []string, deadline <-chan time.Time) (bool, error) {
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-deadline:
-			cancel()
-		case <-ectx.Done():
-		}
-	}()
-	ex, err := d.cli.ContainerExecCreate(ectx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+// execOnce runs cmd in the container and reports whether it exited 0.
+func (d *Docker) execOnce(ctx context.Context, id string, cmd []string) (bool, error) {
+	ex, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return false, err
 	}
-	resp, err := d.cli.ContainerExecAttach(ectx, ex.ID, container.ExecAttachOptions{})
+	resp, err := d.cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
 	if err != nil {
 		return false, err
 	}
+	// Closing the connection when ctx ends unblocks the read below.
+	stop := context.AfterFunc(ctx, resp.Close)
 	_, _ = io.Copy(io.Discard, resp.Reader)
+	stop()
 	resp.Close()
-	if ectx.Err() != nil {
-		return false, errDeadline
+	if err := ctx.Err(); err != nil {
+		return false, err
 	}
-	insp, err := d.cli.ContainerExecInspect(ectx, ex.ID)
+	insp, err := d.cli.ContainerExecInspect(ctx, ex.ID)
 	if err != nil {
 		return false, err
 	}

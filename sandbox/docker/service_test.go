@@ -28,9 +28,17 @@ func listener(delay string) *sandbox.ServiceSpec {
 func TestServiceReachableByName(t *testing.T) {
 	t.Parallel()
 	d := dockertest.Require(t)
-	run := testRun(t, d, sandbox.NetworkBridge)
-	run.Workspace = "ci"
 	ctx := t.Context()
+	run := &sandbox.RunSpec{ID: dockertest.NewID(t), Instance: dockertest.NewID(t), Workspace: "ci"}
+	t.Cleanup(func() {
+		if err := d.DestroyRun(context.Background(), run); err != nil {
+			t.Errorf("DestroyRun: %v", err)
+		}
+		dockertest.Clean(t, d, run.Instance)
+	})
+	if err := d.SetupRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
 	svc := listener("0")
 	var log buffer
 	if err := d.StartService(ctx, run, svc, &log); err != nil {
