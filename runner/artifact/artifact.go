@@ -80,16 +80,16 @@ func (s *Store) DeleteRun(runID string) error {
 	return os.RemoveAll(filepath.Join(s.Dir, runID))
 }
 
-// Link gives run to the artifacts of run from that named steps produced
-// (a failed-only re-run reusing workflows): the files are hard links, so
+// Link gives run to the artifacts of run from that take accepts (those of
+// the steps a failed-only re-run reuses): the files are hard links, so
 // either run may be deleted first.
-func (s *Store) Link(ctx context.Context, from, to string, steps func(stepName string) bool) error {
+func (s *Store) Link(ctx context.Context, from, to string, take func(*forge.Artifact) bool) error {
 	list, err := s.Records.ListArtifacts(ctx, from)
 	if err != nil {
 		return err
 	}
 	for _, a := range list {
-		if !steps(a.Step) {
+		if !take(a) {
 			continue
 		}
 		dst := s.file(to, a.Name)

@@ -142,7 +142,7 @@ func TestSave(t *testing.T) {
 		t.Errorf("passwd.tar.gz holds %s", got)
 	}
 
-	if err := s.Link(ctx, runs[0], runs[1], func(step string) bool { return step == "build" }); err != nil {
+	if err := s.Link(ctx, runs[0], runs[1], func(a *forge.Artifact) bool { return a.Step == "build" }); err != nil {
 		t.Fatalf("Link: %v", err)
 	}
 	if err := db.DeleteRun(ctx, runs[0]); err != nil {
