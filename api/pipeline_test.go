@@ -96,7 +96,7 @@ func TestRerunRoute(t *testing.T) {
 		}
 		return r
 	}
-	failed := mk(forge.RunFailed, forge.StepResult{Name: "s", Workflow: "a.toml", Success: true}, forge.StepResult{Name: "s", Workflow: "b.toml"})
+	failed := mk(forge.RunFailed, forge.StepResult{ID: "a.s", Name: "s", Workflow: "a.toml", Success: true}, forge.StepResult{ID: "b.s", Name: "s", Workflow: "b.toml"})
 	var got struct {
 		ID, Status, RerunOf string
 	}
@@ -108,7 +108,7 @@ func TestRerunRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.Trigger != forge.TriggerRerun || run.Commit != failed.Commit || run.Branch != "feat" || len(run.Files) != 2 || strings.Join(run.Reuse, ",") != "a.toml" || run.RerunOf != failed.ID {
+	if run.Trigger != forge.TriggerRerun || run.Commit != failed.Commit || run.Branch != "feat" || len(run.Files) != 2 || strings.Join(run.Reuse, ",") != "a" || run.RerunOf != failed.ID {
 		t.Errorf("re-run record: %+v", run)
 	}
 	e.must("POST", "/repos/app/workflows/"+got.ID+"/rerun", bearer(admin), "", 409) // queued
@@ -116,7 +116,7 @@ func TestRerunRoute(t *testing.T) {
 	if run, _ := e.store.GetRun(ctx, got.ID); run == nil || len(run.Reuse) != 0 {
 		t.Errorf("whole re-run reuses: %+v", run)
 	}
-	ok := mk(forge.RunCompleted, forge.StepResult{Name: "s", Workflow: "a.toml", Success: true})
+	ok := mk(forge.RunCompleted, forge.StepResult{ID: "a.s", Name: "s", Workflow: "a.toml", Success: true})
 	e.must("POST", "/repos/app/workflows/"+ok.ID+"/rerun", bearer(admin), `{"failedOnly":true}`, 409)
 	e.must("POST", "/repos/app/workflows/"+ok.ID+"/rerun", bearer(admin), `{"failedOnly":"yes"}`, 400)
 	running := mk(forge.RunRunning)

@@ -62,9 +62,10 @@ type Run struct {
 	TokenID string `json:"tokenId,omitempty"`
 	// RerunOf is the run this one re-runs (trigger "rerun").
 	RerunOf string `json:"rerunOf,omitempty"`
-	// Reuse names the workflows (StepResult.Workflow values) of RerunOf
-	// whose results this run takes as they were instead of running them
-	// again (a failed-only re-run); their steps are marked reused.
+	// Reuse names the workflow instances (keys: the part of a step id
+	// before its first '.') of RerunOf whose results this run takes as they
+	// were instead of running them again (a failed-only re-run); their
+	// steps are marked reused.
 	Reuse []string `json:"reuse,omitempty"`
 }
 

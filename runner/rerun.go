@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/kod-forge/kod/forge"
 )
@@ -49,13 +50,24 @@ func (r *Runner) Rerun(ctx context.Context, prev *forge.Run, failedOnly bool, to
 	return run, nil
 }
 
-// ReusableWorkflows returns the workflows (StepResult.Workflow values, in
+// workflowKey is the key of the workflow instance (plan.Workflow.Key) a
+// recorded step belongs to: its id up to the first '.' (a planned step)
+// or ':' (a service's pseudo-step); "" for records without ids.
+func workflowKey(s forge.StepResult) string {
+	if i := strings.IndexAny(s.ID, ".:"); i > 0 {
+		return s.ID[:i]
+	}
+	return ""
+}
+
+// ReusableWorkflows returns the workflow instances (plan.Workflow.Key, in
 // the order their first step appears) of a finished run whose every
-// recorded step succeeded or was skipped by its condition: the workflows a
-// failed-only re-run takes as they were. A workflow with a failed or
-// cancelled step, or without any recorded step, is not listed, so it runs
+// recorded step succeeded or was skipped by its condition, services
+// included: the workflows a failed-only re-run takes as they were. A
+// workflow with a failed or cancelled step is not listed, so it runs
 // again; so is every workflow of a run that failed as a whole before its
-// steps (no result).
+// steps (no result) and of a record without step ids (kod before
+// pipelines).
 func ReusableWorkflows(run *forge.Run) []string {
 	if run.Result == nil {
 		return nil
@@ -63,12 +75,16 @@ func ReusableWorkflows(run *forge.Run) []string {
 	ok := map[string]bool{}
 	var order []string
 	for _, s := range run.Result.Steps {
-		prev, seen := ok[s.Workflow]
+		key := workflowKey(s)
+		if key == "" {
+			return nil
+		}
+		prev, seen := ok[key]
 		if !seen {
-			order = append(order, s.Workflow)
+			order = append(order, key)
 			prev = true
 		}
-		ok[s.Workflow] = prev && s.Success
+		ok[key] = prev && s.Success
 	}
 	var out []string
 	for _, w := range order {
@@ -79,18 +95,21 @@ func ReusableWorkflows(run *forge.Run) []string {
 	return out
 }
 
-// ReusedSteps returns, by step index, the results of prev's steps that
-// belong to the reused workflows, marked Reused: what a failed-only re-run
-// records for the steps it skips. The engine integration stores them in
-// place of running those steps (the plan of the same commit and files
-// gives every step the same index).
+// ReusedSteps returns, by step index, the results of prev's planned steps
+// that belong to the reused workflows, marked Reused: what a failed-only
+// re-run records for the steps it skips (the plan of the same commit and
+// files gives every step the same index). Services' pseudo-steps are left
+// out: the re-run lists its own.
 func ReusedSteps(prev *forge.Run, reuse []string) map[int]forge.StepResult {
 	out := map[int]forge.StepResult{}
 	if prev.Result == nil {
 		return out
 	}
 	for i, s := range prev.Result.Steps {
-		if slices.Contains(reuse, s.Workflow) {
+		if strings.Contains(s.ID, ":") {
+			continue
+		}
+		if slices.Contains(reuse, workflowKey(s)) {
 			s.Reused = true
 			out[i] = s
 		}

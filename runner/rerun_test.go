@@ -10,21 +10,27 @@ import (
 	"github.com/kod-forge/kod/runner"
 )
 
-// TestReusableWorkflows: a workflow is reused when every recorded step of
-// it succeeded (skipped steps count as succeeded); one failed or cancelled
-// step makes it run again; a run without a result reuses nothing. The
-// reused steps keep their index and are marked; their logs are linked.
+// TestReusableWorkflows: a workflow instance (the key its step ids start
+// with) is reused when every recorded step of it succeeded (skipped steps
+// count as succeeded); one failed or cancelled step makes it run again; a
+// run without a result, or without step ids, reuses nothing. The reused
+// steps keep their index and are marked, services' pseudo-steps are left
+// out; their logs are linked.
 func TestReusableWorkflows(t *testing.T) {
 	prev := &forge.Run{ID: "prev", Status: forge.RunFailed, Result: &forge.Result{Steps: []forge.StepResult{
-		{Name: "build", Workflow: "a.toml", Success: true},
-		{Name: "test", Workflow: "b.toml", Success: false, Error: "exit 1"},
-		{Name: "lint", Workflow: "a.toml", Success: true, Skipped: true},
-		{Name: "deploy", Workflow: "c.toml", Success: true},
-		{Name: "after", Workflow: "c.toml", Success: false, Error: "cancelled"},
+		{ID: "a.build", Name: "build", Workflow: "a.toml", Success: true},
+		{ID: "b.test", Name: "test", Workflow: "b.toml", Success: false, Error: "exit 1"},
+		{ID: "a.lint", Name: "lint", Workflow: "a.toml", Success: true, Skipped: true},
+		{ID: "c.deploy", Name: "deploy", Workflow: "c.toml", Success: true},
+		{ID: "c.after", Name: "after", Workflow: "c.toml", Success: false, Error: "cancelled"},
+		{ID: "a:service-db", Name: "service: db", Workflow: "a.toml", Success: true},
 	}}}
 	reuse := runner.ReusableWorkflows(prev)
-	if !slices.Equal(reuse, []string{"a.toml"}) {
-		t.Errorf("ReusableWorkflows = %v, want [a.toml]", reuse)
+	if !slices.Equal(reuse, []string{"a"}) {
+		t.Errorf("ReusableWorkflows = %v, want [a]", reuse)
+	}
+	if got := runner.ReusableWorkflows(&forge.Run{Result: &forge.Result{Steps: []forge.StepResult{{Name: "old", Success: true}}}}); got != nil {
+		t.Errorf("record without step ids: %v", got)
 	}
 	if got := runner.ReusableWorkflows(&forge.Run{Status: forge.RunFailed, Error: "workflow does not parse"}); got != nil {
 		t.Errorf("run without result: %v", got)

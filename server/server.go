@@ -194,6 +194,8 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 		MaxParallelSteps: cfg.MaxParallelSteps,
 		LogsDir:          s.logsDir(),
 		ArtifactsDir:     s.artifactsDir(),
+		Artifacts:        s.pipeline.artifacts,
+		Caches:           s.pipeline.caches,
 		StopGrace:        cfg.StopGrace,
 		Limits: sandbox.Limits{
 			MemoryBytes: int64(cfg.StepMemory),

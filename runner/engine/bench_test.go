@@ -128,4 +128,3 @@ func BenchmarkDockerMatrix(b *testing.B) {
 		return newPlan(run, wfs...)
 	}, engine.NewSlots(runtime.NumCPU()), dockerRuns(9, "true"))
 }
-
