@@ -57,7 +57,7 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	p := &plainLog{w: w, flusher: flusherOf(w), headers: step == "", lastNL: true, open: map[int]*openStep{}}
+	p := &plainLog{w: w, flusher: flusherOf(w), headers: step == "", lastNL: true, open: map[int]*openStep{}, interleave: follow}
 	if follow {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
@@ -118,9 +118,11 @@ type plainLog struct {
 	headers bool // "==> name" lines between steps
 	lastNL  bool // the last byte written was a newline (or nothing yet)
 	wrote   bool
-	// open are the steps started and not ended; with more than one, lines
-	// are written whole with a "[name] " prefix.
-	open map[int]*openStep
+	// open are the steps started and not ended; with more than one and
+	// interleave (a followed stream), lines are written whole with a
+	// "[name] " prefix. A snapshot has each step whole, in plan order.
+	open       map[int]*openStep
+	interleave bool
 }
 
 // openStep is a step of a followed stream that has not ended.
@@ -137,7 +139,7 @@ func (p *plainLog) emit(ev *runner.LogEvent) error {
 		if p.headers {
 			err = p.write([]byte(fmt.Sprintf("%s==> %s%s\n", p.newline(), ev.Name, notRun(ev))))
 		}
-		if !ev.NotRun {
+		if !ev.NotRun && p.interleave {
 			p.open[ev.Step] = &openStep{name: ev.Name, id: ev.ID}
 		}
 	case runner.LogOutput:

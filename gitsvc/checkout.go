@@ -109,7 +109,10 @@ func (g *Git) Checkout(ctx context.Context, repoDir string, opt CheckoutOptions,
 	go func() {
 		indexed <- g.Run(ctx, &Cmd{Dir: repoDir, Args: []string{"read-tree", "--end-of-options", commit}, Env: []string{"GIT_INDEX_FILE=" + filepath.Join(tmp, "index")}, Timeout: -1})
 	}()
-	tw := tar.NewWriter(w)
+	// Headers and small files are many small writes; the reader (an
+	// engine's upload) does better with large ones.
+	bw := bufio.NewWriterSize(w, 256<<10)
+	tw := tar.NewWriter(bw)
 	treeErr := g.writeTree(ctx, repoDir, commit, info.time, tw)
 	if treeErr != nil {
 		cancel() // ends pack-objects and read-tree
@@ -142,7 +145,10 @@ func (g *Git) Checkout(ctx context.Context, repoDir string, opt CheckoutOptions,
 	if gd.err != nil {
 		return gd.err
 	}
-	return tw.Close()
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // history is what the checkout keeps of a commit's history.
@@ -257,7 +263,7 @@ func (g *Git) writePack(ctx context.Context, repoDir, dir, commit string, tags [
 	for _, s := range shallow {
 		in.WriteString("--shallow " + s + "\n")
 	}
-	out, err := g.Output(ctx, &Cmd{Dir: repoDir, Args: []string{"pack-objects", "--revs", "--delta-base-offset", "-q", filepath.Join(dir, "pack")},
+	out, err := g.Output(ctx, &Cmd{Dir: repoDir, Args: []string{"-c", "pack.compression=1", "pack-objects", "--revs", "--delta-base-offset", "--window=0", "-q", filepath.Join(dir, "pack")},
 		Stdin: strings.NewReader(in.String()), Timeout: -1})
 	if err != nil {
 		return "", err

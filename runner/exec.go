@@ -155,7 +155,7 @@ func (x *execution) compile(ctx context.Context) (*plan.Plan, forge.RunStatus, s
 	p, err := plan.Compile(wfs, plan.Trigger{
 		RunID: x.run.ID, Repo: x.run.RepoName, Branch: x.run.Branch, Commit: x.run.Commit,
 		Event: string(x.run.Trigger), Secrets: names,
-	}, plan.Defaults{Image: cfg.DefaultImage, Pull: cfg.Pull, Limits: cfg.Limits, MaxSteps: MaxRunSteps}, x.inputs(ctx))
+	}, plan.Defaults{Image: cfg.DefaultImage, Pull: cfg.Pull, Limits: cfg.Limits, CloneDepth: cfg.CloneDepth, MaxSteps: MaxRunSteps}, x.inputs(ctx))
 	if le := (*plan.StepLimitError)(nil); err != nil && !errors.As(err, &le) {
 		err = fmt.Errorf("invalid workflow: %w", err)
 	}
@@ -243,8 +243,9 @@ func (x *execution) loadWorkflows(ctx context.Context) ([]*workflow.Workflow, er
 }
 
 // prepare fills the workspace of one workflow instance (set up by the
-// engine) with the tree at the run's commit, streamed from git archive.
-func (x *execution) prepare(ctx context.Context, spec *sandbox.RunSpec, _ *plan.Workflow) error {
+// engine) with the run's commit: a git checkout at the instance's clone
+// depth when the source makes one, else the tree (see writeWorkspace).
+func (x *execution) prepare(ctx context.Context, spec *sandbox.RunSpec, wf *plan.Workflow) error {
 	// The default image carries the archive into the volume (it is never
 	// started), so a step image that cannot be pulled fails its own step.
 	carrier := x.r.cfg.DefaultImage
@@ -252,7 +253,7 @@ func (x *execution) prepare(ctx context.Context, spec *sandbox.RunSpec, _ *plan.
 	archived := make(chan error, 1)
 	repo := x.currentRepo(ctx)
 	go func() {
-		err := x.r.writeWorkspace(ctx, repo, x.run.Commit, x.run.Branch, x.r.cfg.CloneDepth, pw)
+		err := x.r.writeWorkspace(ctx, repo, x.run.Commit, x.run.Branch, wf.CloneDepth, pw)
 		pw.CloseWithError(err)
 		archived <- err
 	}()

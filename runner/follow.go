@@ -164,7 +164,8 @@ func followStream(ctx context.Context, s *runStream, opts LogOptions, emit func(
 	for {
 		steps, order, done, wake := s.snapshot()
 		if !opts.Follow {
-			// What exists now, in plan order.
+			// What exists now, in plan order: each step that began, as
+			// far as it goes.
 			order = order[:0]
 			for i, st := range steps {
 				if st.began {
@@ -193,11 +194,6 @@ func followStream(ctx context.Context, s *runStream, opts LogOptions, emit func(
 			}
 			if !ended {
 				open = true
-				if !opts.Follow {
-					// Later steps in plan order once this one ends, as a
-					// sequential stream always had them.
-					break
-				}
 			}
 		}
 		if !opts.Follow || done && !open && len(order) == len(steps) || done && len(steps) == 0 {

@@ -3,11 +3,14 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/sandboxtest"
 )
 
@@ -344,4 +348,80 @@ func TestOldRecordsReadWithStatuses(t *testing.T) {
 		t.Errorf("old record statuses %v, want %v", statuses(got), want)
 	}
 	store.Close()
+}
+
+// countingStore counts the writes of one run's record.
+type countingStore struct {
+	*boltstore.Store
+	mu     sync.Mutex
+	writes map[string]int
+}
+
+func (c *countingStore) UpdateRun(ctx context.Context, id string, fn func(*forge.Run) error) (*forge.Run, error) {
+	c.mu.Lock()
+	c.writes[id]++
+	c.mu.Unlock()
+	return c.Store.UpdateRun(ctx, id, fn)
+}
+
+// TestRecordWritesCoalesce: a run of 16 steps starting at once writes its
+// record far fewer than twice per step: starts close together share a
+// write; every end and the final state are stored.
+func TestRecordWritesCoalesce(t *testing.T) {
+	t.Parallel()
+	const n = 16
+	var wf strings.Builder
+	for i := range n {
+		fmt.Fprintf(&wf, "[[steps]]\nname = \"s%d\"\nneeds = []\nrun = \"true\"\n", i)
+	}
+	release := make(chan struct{})
+	play := func(ctx context.Context, st *sandbox.StepSpec, out io.Writer) int {
+		<-release
+		return 0
+	}
+	dir := t.TempDir()
+	bs, err := boltstore.Open(filepath.Join(dir, "kod.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	ctx := context.Background()
+	if err := bs.CreateRepo(ctx, &forge.Repo{Name: "repo"}); err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{Store: bs, writes: map[string]int{}}
+	fake := sandboxtest.New(play)
+	done := make(chan *forge.Run, 1)
+	r := runner.New(runner.Config{Instance: "test", DefaultImage: "img", LogsDir: filepath.Join(dir, "logs"), MaxParallelSteps: n,
+		OnRunDone: func(_ context.Context, run *forge.Run) { done <- run }}, store, fake, staticSource{wf.String()}, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { _ = r.Shutdown(ctx) })
+	run := enqueue(t, r, "main")
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, bs, run.ID, func(x *forge.Run) bool {
+		running := 0
+		for _, s := range statuses(x) {
+			if s == forge.StepRunning {
+				running++
+			}
+		}
+		return running == n
+	})
+	store.mu.Lock()
+	starts := store.writes[run.ID]
+	store.mu.Unlock()
+	close(release)
+	final := wait(t, done)
+	if final.Status != forge.RunCompleted {
+		t.Fatalf("run %s", final.Status)
+	}
+	store.mu.Lock()
+	total := store.writes[run.ID]
+	store.mu.Unlock()
+	// Unbatched: claim + plan + n starts + n ends + final = 2n+3.
+	if total >= 2*n+3 {
+		t.Errorf("%d record writes for %d steps: starts were not batched", total, n)
+	}
+	t.Logf("record writes for %d parallel steps: %d until all ran (claim, plan, starts), %d in all (unbatched: %d)", n, starts, total, 2*n+3)
 }

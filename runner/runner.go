@@ -33,22 +33,15 @@ type Config struct {
 	// MaxParallelSteps bounds step containers executing at once across
 	// every run (KOD_MAX_PARALLEL_STEPS); default runtime.NumCPU().
 	MaxParallelSteps int
-	LogsDir          string // step logs go to <LogsDir>/<run>/<step>.log (required)
-	ArtifactsDir     string // artifact files of runs, <ArtifactsDir>/<run>/; "" = none
-	// Artifacts keeps the artifacts of steps (ArtifactsDir); nil = a step
-	// with artifacts fails saying the server keeps none.
-	Artifacts *artifact.Store
-	// Caches restores and saves workflow caches; nil (a backend without
-	// caches) = a workflow with caches fails saying so.
-	Caches       *cache.Manager
-	StopGrace    time.Duration  // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
-	OutputCap    int            // bytes of a step's output kept in the run record; default 64 KiB
-	OutputBudget int            // bytes of output all steps of a run keep in its record; default DefaultOutputBudget
-	LogCap       int64          // bytes of a step's log kept on disk (first and last half); default DefaultLogCap
-	Limits       sandbox.Limits // per step container
-	CloneDepth   int            // commits of history in a workspace checkout; 0 = all (KOD_CLONE_DEPTH)
-	SweepEvery   time.Duration  // period of the leak sweep; default 1 min
-	Secrets      Secrets        // repository secrets for the steps; nil: none
+	LogsDir          string         // step logs go to <LogsDir>/<run>/<step>.log (required)
+	StopGrace        time.Duration  // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
+	OutputCap        int            // bytes of a step's output kept in the run record; default 64 KiB
+	OutputBudget     int            // bytes of output all steps of a run keep in its record; default DefaultOutputBudget
+	LogCap           int64          // bytes of a step's log kept on disk (first and last half); default DefaultLogCap
+	Limits           sandbox.Limits // per step container
+	CloneDepth       int            // commits of history in a workspace checkout; 0 = all (KOD_CLONE_DEPTH)
+	SweepEvery       time.Duration  // period of the leak sweep; default 1 min
+	Secrets          Secrets        // repository secrets for the steps; nil: none
 	// Retention is how many runs of each repository are kept with their
 	// logs; older finished runs are deleted. 0 keeps every run.
 	Retention int
@@ -67,6 +60,16 @@ type Config struct {
 	// OnRunDone, if set, is called once for every run that reaches a final
 	// state (after it is stored). It must not block for long.
 	OnRunDone func(ctx context.Context, run *forge.Run)
+
+	// ArtifactsDir holds the artifact files of runs (<dir>/<run>/), removed
+	// with their run by the retention; "" = none.
+	ArtifactsDir string
+	// Artifacts keeps the artifacts of steps (in ArtifactsDir); nil = a
+	// step with artifacts fails saying the server keeps none.
+	Artifacts *artifact.Store
+	// Caches restores and saves workflow caches; nil (a backend without
+	// caches) = a workflow with caches fails saying so.
+	Caches *cache.Manager
 }
 
 func (c *Config) setDefaults() {

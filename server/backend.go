@@ -23,7 +23,7 @@ type backend interface {
 // failing start-up, what would make runs fail.
 func newBackend(ctx context.Context, cfg config.Config, log *slog.Logger) (backend, error) {
 	if cfg.Backend != config.BackendKubernetes {
-		d, err := docker.New(docker.Config{}, log)
+		d, err := docker.New(docker.Config{NetworkHolderImage: cfg.DefaultImage}, log)
 		if err != nil {
 			return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
 		}

@@ -46,7 +46,7 @@ func TestRunPageDrawsTheGraph(t *testing.T) {
 	rec := httptest.NewRecorder()
 	s.render(rec, httptest.NewRequest(http.MethodGet, "/ui/repos/app/runs/r1", nil), http.StatusOK, "run", &view{Title: "run", Data: v})
 	body := rec.Body.String()
-	for _, want := range []string{`class="graph"`, `href="#step-build" data-node="build"`, "needs build", `id="step-test"`} {
+	for _, want := range []string{`class="graph"`, `href="#step-0" data-node="build"`, "needs build", `id="step-1"`, `data-id="test"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the run page lacks %q", want)
 		}

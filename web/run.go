@@ -11,12 +11,15 @@ import (
 	"github.com/kod-forge/kod/forge"
 )
 
-// stepView is one step as the run page shows it. ID is what anchors and
-// ?step use: the step's id in the run's plan (its index in records from
-// before step ids); Needs are ids, for the graph.
+// stepView is one step as the run page shows it. ID is the step's id in
+// the run's plan (its index in records from before step ids), what Needs
+// and the graph's nodes name; anchors (#step-INDEX-L3) use the index,
+// stable for links shared while a run goes on; Param is what ?step= takes
+// (the id, or the name in records from before ids).
 type stepView struct {
 	Index    int      `json:"index"`
 	ID       string   `json:"id"`
+	Param    string   `json:"param"`
 	Name     string   `json:"name"`
 	Workflow string   `json:"workflow,omitempty"`
 	Status   string   `json:"status"` // planned (pending), running, success, failed, skipped, cancelled
@@ -59,8 +62,9 @@ func (s *Server) runView(r *http.Request, run *forge.Run) *runView {
 		for i, st := range run.Result.Steps {
 			sv := stepView{Index: i, ID: st.ID, Name: st.Name, Workflow: st.Workflow, Duration: st.Duration, ExitCode: st.ExitCode,
 				Error: st.Error, Output: st.Output, Needs: st.Needs, Status: viewStatus(st)}
+			sv.Param = st.ID
 			if sv.ID == "" {
-				sv.ID = strconv.Itoa(i)
+				sv.ID, sv.Param = strconv.Itoa(i), st.Name
 			}
 			if sv.Status == "running" && st.StartedAt != 0 {
 				sv.Duration = s.now().UnixMilli() - int64(st.StartedAt)
@@ -69,7 +73,7 @@ func (s *Server) runView(r *http.Request, run *forge.Run) *runView {
 		}
 	}
 	if c := run.CurrentStep; c != nil && c.Index >= len(v.Steps) {
-		v.Steps = append(v.Steps, stepView{Index: c.Index, ID: strconv.Itoa(c.Index), Name: c.Name, Workflow: c.Workflow, Status: "running",
+		v.Steps = append(v.Steps, stepView{Index: c.Index, ID: strconv.Itoa(c.Index), Param: c.Name, Name: c.Name, Workflow: c.Workflow, Status: "running",
 			Duration: s.now().UnixMilli() - int64(c.StartedAt)})
 	}
 	for _, st := range v.Steps {

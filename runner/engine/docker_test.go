@@ -20,6 +20,23 @@ func shStep(name, script string, needs ...string) *plan.Step {
 	return st
 }
 
+// engineBackend is the Docker backend as the server configures it (with
+// the network holder), on the engine dockertest finds.
+func engineBackend(t testing.TB) *docker.Docker {
+	t.Helper()
+	dockertest.Require(t)
+	d, err := docker.New(docker.Config{NetworkHolderImage: dockertest.Image}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return d
+}
+
 // dockerRun executes p on the real engine under a fresh instance id and
 // checks that nothing of the run is left.
 func dockerRun(t *testing.T, ctx context.Context, d *docker.Docker, p *plan.Plan, s *sink) engine.Outcome {
@@ -47,7 +64,7 @@ func waitOther(name, other string) string {
 // run at the same time (each waits until the other started), package runs
 // after both and sees their files too.
 func TestDockerDiamond(t *testing.T) {
-	d := dockertest.Require(t)
+	d := engineBackend(t)
 	p := newPlan(dockertest.NewID(t), instance("ci", "ci.toml",
 		shStep("build", "mkdir -p bin && echo app > bin/app"),
 		shStep("unit", waitOther("unit", "lint"), "build"),
@@ -76,7 +93,7 @@ func TestDockerDiamond(t *testing.T) {
 // Two workflow instances of one run have their own workspaces: a file one
 // writes is absent in the other.
 func TestDockerWorkspacesIsolated(t *testing.T) {
-	d := dockertest.Require(t)
+	d := engineBackend(t)
 	p := newPlan(dockertest.NewID(t),
 		instance("a", "a.toml", shStep("write", "touch mine-a"), shStep("check", "test -f mine-a && ! test -f mine-b", "write")),
 		instance("b", "b.toml", shStep("write", "touch mine-b"), shStep("check", "test -f mine-b && ! test -f mine-a", "write")))
@@ -89,7 +106,7 @@ func TestDockerWorkspacesIsolated(t *testing.T) {
 // Cancelling during parallel steps stops all of them and leaves no
 // container, volume or network.
 func TestDockerCancelParallel(t *testing.T) {
-	d := dockertest.Require(t)
+	d := engineBackend(t)
 	p := newPlan(dockertest.NewID(t), instance("ci", "ci.toml",
 		shStep("one", "echo up; sleep 300"), shStep("two", "echo up; sleep 300"), shStep("three", "echo up; sleep 300"),
 		shStep("after", "true", "one", "two", "three")))

@@ -58,7 +58,7 @@ func (in *instance) stepSpec(st *plan.Step, vars workflow.Vars) *sandbox.StepSpe
 		Name:      st.Name,
 		Image:     st.Image,
 		Pull:      st.Pull,
-		Command:   shellCommand(st.Shell, legacy(st).Script(vars)),
+		Command:   plan.ShellCommand(st.Shell, legacy(st).Script(vars)),
 		Env:       in.env(vars),
 		WorkDir:   st.WorkDir,
 		Limits:    st.Limits,

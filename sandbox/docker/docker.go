@@ -49,6 +49,11 @@ type Config struct {
 	PullTimeout time.Duration
 	// Security hardens every step container.
 	Security Security
+	// NetworkHolderImage is the image of the container that holds each
+	// workspace network's namespace for the steps that run one after
+	// another (see netHolder); it must have `sleep` and is never pulled.
+	// "" gives every step its own network endpoint.
+	NetworkHolderImage string
 }
 
 // Security is the hardening applied to step containers. The zero value is
@@ -97,7 +102,9 @@ type Docker struct {
 	cpus     cpuSets              // CPUs of whole-CPU steps
 	pulls    map[string]*pullCall // key: image reference
 	closed   bool
-	wg       sync.WaitGroup // pull goroutines
+	wg       sync.WaitGroup // pull and network holder goroutines
+	// holders are the network holders by wsKey (see netHolder).
+	holders map[string]*netHolder
 
 	svc serviceTable // started services (service.go)
 }
@@ -139,6 +146,7 @@ func New(cfg Config, log *slog.Logger) (*Docker, error) {
 		steps:    make(map[string]*stepState),
 		starting: make(map[string]string),
 		pulls:    make(map[string]*pullCall),
+		holders:  make(map[string]*netHolder),
 	}
 	d.pullImage = d.pullOnce
 	return d, nil

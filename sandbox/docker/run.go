@@ -54,7 +54,11 @@ func (d *Docker) SetupRun(ctx context.Context, run *sandbox.RunSpec) error {
 	if err != nil && !cerrdefs.IsConflict(err) {
 		return engineErr("create network "+networkName(run), err)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.startHolder(ctx, run)
+	return nil
 }
 
 // DestroyRun removes every container labelled with the run and its
@@ -69,6 +73,7 @@ func (d *Docker) DestroyRun(ctx context.Context, run *sandbox.RunSpec) error {
 		return err
 	}
 	d.forgetWorkspace(run)
+	d.forgetHolder(run)
 	f := filters.NewArgs(
 		filters.Arg("label", sandbox.LabelManaged+"=true"),
 		filters.Arg("label", sandbox.LabelRun+"="+run.ID),

@@ -97,6 +97,7 @@ func (d *Docker) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 		}
 		d.mu.Unlock()
 		d.cpus.release(key)
+		d.releaseHolder(run, key)
 		if st != nil {
 			cctx, cancel := cleanupContext(ctx)
 			defer cancel()
@@ -159,6 +160,8 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 	go func() {
 		defer st.wg.Done()
 		defer close(st.exited)
+		// The step's network namespace is free once it exited.
+		defer d.releaseHolder(run, stepKey(run.ID, step.Index))
 		select {
 		case st.res = <-waitC:
 			if st.res.Error != nil && st.res.Error.Message != "" {
@@ -203,6 +206,16 @@ func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *san
 	name := stepName(run, step.Index)
 	key := stepKey(run.ID, step.Index)
 	hc.Resources.CpusetCpus = d.cpus.take(key, step.Limits.NanoCPUs, d.engineCPUs(ctx))
+	if hc.NetworkMode == container.NetworkMode(networkName(run)) {
+		if mode := d.leaseHolder(run, key); mode != "" {
+			hc.NetworkMode = mode
+			defer func() {
+				if err != nil {
+					d.releaseHolder(run, key)
+				}
+			}()
+		}
+	}
 	defer func() {
 		if err != nil {
 			d.cpus.release(key)

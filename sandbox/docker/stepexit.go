@@ -150,6 +150,7 @@ func (d *Docker) DestroyStep(ctx context.Context, run *sandbox.RunSpec, step *sa
 	delete(d.steps, key)
 	d.mu.Unlock()
 	d.cpus.release(key)
+	d.releaseHolder(run, key)
 	err := d.removeContainer(ctx, stepName(run, step.Index))
 	if st != nil {
 		st.stop()

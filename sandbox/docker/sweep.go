@@ -48,6 +48,7 @@ func (d *Docker) Sweep(ctx context.Context, instance string, keep func(runID str
 	for _, c := range containers {
 		if runID := c.Labels[sandbox.LabelRun]; !keep(runID) {
 			d.forgetRun(runID)
+			d.forgetHolders(runID)
 			gone(runID, d.removeContainer(ctx, c.ID))
 		}
 	}

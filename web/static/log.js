@@ -52,7 +52,7 @@
       const raw = document.createElement('p');
       raw.className = 'steplink';
       const a = document.createElement('a');
-      a.href = `${base}/log?step=${encodeURIComponent(li.dataset.name)}`;
+      a.href = `${base}/log?step=${encodeURIComponent(li.dataset.param || li.dataset.name)}`;
       a.textContent = `⤓ Raw log of ${li.dataset.name}`;
       a.setAttribute('download', '');
       raw.appendChild(a);
@@ -286,8 +286,10 @@
     }
     li = document.createElement('li');
     li.className = 'step';
-    li.id = `step-${d.id ?? d.index}`;
+    li.id = `step-${d.index}`;
     li.dataset.step = d.index;
+    if (d.id) li.dataset.id = d.id;
+    li.dataset.param = d.id || d.step;
     li.dataset.name = d.step;
     li.dataset.status = st;
     const det = document.createElement('details');
@@ -388,7 +390,12 @@
       const d = JSON.parse(e.data);
       const li = ensureStep(d, d.skipped ? 'skipped' : (d.status || 'running'), true);
       const v = viewOf(li);
-      if (!v.loaded && v.lines.childElementCount === 0) { v.loaded = true; v.tailed = true; li.dataset.loaded = 'true'; }
+      if (!v.loaded && v.lines.childElementCount === 0) {
+        v.loaded = true; v.tailed = true; li.dataset.loaded = 'true';
+        // A planned step that starts opens, as a step announced by the
+        // stream always did.
+        if (!d.skipped && !d.status) li.querySelector('details').open = true;
+      }
       refresh();
     });
     events.addEventListener('line', e => {

@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"bytes"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/kod-forge/kod/client"
+	"github.com/kod-forge/kod/forge"
+)
+
+// TestShowListsEveryPlannedStep: `kod workflow show` of a running parallel
+// run lists every planned step with its status (running, pending, skipped
+// with its reason, not run), and the summary counts them.
+func TestShowListsEveryPlannedStep(t *testing.T) {
+	now := time.Now()
+	ms := func(d time.Duration) forge.Millis { return forge.Millis(now.Add(d).UnixMilli()) }
+	run := &client.Run{ID: "run000000003", RepoName: "app", Branch: "main", Status: forge.RunRunning, CreatedAt: ms(-time.Minute), StartedAt: ms(-time.Minute),
+		Result: &forge.Result{Steps: []forge.StepResult{
+			{ID: "ci.build", Name: "build", Workflow: ".kod/workflows/ci.toml", Status: forge.StepCompleted, Success: true, StartedAt: ms(-50 * time.Second), CompletedAt: ms(-40 * time.Second), Duration: 10000},
+			{ID: "ci.unit", Name: "unit", Workflow: ".kod/workflows/ci.toml", Status: forge.StepRunning, StartedAt: ms(-30 * time.Second)},
+			{ID: "ci.lint", Name: "lint", Workflow: ".kod/workflows/ci.toml", Status: forge.StepFailed, StartedAt: ms(-30 * time.Second), CompletedAt: ms(-20 * time.Second), Duration: 10000, Error: "step failed with exit code 1"},
+			{ID: "ci.package", Name: "package", Workflow: ".kod/workflows/ci.toml", Status: forge.StepSkipped, Success: true, Skipped: true, Error: "needs 'lint', which failed"},
+			{ID: "b.test", Name: "test", Workflow: ".kod/workflows/b.toml", Status: forge.StepPending},
+			{ID: "b.docs", Name: "docs", Workflow: ".kod/workflows/b.toml", Status: forge.StepCancelled, Error: "the run was cancelled"},
+		}}}
+	var out bytes.Buffer
+	u := &ui{out: &out, errOut: &out, now: now}
+	printRun(u, run)
+	got := out.String()
+	for _, want := range []string{
+		`\nbuild +\.kod/workflows/ci\.toml +passed +10\.0s`,
+		`\nunit +\.kod/workflows/ci\.toml +running +3\d\.\ds…`,
+		`\nlint +\.kod/workflows/ci\.toml +failed +10\.0s +step failed with exit code 1`,
+		`\npackage +\.kod/workflows/ci\.toml +skipped +- +needs 'lint', which failed`,
+		`\ntest +\.kod/workflows/b\.toml +pending +- +-`,
+		`\ndocs +\.kod/workflows/b\.toml +not run +- +the run was cancelled`,
+	} {
+		if !regexp.MustCompile(want).MatchString(got) {
+			t.Errorf("show lacks %s:\n%s", want, got)
+		}
+	}
+	passed, failed, skipped, notRun := stepCounts(run.Result)
+	if passed != 1 || failed != 1 || skipped != 1 || notRun != 3 {
+		t.Errorf("counts %d passed %d failed %d skipped %d not run", passed, failed, skipped, notRun)
+	}
+	// A record from an older server: statuses from success and skipped.
+	old := &forge.Result{Steps: []forge.StepResult{{Name: "a", Success: true}, {Name: "b", Success: true, Skipped: true}, {Name: "c"}}}
+	if p, f, s, n := stepCounts(old); p != 1 || f != 1 || s != 1 || n != 0 {
+		t.Errorf("old record counts %d %d %d %d", p, f, s, n)
+	}
+}
