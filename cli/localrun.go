@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,13 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kod-forge/kod/config"
 	"github.com/kod-forge/kod/forge"
-	"github.com/kod-forge/kod/forge/boltstore"
 	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/runner"
 	"github.com/kod-forge/kod/runner/workflow"
@@ -42,9 +39,9 @@ func newLocalRunCmd(a *app) *cobra.Command {
 	var o localOptions
 	cmd := &cobra.Command{
 		Use:   "run [FILE.toml ...]",
-		Short: "Run workflows of the current directory locally, in Docker, with the server's runner",
+		Short: "Run workflows of the current directory locally, in Docker, with the server's engine",
 		Long: `Run workflow files here, with the same parsers (TOML and Kod's line
-syntax), runner and Docker sandbox the server uses. Without files, every
+syntax), compile stage, engine and Docker sandbox the server uses. Without files, every
 .kod/workflows/*.toml of the working tree runs. "kod workflow FILE.toml"
 is the same as "kod workflow run FILE.toml".
 
@@ -52,8 +49,9 @@ The workspace is the working tree as it is now: tracked files with their
 uncommitted changes, plus untracked files that .gitignore does not exclude
 (outside a git repository: every file but .git). The branch is $BRANCH,
 else git's current branch, else main. Live output is printed under a
-"==> STEP" header per step, then a summary; the exit status is 1 if any
-step failed.`,
+"==> STEP" header per step (each line prefixed "[STEP] " when steps may
+run at the same time), then a summary; the exit status is 1 if any step
+failed.`,
 		Example: "  kod workflow .kod/workflows/ci.toml\n  BRANCH=release kod workflow run",
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -121,69 +119,6 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 		printRunSummary(u, run, plannedSteps(files)...)
 	}
 	return runExit(run)
-}
-
-// executeLocal runs req to its end with a runner over a throwaway bbolt
-// store and the Docker engine, and returns the final run. Interrupting
-// (ctx) cancels the run; its containers are removed before returning.
-func executeLocal(ctx context.Context, u *ui, o localOptions, image string, src runner.Source, req runner.Request) (*forge.Run, error) {
-	tmp, err := os.MkdirTemp("", "kod-local-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	store, err := boltstore.Open(filepath.Join(tmp, "kod.db"))
-	if err != nil {
-		return nil, err
-	}
-	defer store.Close()
-	if err := store.CreateRepo(ctx, &forge.Repo{Name: req.Repo, CreatedAt: forge.NowMillis(), ProtectedBranches: []string{}}); err != nil {
-		return nil, err
-	}
-	level := slog.LevelWarn
-	if o.verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(u.errOut, &slog.HandlerOptions{Level: level}))
-	backend, err := localBackend(ctx, log)
-	if err != nil {
-		return nil, err
-	}
-	defer backend.Close()
-	sweepDeadLocalRuns(ctx, u, backend)
-	done := make(chan *forge.Run, 1)
-	r := runner.New(runner.Config{
-		Instance:     localInstance(),
-		DefaultImage: image,
-		LogsDir:      filepath.Join(tmp, "logs"),
-		StopGrace:    5 * time.Second,
-		Limits:       localStepLimits,
-		OnRunDone:    func(_ context.Context, run *forge.Run) { done <- run },
-	}, store, &echoBackend{Backend: backend, lw: newLogWriter(u, localLogOut(u))}, src, log)
-	if err := r.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, err
-	}
-	defer func() {
-		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		if err := r.Shutdown(shutCtx); err != nil {
-			u.notef("kod: %v\n", err)
-		}
-	}()
-	run, err := r.Enqueue(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case final := <-done:
-		return final, nil
-	case <-ctx.Done():
-	}
-	u.notef("\nInterrupted: cancelling the run and removing its containers...\n")
-	if err := r.Cancel(context.WithoutCancel(ctx), run.ID); err != nil && !errors.Is(err, forge.ErrConflict) {
-		return nil, err
-	}
-	return <-done, nil
 }
 
 // plannedSteps lists the steps of files that parse, in run order.
@@ -275,21 +210,6 @@ func (b *brokenPipeWatch) Write(p []byte) (int, error) {
 		b.broken()
 	}
 	return n, err
-}
-
-// localBackend connects to the Docker engine and checks that it answers.
-func localBackend(ctx context.Context, log *slog.Logger) (*docker.Docker, error) {
-	backend, err := docker.New(docker.Config{}, log)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to the Docker engine: %w", err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := backend.Ping(pingCtx); err != nil {
-		backend.Close()
-		return nil, fmt.Errorf("the Docker engine is unreachable (local runs need it): %w", err)
-	}
-	return backend, nil
 }
 
 // localStepLimits caps each step container of a local run, as the server

@@ -13,11 +13,9 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kod-forge/kod/runner"
-	"github.com/kod-forge/kod/sandbox"
 )
 
 // localSource implements runner.Source over a working directory for
@@ -158,35 +156,3 @@ func writeParents(tw *tar.Writer, dirs map[string]bool, rel string) error {
 }
 
 var _ runner.Source = (*localSource)(nil)
-
-// echoBackend is the sandbox backend of local runs: the real one, with each
-// step's output also printed live under a "==> STEP" header.
-type echoBackend struct {
-	sandbox.Backend
-	mu sync.Mutex
-	lw *logWriter
-}
-
-// StartStep prints the step's header and starts it with its output copied
-// to the terminal as well.
-func (e *echoBackend) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec, out io.Writer) error {
-	e.mu.Lock()
-	e.lw.print([]byte("==> " + step.Name + "\n"))
-	e.mu.Unlock()
-	return e.Backend.StartStep(ctx, run, step, io.MultiWriter(out, lockedWriter{&e.mu, e.lw}))
-}
-
-// lockedWriter serialises writes to the terminal.
-type lockedWriter struct {
-	mu *sync.Mutex
-	lw *logWriter
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_ = w.lw.print(p)
-	return len(p), nil
-}
-
-var _ sandbox.Backend = (*echoBackend)(nil)

@@ -45,7 +45,7 @@ func engineRunner(tb testing.TB, cfg runner.Config, src runner.Source) (*runner.
 // host ("" = the environment's), e.g. a dockertest.Proxy.
 func engineRunnerAt(tb testing.TB, host string, cfg runner.Config, src runner.Source) (*runner.Runner, *boltstore.Store, string, <-chan *forge.Run) {
 	tb.Helper()
-	backend := dockertest.RequireHost(tb, host)
+	backend := dockertest.RequireServer(tb, host)
 	dir := tb.TempDir()
 	store, err := boltstore.Open(filepath.Join(dir, "kod.db"))
 	if err != nil {

@@ -24,17 +24,7 @@ func shStep(name, script string, needs ...string) *plan.Step {
 // the network holder), on the engine dockertest finds.
 func engineBackend(t testing.TB) *docker.Docker {
 	t.Helper()
-	dockertest.Require(t)
-	d, err := docker.New(docker.Config{NetworkHolderImage: dockertest.Image}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return d
+	return dockertest.RequireServer(t, "")
 }
 
 // dockerRun executes p on the real engine under a fresh instance id and

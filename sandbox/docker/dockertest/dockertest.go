@@ -42,7 +42,21 @@ func Require(t testing.TB) *docker.Docker {
 // ("" = the environment's), e.g. a Proxy's Host.
 func RequireHost(t testing.TB, host string) *docker.Docker {
 	t.Helper()
-	d, err := docker.New(docker.Config{Host: host}, nil)
+	return require(t, docker.Config{Host: host})
+}
+
+// RequireServer is RequireHost with the backend configured as `kod serve`
+// configures it: each workspace network held by a container of Image
+// (docker.Config.NetworkHolderImage), so steps that run one after another
+// share its network namespace.
+func RequireServer(t testing.TB, host string) *docker.Docker {
+	t.Helper()
+	return require(t, docker.Config{Host: host, NetworkHolderImage: Image})
+}
+
+func require(t testing.TB, cfg docker.Config) *docker.Docker {
+	t.Helper()
+	d, err := docker.New(cfg, nil)
 	if err != nil {
 		t.Fatalf("docker backend: %v", err)
 	}
