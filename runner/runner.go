@@ -26,7 +26,6 @@ type Config struct {
 	Pull          sandbox.PullPolicy // default sandbox.PullIfNotPresent
 	MaxConcurrent int                // runs executing at once; default 2
 	LogsDir       string             // step logs go to <LogsDir>/<run>/<step>.log (required)
-	ArtifactsDir  string             // artifact files of runs, <ArtifactsDir>/<run>/; "" = none
 	StopGrace     time.Duration      // SIGTERM-to-SIGKILL grace on cancel/timeout; default 10 s
 	OutputCap     int                // bytes of a step's output kept in the run record; default 64 KiB
 	OutputBudget  int                // bytes of output all steps of a run keep in its record; default DefaultOutputBudget
@@ -52,6 +51,10 @@ type Config struct {
 	// OnRunDone, if set, is called once for every run that reaches a final
 	// state (after it is stored). It must not block for long.
 	OnRunDone func(ctx context.Context, run *forge.Run)
+
+	// ArtifactsDir holds the artifact files of runs (<dir>/<run>/), removed
+	// with their run by the retention; "" = none.
+	ArtifactsDir string
 }
 
 func (c *Config) setDefaults() {
