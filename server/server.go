@@ -192,7 +192,6 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 		DefaultImage:  cfg.DefaultImage,
 		MaxConcurrent: cfg.MaxConcurrentRuns,
 		LogsDir:       s.logsDir(),
-		ArtifactsDir:  s.artifactsDir(),
 		StopGrace:     cfg.StopGrace,
 		Limits: sandbox.Limits{
 			MemoryBytes: int64(cfg.StepMemory),
@@ -209,6 +208,7 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 			s.webhooks.RunDone(ctx, run)
 			s.meters.RunDone(ctx, run)
 		},
+		ArtifactsDir: s.artifactsDir(),
 	}, s.store, faultpoint.Wrap(s.meters.Backend(registry.Guard(s.backend, registries.CheckHost))), &repos.Source{Git: git, ReposDir: s.reposDir}, s.log), nil
 }
 
