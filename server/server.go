@@ -193,9 +193,6 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 		MaxConcurrent:    cfg.MaxConcurrentRuns,
 		MaxParallelSteps: cfg.MaxParallelSteps,
 		LogsDir:          s.logsDir(),
-		ArtifactsDir:     s.artifactsDir(),
-		Artifacts:        s.pipeline.artifacts,
-		Caches:           s.pipeline.caches,
 		StopGrace:        cfg.StopGrace,
 		Limits: sandbox.Limits{
 			MemoryBytes: int64(cfg.StepMemory),
@@ -213,6 +210,9 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 			s.webhooks.RunDone(ctx, run)
 			s.meters.RunDone(ctx, run)
 		},
+		ArtifactsDir: s.artifactsDir(),
+		Artifacts:    s.pipeline.artifacts,
+		Caches:       s.pipeline.caches,
 	}, s.store, faultpoint.Wrap(s.meters.Backend(registry.Guard(s.backend, registries.CheckHost))), &repos.Source{Git: git, ReposDir: s.reposDir, PublicURL: publicURL(&s.cfg)}, s.log), nil
 }
 
