@@ -80,8 +80,8 @@ type Options struct {
 	// Log receives what the engine cannot report to the sink (a container
 	// that could not be removed); nil = discarded.
 	Log *slog.Logger
-	// Keep is the caller's side of caches and artifacts; nil = a workflow
-	// with caches, or a step with artifacts, fails saying so.
+	// Keep is the caller's side of caches and artifacts; nil (local runs)
+	// = steps run without caches and nothing is kept.
 	Keep Keeper
 	// Reuse reports the workflow instances a failed-only re-run takes as
 	// they were (Run.Reuse): nothing of them runs, each of their steps

@@ -121,11 +121,8 @@ func (in *instance) destroyServices(ctx context.Context) {
 // restoreCaches prepares the workflow's caches; steps mount them from
 // in.caches.
 func (in *instance) restoreCaches(ctx context.Context) error {
-	if len(in.wf.Caches) == 0 {
-		return nil
-	}
-	if in.x.opts.Keep == nil {
-		return errors.New("the workflow has caches, but this server keeps none")
+	if len(in.wf.Caches) == 0 || in.x.opts.Keep == nil {
+		return nil // without a keeper (local runs) steps run without caches
 	}
 	in.cachesRestored = true
 	mounts, err := in.x.opts.Keep.RestoreCaches(ctx, in.spec, in.wf)
@@ -151,8 +148,8 @@ func (in *instance) endCaches(ctx context.Context) {
 // keepArtifacts copies the artifacts of a step that ran, as its
 // ArtifactsWhen says; a failure to keep them fails the step.
 func (in *instance) keepArtifacts(ctx context.Context, st *plan.Step, end StepEnd) StepEnd {
-	if len(st.Artifacts) == 0 || end.Started.IsZero() {
-		return end
+	if len(st.Artifacts) == 0 || end.Started.IsZero() || in.x.opts.Keep == nil {
+		return end // without a keeper (local runs) nothing is kept
 	}
 	switch st.ArtifactsWhen {
 	case "success":
@@ -168,14 +165,9 @@ func (in *instance) keepArtifacts(ctx context.Context, st *plan.Step, end StepEn
 			return end
 		}
 	}
-	var err error
-	if in.x.opts.Keep == nil {
-		err = errors.New("this server keeps no artifacts")
-	} else {
-		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		err = in.x.opts.Keep.KeepArtifacts(kctx, in.spec, st)
-		cancel()
-	}
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	err := in.x.opts.Keep.KeepArtifacts(kctx, in.spec, st)
+	cancel()
 	if err != nil {
 		end.Status = StepFailed
 		if end.Error != "" {
