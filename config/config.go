@@ -46,6 +46,7 @@ type Config struct {
 	PullPolicy        string   // if-not-present, always or never
 	RunRetention      int      // runs kept per repository; 0 = all
 	CancelSuperseded  bool     // a push cancels older queued runs of its branch
+	CloneDepth        int      // commits of history in a run's workspace; 0 = all
 	SSHEnabled        bool
 	// PublicURL is the server's external base URL (clone URLs in the web
 	// UI; https makes its cookies Secure); "" = what the browser used.
@@ -166,6 +167,7 @@ func serveSettings(c *Config) []setting {
 		{"artifactLimit", []string{"KOD_ARTIFACT_LIMIT"}, "artifact-limit", "", "bytes of artifacts one run may keep; over it the step fails (e.g. 1g)", &c.ArtifactLimit},
 		{"pullPolicy", []string{"KOD_PULL_POLICY"}, "pull-policy", "", "when step images are pulled: if-not-present, always or never", &c.PullPolicy},
 		{"runRetention", []string{"KOD_RUN_RETENTION"}, "run-retention", "", "runs kept per repository with their logs (0 = all)", &c.RunRetention},
+		{"cloneDepth", []string{"KOD_CLONE_DEPTH"}, "clone-depth", "", "commits of history in a run's workspace checkout (0 = all)", &c.CloneDepth},
 		{"cancelSuperseded", []string{"KOD_CANCEL_SUPERSEDED"}, "cancel-superseded", "", "a push cancels the older queued runs of its branch and workflows", &c.CancelSuperseded},
 		{"publicUrl", []string{"KOD_PUBLIC_URL"}, "public-url", "", "external base URL of the server (web UI clone URLs; https makes its cookies Secure)", &c.PublicURL},
 		{"sshEnabled", []string{"KOD_SSH_ENABLED"}, "ssh", "", "serve git over SSH", &c.SSHEnabled},
@@ -423,6 +425,9 @@ func (c *Config) validateRunner() []error {
 	}
 	if c.RunRetention < 0 {
 		errs = append(errs, fmt.Errorf("run retention (KOD_RUN_RETENTION) must be 0 (keep all) or more, got %d", c.RunRetention))
+	}
+	if c.CloneDepth < 0 {
+		errs = append(errs, fmt.Errorf("clone depth (KOD_CLONE_DEPTH) must be 0 (all history) or more, got %d", c.CloneDepth))
 	}
 	return errs
 }

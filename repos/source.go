@@ -19,6 +19,9 @@ import (
 type Source struct {
 	Git      *gitsvc.Git
 	ReposDir string // bare repositories live at <ReposDir>/<name>.git
+	// PublicURL is the server's external base URL (KOD_PUBLIC_URL), from
+	// which a workspace's remote origin is made; "" writes no remote.
+	PublicURL string
 }
 
 // WorkflowFiles implements runner.Source: .kod/workflows/*.toml at
@@ -87,4 +90,25 @@ func (s *Source) DefaultBranch(ctx context.Context, repo string) (branch, commit
 var (
 	_ runner.Source = (*Source)(nil)
 	_ runner.Heads  = (*Source)(nil)
+
+	_ runner.Checkouts = (*Source)(nil)
 )
+
+// Checkout writes the workspace of a run as a tar stream: a git working
+// tree of commit with its .git (see gitsvc.Git.Checkout), HEAD on the local
+// branch (the pushed branch, without refs/heads/; "" leaves HEAD detached),
+// depth commits of history (0 = all), remote origin at the repository's
+// clone URL (<PublicURL>/repos/<name>.git, no credentials; none when
+// PublicURL is ""). Errors: an unknown repository or commit, an invalid
+// branch or depth, git failing, or w failing.
+func (s *Source) Checkout(ctx context.Context, repo, commit, branch string, depth int, w io.Writer) error {
+	dir, err := gitsvc.RepoPath(s.ReposDir, repo)
+	if err != nil {
+		return err
+	}
+	remote := ""
+	if s.PublicURL != "" {
+		remote = strings.TrimRight(s.PublicURL, "/") + "/repos/" + repo + ".git"
+	}
+	return s.Git.Checkout(ctx, dir, gitsvc.CheckoutOptions{Commit: commit, Branch: branch, Depth: depth, RemoteURL: remote}, w)
+}

@@ -202,7 +202,7 @@ func (x *execution) prepare(ctx context.Context) error {
 	archived := make(chan error, 1)
 	repo := x.currentRepo(ctx)
 	go func() {
-		err := x.r.src.Archive(ctx, repo, x.run.Commit, pw)
+		err := x.r.writeWorkspace(ctx, repo, x.run.Commit, x.run.Branch, x.r.cfg.CloneDepth, pw)
 		pw.CloseWithError(err)
 		archived <- err
 	}()

@@ -31,6 +31,7 @@ type Config struct {
 	OutputBudget  int                // bytes of output all steps of a run keep in its record; default DefaultOutputBudget
 	LogCap        int64              // bytes of a step's log kept on disk (first and last half); default DefaultLogCap
 	Limits        sandbox.Limits     // per step container
+	CloneDepth    int                // commits of history in a workspace checkout; 0 = all (KOD_CLONE_DEPTH)
 	SweepEvery    time.Duration      // period of the leak sweep; default 1 min
 	Secrets       Secrets            // repository secrets for the steps; nil: none
 	// Retention is how many runs of each repository are kept with their

@@ -51,7 +51,7 @@ const (
 // Sweep still finds every object by its run id.
 type RunSpec struct {
 	ID        string            // run id, [a-z0-9]
-	Workspace string            // workflow instance key, [a-z0-9-], at most 40 bytes; "" for a run with one workspace
+	Workspace string            // workflow instance key, [a-z0-9-], at most 40 bytes, alphanumeric at both ends (CheckWorkspace); "" for a run with one workspace
 	Instance  string            // id of the server instance that owns the run
 	Network   string            // NetworkBridge or NetworkNone
 	Labels    map[string]string // extra labels; LabelRun/LabelInstance are added by the backend

@@ -201,6 +201,7 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 		LogCap:              int64(cfg.StepLogLimit),
 		Pull:                sandbox.PullPolicy(cfg.PullPolicy),
 		Retention:           cfg.RunRetention,
+		CloneDepth:          cfg.CloneDepth,
 		KeepSuperseded:      !cfg.CancelSuperseded,
 		Secrets:             secretSource{store: s.store, box: secretBox},
 		MinScheduleInterval: cfg.ScheduleMinInterval,
@@ -209,7 +210,7 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 			s.meters.RunDone(ctx, run)
 		},
 		ArtifactsDir: s.artifactsDir(),
-	}, s.store, faultpoint.Wrap(s.meters.Backend(registry.Guard(s.backend, registries.CheckHost))), &repos.Source{Git: git, ReposDir: s.reposDir}, s.log), nil
+	}, s.store, faultpoint.Wrap(s.meters.Backend(registry.Guard(s.backend, registries.CheckHost))), &repos.Source{Git: git, ReposDir: s.reposDir, PublicURL: publicURL(&s.cfg)}, s.log), nil
 }
 
 // rebindSecrets seals secrets saved before repositories had ids (bound to

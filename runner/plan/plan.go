@@ -28,6 +28,10 @@ type Defaults struct {
 	Pull       sandbox.PullPolicy // the server's pull policy
 	Limits     sandbox.Limits     // per step container
 	CloneDepth int                // commits of history in the workspace; 0 = full (KOD_CLONE_DEPTH)
+	// MaxSteps bounds the steps of a plan over all its workflow instances
+	// (a matrix multiplies them); 0 = no bound. The runner passes
+	// runner.MaxRunSteps.
+	MaxSteps int
 }
 
 // Plan is a compiled run: its workflows in plan order (file order, then
@@ -71,9 +75,9 @@ type Step struct {
 	// ID is stable for the same files: "<workflow key>.<step slug>",
 	// unique in the plan, [a-z0-9.-].
 	ID       string
-	Name     string // as written; matrix placeholders replaced
-	Workflow *Workflow
-	Line     int // line of the step's header in its file
+	Name     string    // as written; matrix placeholders replaced
+	Workflow *Workflow `json:"-"` // the instance the step belongs to (left out of JSON: it points back)
+	Line     int       // line of the step's header in its file
 	// Needs are the IDs of the steps this one waits for. A step without
 	// `needs` in its file needs the step written before it; `needs = []`
 	// gives none.

@@ -27,40 +27,54 @@ import (
 //	name = "test"            # required, unique, no control characters
 //	run = "make test"        # required, run as written (no interpolation)
 //	image, pull, if, working_dir, continue_on_error, timeout, env   # optional
+//	needs, shell, artifacts, artifacts_when                          # optional, see pipeline.go
+//
+// and the pipeline keys of the workflow (pipeline.go, services.go): matrix,
+// fail_fast, shell, clone, [[services]], [[caches]].
 //
 // Keys are matched exactly and an unknown key is an error (a typo must not
 // be ignored). BurntSushi/toml matches struct fields ignoring case and leaves
 // type errors without a position, so the file is decoded into plain maps and
 // checked here instead, with lines from scanKeys.
 var (
-	topKeys  = []string{"timeout", "image", "pull", "network", "env", "on", "steps"}
+	topKeys  = []string{"timeout", "image", "pull", "network", "env", "on", "steps", "matrix", "fail_fast", "shell", "clone", "services", "caches"}
 	onKeys   = []string{"push", "schedule"}
-	stepKeys = []string{"name", "run", "image", "pull", "if", "working_dir", "continue_on_error", "timeout", "env"}
+	stepKeys = []string{"name", "run", "image", "pull", "if", "working_dir", "continue_on_error", "timeout", "env", "needs", "shell", "artifacts", "artifacts_when"}
 )
 
 // tomlParser checks a decoded TOML document; keys finds line numbers.
 type tomlParser struct {
-	keys keyIndex
-	opts Options
+	keys  keyIndex
+	opts  Options
+	order []toml.Key // every key in the order written (the decoder's)
 }
 
 // parseTOML parses the TOML format. Errors point at the offending key, or at
 // the [[steps]] header for a missing one.
 func parseTOML(src string, opts Options) (*Workflow, *ParseError) {
 	raw := map[string]any{}
-	if _, err := toml.Decode(src, &raw); err != nil {
+	md, err := toml.Decode(src, &raw)
+	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			return nil, errAt(pe.Position.Line, "TOML syntax: %s", pe.Message)
 		}
 		return nil, errAt(0, "TOML: %v", err)
 	}
-	p := &tomlParser{keys: scanKeys(src), opts: opts}
+	p := &tomlParser{keys: scanKeys(src), opts: opts, order: md.Keys()}
 	steps, perr := p.stepTables(raw)
 	if perr != nil {
 		return nil, perr
 	}
-	if perr := p.unknownKeys(raw, steps); perr != nil {
+	services, perr := p.tables(raw, "services")
+	if perr != nil {
+		return nil, perr
+	}
+	caches, perr := p.tables(raw, "caches")
+	if perr != nil {
+		return nil, perr
+	}
+	if perr := p.unknownKeys(raw, steps, services, caches); perr != nil {
 		return nil, perr
 	}
 	if len(steps) > MaxSteps {
@@ -84,16 +98,24 @@ func parseTOML(src string, opts Options) (*Workflow, *ParseError) {
 	if perr := checkUniqueNames(wf.Steps, nameLine); perr != nil {
 		return nil, perr
 	}
+	if perr := p.pipeline(raw, wf, services, caches); perr != nil {
+		return nil, perr
+	}
 	return wf, nil
 }
 
 // stepTables returns the [[steps]] entries as tables.
 func (p *tomlParser) stepTables(raw map[string]any) ([]map[string]any, *ParseError) {
-	v, ok := raw["steps"]
+	return p.tables(raw, "steps")
+}
+
+// tables returns the entries of the array of tables raw[name] ([[name]]).
+func (p *tomlParser) tables(raw map[string]any, name string) ([]map[string]any, *ParseError) {
+	v, ok := raw[name]
 	if !ok {
 		return nil, nil
 	}
-	bad := errAt(p.keys.line(-1, "steps"), "steps must be an array of tables ([[steps]]), got %s", typeName(v))
+	bad := errAt(p.keys.line(-1, name), "%s must be an array of tables ([[%s]]), got %s", name, name, typeName(v))
 	switch v := v.(type) {
 	case []map[string]any:
 		return v, nil
@@ -113,7 +135,7 @@ func (p *tomlParser) stepTables(raw map[string]any) ([]map[string]any, *ParseErr
 
 // unknownKeys rejects the first key, in file order, that the format does not
 // know, so a typo (`timout`, `working-dir`) is never silently ignored.
-func (p *tomlParser) unknownKeys(raw map[string]any, steps []map[string]any) *ParseError {
+func (p *tomlParser) unknownKeys(raw map[string]any, steps, services, caches []map[string]any) *ParseError {
 	type unknown struct {
 		line int
 		msg  string
@@ -138,6 +160,28 @@ func (p *tomlParser) unknownKeys(raw map[string]any, steps []map[string]any) *Pa
 			if !slices.Contains(stepKeys, k) {
 				found = append(found, unknown{p.keys.line(i, "steps", k),
 					fmt.Sprintf("unknown step key %q; known keys are %s", k, strings.Join(stepKeys, ", "))})
+			}
+		}
+	}
+	for _, a := range []struct {
+		name   string
+		tables []map[string]any
+		known  []string
+	}{{"services", services, serviceKeys}, {"caches", caches, cacheKeys}} {
+		for i, t := range a.tables {
+			for k := range t {
+				if !slices.Contains(a.known, k) {
+					found = append(found, unknown{p.keys.line(i, a.name, k),
+						fmt.Sprintf("unknown key %q in [[%s]]; known keys are %s", k, a.name, strings.Join(a.known, ", "))})
+				}
+			}
+		}
+	}
+	if clone, ok := raw["clone"].(map[string]any); ok {
+		for k := range clone {
+			if k != "depth" {
+				found = append(found, unknown{p.keys.line(-1, "clone", k),
+					fmt.Sprintf("unknown key %q in clone; the only key is depth", k)})
 			}
 		}
 	}
@@ -284,7 +328,7 @@ func (p *tomlParser) step(i int, t map[string]any) (Step, *ParseError) {
 			return s, perr
 		}
 	}
-	return s, nil
+	return s, p.stepPipeline(i, t, &s)
 }
 
 // seconds reads a timeout: a TOML integer of seconds, 1 s to 24 h.

@@ -12,11 +12,13 @@ import (
 // inside inline tables are not recorded (a lookup falls back to the line of
 // the key holding the inline table).
 
-// keyIndex maps a key, in the [[steps]] entry it belongs to, to the line
-// of its first occurrence; see indexKey.
+// keyIndex maps a key, in the array-of-tables entry it belongs to
+// ([[steps]], [[services]], [[caches]]), to the line of its first
+// occurrence; see indexKey.
 type keyIndex map[string]int
 
-// indexKey is the map key of path in step (-1 outside steps).
+// indexKey is the map key of path in entry step of the array of tables
+// path[0] names (-1 outside such arrays).
 func indexKey(step int, path []string) string {
 	return strconv.Itoa(step) + "\x00" + strings.Join(path, "\x00")
 }
@@ -37,23 +39,23 @@ func (ix keyIndex) line(step int, path ...string) int {
 			return l
 		}
 	}
-	if step >= 0 { // steps written as an inline array: `steps = [{...}]`
-		return ix.line(-1, "steps")
+	if step >= 0 && len(path) > 0 { // written as an inline array: `steps = [{...}]`
+		return ix.line(-1, path[0])
 	}
 	return 0
 }
 
 type keyScanner struct {
-	src   string
-	i     int
-	line  int
-	table []string // path of the current [table] or [[array]]
-	steps int      // [[steps]] headers seen so far
-	out   keyIndex
+	src    string
+	i      int
+	line   int
+	table  []string       // path of the current [table] or [[array]]
+	arrays map[string]int // headers seen so far of each array of tables in tableArrays
+	out    keyIndex
 }
 
 func scanKeys(src string) keyIndex {
-	s := &keyScanner{src: src, line: 1, out: keyIndex{}}
+	s := &keyScanner{src: src, line: 1, out: keyIndex{}, arrays: map[string]int{}}
 	for s.i < len(s.src) {
 		switch s.src[s.i] {
 		case ' ', '\t', '\r':
@@ -79,10 +81,15 @@ func (s *keyScanner) skipComment() {
 	}
 }
 
-// step is the [[steps]] entry keys at the current position belong to.
+// tableArrays are the top-level arrays of tables whose entries keyIndex
+// tells apart.
+var tableArrays = []string{"steps", "services", "caches"}
+
+// step is the entry of the array of tables keys at the current position
+// belong to, -1 outside one.
 func (s *keyScanner) step() int {
-	if len(s.table) > 0 && s.table[0] == "steps" && s.steps > 0 {
-		return s.steps - 1
+	if len(s.table) > 0 && s.arrays[s.table[0]] > 0 {
+		return s.arrays[s.table[0]] - 1
 	}
 	return -1
 }
@@ -98,8 +105,8 @@ func (s *keyScanner) header() {
 		end++
 	}
 	s.table = splitKey(s.src[start:end])
-	if array && slices.Equal(s.table, []string{"steps"}) {
-		s.steps++
+	if array && len(s.table) == 1 && slices.Contains(tableArrays, s.table[0]) {
+		s.arrays[s.table[0]]++
 	}
 	s.out.add(s.step(), s.line, s.table)
 	s.i = end

@@ -1,11 +1,14 @@
 // Package docker implements sandbox.Backend on a Docker engine (API 1.41 or
 // newer, negotiated). Every object it creates carries the sandbox labels and a
-// deterministic name derived from the run id, so destroy calls are idempotent
-// and a restarted server can find and sweep what an earlier one left behind:
+// deterministic name derived from the run id and workspace, so destroy calls
+// are idempotent and a restarted server can find and sweep what an earlier
+// one left behind. <key> is the run id, or <run>-<workspace> when
+// sandbox.RunSpec.Workspace is set (each workflow instance of a run has its
+// own volume and network, labelled sandbox.LabelWorkspace):
 //
-//	kod-<run>-ws       volume holding the workspace, mounted at sandbox.WorkspacePath
-//	kod-<run>          bridge network of the run (absent with sandbox.NetworkNone)
-//	kod-<run>-<index>  container of step <index>
+//	kod-<key>-ws       volume holding the workspace, mounted at sandbox.WorkspacePath
+//	kod-<key>          bridge network of the workspace (absent with sandbox.NetworkNone)
+//	kod-<key>-<index>  container of step <index> (indexes are unique per run)
 package docker
 
 import (
@@ -82,17 +85,20 @@ type Docker struct {
 	cli *client.Client
 	cfg Config
 	log *slog.Logger
+	svc serviceTable // started services (service.go)
 
 	// pullImage performs one pull; tests replace it to observe single-flight.
 	pullImage func(ctx context.Context, ref string) error
 
-	mu     sync.Mutex
-	steps  map[string]*stepState // key: stepKey(run id, index)
-	pulls  map[string]*pullCall  // key: image reference
-	closed bool
-	wg     sync.WaitGroup // pull goroutines
-
-	svc serviceTable // started services (service.go)
+	mu    sync.Mutex
+	steps map[string]*stepState // key: stepKey(run id, index)
+	// starting holds the workspace of each steps entry that is nil (a
+	// StartStep in progress), so DestroyRun of that workspace cancels it.
+	starting map[string]string
+	cpus     cpuSets              // CPUs of whole-CPU steps
+	pulls    map[string]*pullCall // key: image reference
+	closed   bool
+	wg       sync.WaitGroup // pull goroutines
 }
 
 // New connects a client to the engine described by cfg (without contacting
@@ -126,11 +132,12 @@ func New(cfg Config, log *slog.Logger) (*Docker, error) {
 		return nil, fmt.Errorf("docker: client: %w", err)
 	}
 	d := &Docker{
-		cli:   cli,
-		cfg:   cfg,
-		log:   log.With("component", "sandbox/docker"),
-		steps: make(map[string]*stepState),
-		pulls: make(map[string]*pullCall),
+		cli:      cli,
+		cfg:      cfg,
+		log:      log.With("component", "sandbox/docker"),
+		steps:    make(map[string]*stepState),
+		starting: make(map[string]string),
+		pulls:    make(map[string]*pullCall),
 	}
 	d.pullImage = d.pullOnce
 	return d, nil
@@ -182,12 +189,25 @@ func engineErr(op string, err error) error {
 	return fmt.Errorf("docker: %s: %w", op, err)
 }
 
-// Object names. Run ids are [a-z0-9]+ (checked by checkRun), so names of
-// different runs and kinds cannot collide.
-func volumeName(runID string) string          { return "kod-" + runID + "-ws" }
-func networkName(runID string) string         { return "kod-" + runID }
-func stepName(runID string, index int) string { return "kod-" + runID + "-" + strconv.Itoa(index) }
-func stepKey(runID string, index int) string  { return runID + "/" + strconv.Itoa(index) }
+// Object names. Run ids are [a-z0-9]+ and workspaces [a-z0-9-] with an
+// alphanumeric at both ends (checked by checkRun), and step indexes are
+// unique per run, so names of different runs, workspaces and kinds cannot
+// collide: a step name ends in its decimal index after the last dash.
+func volumeName(run *sandbox.RunSpec) string  { return "kod-" + wsKey(run) + "-ws" }
+func networkName(run *sandbox.RunSpec) string { return "kod-" + wsKey(run) }
+func stepName(run *sandbox.RunSpec, index int) string {
+	return "kod-" + wsKey(run) + "-" + strconv.Itoa(index)
+}
+func stepKey(runID string, index int) string { return runID + "/" + strconv.Itoa(index) }
+
+// wsKey is the run id, or <run>-<workspace> for a run with several
+// workspaces.
+func wsKey(run *sandbox.RunSpec) string {
+	if run.Workspace == "" {
+		return run.ID
+	}
+	return run.ID + "-" + run.Workspace
+}
 
 // checkRun rejects run specs that would give unsafe or ambiguous names.
 func checkRun(run *sandbox.RunSpec) error {
@@ -201,6 +221,9 @@ func checkRun(run *sandbox.RunSpec) error {
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
 			return fmt.Errorf("docker: run id %q: only [a-z0-9] allowed", run.ID)
 		}
+	}
+	if err := sandbox.CheckWorkspace(run.Workspace); err != nil {
+		return fmt.Errorf("docker: run %s: %w", run.ID, err)
 	}
 	if run.Network != sandbox.NetworkBridge && run.Network != sandbox.NetworkNone {
 		return fmt.Errorf("docker: run %s: unknown network mode %q", run.ID, run.Network)
@@ -219,14 +242,18 @@ func checkStep(run *sandbox.RunSpec, step *sandbox.StepSpec) error {
 	return nil
 }
 
-// runLabels returns run.Labels plus the managed, instance and run labels,
-// which win over extra labels of the same key.
+// runLabels returns run.Labels plus the managed, instance, run and (when
+// set) workspace labels, which win over extra labels of the same key.
 func runLabels(run *sandbox.RunSpec) map[string]string {
-	l := make(map[string]string, len(run.Labels)+3)
+	l := make(map[string]string, len(run.Labels)+4)
 	maps.Copy(l, run.Labels)
 	l[sandbox.LabelManaged] = "true"
 	l[sandbox.LabelInstance] = run.Instance
 	l[sandbox.LabelRun] = run.ID
+	delete(l, sandbox.LabelWorkspace)
+	if run.Workspace != "" {
+		l[sandbox.LabelWorkspace] = run.Workspace
+	}
 	return l
 }
 

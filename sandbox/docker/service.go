@@ -80,15 +80,10 @@ func (t *serviceTable) take(name string) *serviceState {
 // kod-<run>-<workspace>. Services and caches add a part after a '.', which
 // neither run ids nor workspaces contain, so their names never collide
 // with a step's kod-<run>-<workspace>-<index>.
-func runPrefix(run *sandbox.RunSpec) string {
-	if run.Workspace != "" {
-		return "kod-" + run.ID + "-" + run.Workspace
-	}
-	return "kod-" + run.ID
-}
+func runPrefix(run *sandbox.RunSpec) string { return "kod-" + wsKey(run) }
 
 // runNetwork is the network a RunSpec's steps and services share.
-func runNetwork(run *sandbox.RunSpec) string { return networkName(run.ID) }
+func runNetwork(run *sandbox.RunSpec) string { return networkName(run) }
 
 // specLabels are runLabels plus the workspace label when the RunSpec has one.
 func specLabels(run *sandbox.RunSpec) map[string]string {

@@ -26,6 +26,7 @@ const labelStepName = "dev.kod.step-name"
 // output until the attach stream ends, another waits for its exit.
 type stepState struct {
 	id     string                 // container id
+	ws     string                 // sandbox.RunSpec.Workspace of the step
 	cancel context.CancelFunc     // ends the wait request
 	attach types.HijackedResponse // output stream, closed by the copier or stop
 
@@ -53,9 +54,10 @@ func (st *stepState) stop() {
 }
 
 // StartStep makes sure step.Image is present (per step.Pull), creates the
-// step container kod-<run>-<index> and starts it, attached, so out receives
+// step container kod-<key>-<index> (see the package doc) and starts it, attached, so out receives
 // the step's stdout and stderr, interleaved as the engine receives them,
-// until the step ends. The container runs under docker-init (so signals
+// until the step ends. Its stdin is an empty pipe, closed once it started
+// (reads get EOF at once). The container runs under docker-init (so signals
 // reach the step's whole process group), with the run's workspace at
 // sandbox.WorkspacePath, the run's network (none if the run has none or
 // step.NoNetwork is set), no new privileges, the
@@ -79,10 +81,12 @@ func (d *Docker) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 		return fmt.Errorf("docker: step %d of run %s already started", step.Index, run.ID)
 	}
 	d.steps[key] = nil // reserved while starting
+	d.starting[key] = run.Workspace
 	d.mu.Unlock()
 
 	st, err := d.startStep(ctx, run, step, out)
 	d.mu.Lock()
+	delete(d.starting, key)
 	reserved, ok := d.steps[key]
 	if err == nil && (!ok || reserved != nil || d.closed) {
 		err = fmt.Errorf("docker: step %d of run %s was destroyed while starting", step.Index, run.ID)
@@ -92,6 +96,7 @@ func (d *Docker) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 			delete(d.steps, key)
 		}
 		d.mu.Unlock()
+		d.cpus.release(key)
 		if st != nil {
 			cctx, cancel := cleanupContext(ctx)
 			defer cancel()
@@ -132,18 +137,18 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 	}
 	// Attach and register the wait before starting, so neither the first
 	// byte of output nor a quick exit is missed.
-	attach, err := d.cli.ContainerAttach(sctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	attach, err := d.cli.ContainerAttach(sctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return fail(engineErr("attach to step "+stepName(run.ID, step.Index), err))
+		return fail(engineErr("attach to step "+stepName(run, step.Index), err))
 	}
 	waitC, waitErrC := d.cli.ContainerWait(sctx, id, container.WaitConditionNextExit)
 	select {
 	case err := <-waitErrC: // the wait request itself was refused
 		attach.Close()
-		return fail(engineErr("wait for step "+stepName(run.ID, step.Index), err))
+		return fail(engineErr("wait for step "+stepName(run, step.Index), err))
 	default:
 	}
-	st := &stepState{id: id, cancel: cancel, attach: attach, exited: make(chan struct{}), outDone: make(chan struct{})}
+	st := &stepState{id: id, ws: run.Workspace, cancel: cancel, attach: attach, exited: make(chan struct{}), outDone: make(chan struct{})}
 	st.wg.Add(2)
 	go func() {
 		defer st.wg.Done()
@@ -178,18 +183,31 @@ func (d *Docker) startStep(ctx context.Context, run *sandbox.RunSpec, step *sand
 		if cerrdefs.IsInvalidArgument(err) {
 			err = &sandbox.StepError{Msg: "step container could not start", Err: err}
 		} else {
-			err = engineErr("start step "+stepName(run.ID, step.Index), err)
+			err = engineErr("start step "+stepName(run, step.Index), err)
 		}
 		return fail(err)
+	}
+	// The step's stdin is a pipe with nothing in it: closing our end
+	// (StdinOnce) gives the step EOF at once, where /dev/null would be
+	// seekable and a terminal would block.
+	if err := attach.CloseWrite(); err != nil {
+		d.log.Debug("closing step stdin", "container", stepName(run, step.Index), "err", err)
 	}
 	return st, nil
 }
 
 // createStep creates the step container and returns its id, replacing a
 // leftover container of the same name once.
-func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (string, error) {
+func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (_ string, err error) {
 	cfg, hc := d.stepConfig(run, step)
-	name := stepName(run.ID, step.Index)
+	name := stepName(run, step.Index)
+	key := stepKey(run.ID, step.Index)
+	hc.Resources.CpusetCpus = d.cpus.take(key, step.Limits.NanoCPUs, d.engineCPUs(ctx))
+	defer func() {
+		if err != nil {
+			d.cpus.release(key)
+		}
+	}()
 	cctx, cancel, err := createContext(ctx)
 	if err != nil {
 		return "", err
@@ -202,6 +220,15 @@ func (d *Docker) createStep(ctx context.Context, run *sandbox.RunSpec, step *san
 				d.log.Debug("engine warning", "container", name, "warning", w)
 			}
 			return created.ID, nil
+		}
+		if cerrdefs.IsInvalidArgument(err) && hc.Resources.CpusetCpus != "" {
+			// The engine cannot pin to the CPUs it reports (its cgroup owns
+			// fewer): keep the quota alone from now on.
+			d.log.Warn("the engine refused a step cpuset; steps keep their CPU quota only", "cpuset", hc.Resources.CpusetCpus, "err", err)
+			d.cpus.disable()
+			d.cpus.release(key)
+			hc.Resources.CpusetCpus = ""
+			continue
 		}
 		switch {
 		case cerrdefs.IsConflict(err) && attempt == 0:
@@ -227,7 +254,8 @@ func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*cont
 	if step.Name != "" {
 		labels[labelStepName] = step.Name
 	}
-	env := make([]string, 0, len(step.Env)+1)
+	env := make([]string, 0, len(sandbox.WorkspaceEnv)+len(step.Env)+1)
+	env = append(env, sandbox.WorkspaceEnv...)
 	env = append(env, step.Env...)
 	// docker-init (tini) then signals the step's whole process group, so a
 	// shell's children get SIGTERM too and a `trap ... TERM` runs at once.
@@ -238,7 +266,7 @@ func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*cont
 	}
 	networkMode := container.NetworkMode("none")
 	if run.Network != sandbox.NetworkNone && !step.NoNetwork {
-		networkMode = container.NetworkMode(networkName(run.ID))
+		networkMode = container.NetworkMode(networkName(run))
 	}
 	var secOpt []string
 	if !d.cfg.Security.AllowNewPrivileges {
@@ -259,8 +287,11 @@ func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*cont
 		Env:          env,
 		WorkingDir:   workDir,
 		Labels:       labels,
+		AttachStdin:  true,
 		AttachStdout: true,
 		AttachStderr: true,
+		OpenStdin:    true,
+		StdinOnce:    true,
 	}
 	hc := &container.HostConfig{
 		Init:        &useInit,

@@ -28,7 +28,7 @@ func (d *Docker) WaitStep(ctx context.Context, run *sandbox.RunSpec, step *sandb
 	if err := checkStep(run, step); err != nil {
 		return sandbox.ExitState{}, err
 	}
-	name := stepName(run.ID, step.Index)
+	name := stepName(run, step.Index)
 	d.mu.Lock()
 	st := d.steps[stepKey(run.ID, step.Index)]
 	d.mu.Unlock()
@@ -122,7 +122,7 @@ func (d *Docker) StopStep(ctx context.Context, run *sandbox.RunSpec, step *sandb
 		grace = d.cfg.StopGrace
 	}
 	secs := max(1, int(math.Ceil(grace.Seconds())))
-	name := stepName(run.ID, step.Index)
+	name := stepName(run, step.Index)
 	d.mu.Lock()
 	if st := d.steps[stepKey(run.ID, step.Index)]; st != nil {
 		st.stopped.Store(true) // a SIGKILL after grace is ours, not the OOM killer's
@@ -149,21 +149,39 @@ func (d *Docker) DestroyStep(ctx context.Context, run *sandbox.RunSpec, step *sa
 	st := d.steps[key]
 	delete(d.steps, key)
 	d.mu.Unlock()
-	err := d.removeContainer(ctx, stepName(run.ID, step.Index))
+	d.cpus.release(key)
+	err := d.removeContainer(ctx, stepName(run, step.Index))
 	if st != nil {
 		st.stop()
 	}
 	return err
 }
 
-// forgetRun stops following every step of the run.
+// forgetRun stops following every step of the run, in every workspace.
 func (d *Docker) forgetRun(runID string) {
+	d.forgetSteps(runID, func(string) bool { return true })
+}
+
+// forgetWorkspace stops following the steps of run's workspace.
+func (d *Docker) forgetWorkspace(run *sandbox.RunSpec) {
+	d.forgetSteps(run.ID, func(ws string) bool { return ws == run.Workspace })
+}
+
+// forgetSteps stops following the steps of run runID whose workspace
+// matches, including steps still starting (they notice their missing entry
+// and remove their container).
+func (d *Docker) forgetSteps(runID string, match func(ws string) bool) {
 	prefix := runID + "/"
 	var states []*stepState
 	d.mu.Lock()
 	for k, st := range d.steps {
-		if strings.HasPrefix(k, prefix) {
+		ws := d.starting[k]
+		if st != nil {
+			ws = st.ws
+		}
+		if strings.HasPrefix(k, prefix) && match(ws) {
 			delete(d.steps, k)
+			d.cpus.release(k)
 			if st != nil {
 				states = append(states, st)
 			}

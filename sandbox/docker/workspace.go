@@ -71,7 +71,7 @@ func (d *Docker) LoadWorkspace(ctx context.Context, run *sandbox.RunSpec, image 
 func workspaceMount(run *sandbox.RunSpec) mount.Mount {
 	return mount.Mount{
 		Type:   mount.TypeVolume,
-		Source: volumeName(run.ID),
+		Source: volumeName(run),
 		Target: sandbox.WorkspacePath,
 		VolumeOptions: &mount.VolumeOptions{
 			NoCopy: true,

@@ -3,14 +3,17 @@
 // workspace a PersistentVolumeClaim, the step's environment a Secret. All
 // objects live in one namespace, carry the sandbox labels (values
 // sanitised to label syntax; raw values in annotations) and have names
-// derived from the run id, so destroy calls are idempotent and a restarted
-// server finds and sweeps what an earlier one left:
+// derived from the run id and workspace, so destroy calls are idempotent
+// and a restarted server finds and sweeps what an earlier one left. <key> is
+// the run id, or <run>-<workspace> when sandbox.RunSpec.Workspace is set
+// (a long workspace is cut and ends in a hash, so every name stays within
+// 63 characters); objects of a workspace carry sandbox.LabelWorkspace:
 //
-//	kod-<run>-ws          PersistentVolumeClaim mounted at sandbox.WorkspacePath
-//	kod-<run>-load        short-lived pod receiving the workspace tar on stdin
-//	kod-<run>-<index>     pod of step <index> (restartPolicy Never)
+//	kod-<key>-ws          PersistentVolumeClaim mounted at sandbox.WorkspacePath
+//	kod-<key>-load        short-lived pod receiving the workspace tar on stdin
+//	kod-<run>-<index>     pod of step <index> (restartPolicy Never; indexes are unique per run)
 //	kod-<run>-<index>-env Secret holding the step's environment
-//	kod-<run>             NetworkPolicy isolating the run's pods
+//	kod-<key>             NetworkPolicy isolating the workspace's pods
 //
 // The first pod of a workspace is placed by the scheduler; every later pod
 // of that workspace is pinned to the same node (required node affinity on
@@ -20,6 +23,8 @@ package kubernetes
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,10 +126,13 @@ type Kubernetes struct {
 	// tick is how often a waiting step re-evaluates its timeouts.
 	tick time.Duration
 
-	mu     sync.Mutex
-	steps  map[string]*stepState // key: stepKey(run id, index); nil while starting
-	pins   map[string]*pin       // key: run id
-	closed bool
+	mu    sync.Mutex
+	steps map[string]*stepState // key: stepKey(run id, index); nil while starting
+	pins  map[string]*pin       // key: wsKey(run)
+	// starting holds the workspace of each steps entry that is nil (a
+	// StartStep in progress), so DestroyRun of that workspace cancels it.
+	starting map[string]string
+	closed   bool
 }
 
 // RESTConfig returns the client configuration of a cluster: the kubeconfig
@@ -179,6 +188,9 @@ func New(rc *rest.Config, cfg Config, log *slog.Logger) (*Kubernetes, error) {
 	return k, nil
 }
 
+// errNoREST is attach's error on a backend made by NewForClient.
+var errNoREST = errors.New("kubernetes: attaching needs a REST configuration (use New)")
+
 // NewForClient is New over an existing clientset (e.g. client-go's fake).
 // Attaching to pods (LoadWorkspace) needs New's REST configuration; with
 // NewForClient it fails unless a test supplies it.
@@ -229,10 +241,10 @@ func NewForClient(cs kubernetes.Interface, cfg Config, log *slog.Logger) (*Kuber
 		tick:  time.Second,
 		steps: make(map[string]*stepState),
 		pins:  make(map[string]*pin),
+
+		starting: make(map[string]string),
 	}
-	k.attach = func(context.Context, string, string, io.Reader) error {
-		return errors.New("kubernetes: attaching needs a REST configuration (use New)")
-	}
+	k.attach = func(context.Context, string, string, io.Reader) error { return errNoREST }
 	k.openLog = func(ctx context.Context, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
 		return cs.CoreV1().Pods(k.cfg.Namespace).GetLogs(pod, opts).Stream(ctx)
 	}
@@ -281,14 +293,34 @@ func apiErr(op string, err error) error {
 	return fmt.Errorf("kubernetes: %s: %w", op, err)
 }
 
-// Object names. Run ids are [a-z0-9]+ (checkRun), so names of different
-// runs and kinds cannot collide and are valid DNS labels.
-func claimName(runID string) string          { return "kod-" + runID + "-ws" }
-func loaderName(runID string) string         { return "kod-" + runID + "-load" }
-func policyName(runID string) string         { return "kod-" + runID }
+// Object names. Run ids are [a-z0-9]+ of at most 40 characters and
+// workspaces [a-z0-9-] with an alphanumeric at both ends (checkRun), so
+// names of different runs, workspaces and kinds cannot collide and are
+// valid DNS labels.
+func claimName(run *sandbox.RunSpec) string  { return "kod-" + wsKey(run) + "-ws" }
+func loaderName(run *sandbox.RunSpec) string { return "kod-" + wsKey(run) + "-load" }
+func policyName(run *sandbox.RunSpec) string { return "kod-" + wsKey(run) }
 func podName(runID string, index int) string { return "kod-" + runID + "-" + strconv.Itoa(index) }
 func envName(runID string, index int) string { return podName(runID, index) + "-env" }
 func stepKey(runID string, index int) string { return runID + "/" + strconv.Itoa(index) }
+
+// maxKeyLen keeps "kod-<key>-load" (the longest name of a workspace)
+// within 63 characters.
+const maxKeyLen = 63 - len("kod-") - len("-load")
+
+// wsKey is the run id, or <run>-<workspace>; a workspace too long for
+// maxKeyLen keeps its start and ends in 8 hex digits of its hash.
+func wsKey(run *sandbox.RunSpec) string {
+	if run.Workspace == "" {
+		return run.ID
+	}
+	ws := run.Workspace
+	if avail := maxKeyLen - len(run.ID) - 1; len(ws) > avail {
+		sum := sha256.Sum256([]byte(ws))
+		ws = strings.TrimRight(ws[:avail-9], "-") + "-" + hex.EncodeToString(sum[:4])
+	}
+	return run.ID + "-" + ws
+}
 
 // checkRun rejects run specs that would give unsafe or ambiguous names.
 func checkRun(run *sandbox.RunSpec) error {
@@ -305,6 +337,9 @@ func checkRun(run *sandbox.RunSpec) error {
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
 			return fmt.Errorf("kubernetes: run id %q: only [a-z0-9] allowed", run.ID)
 		}
+	}
+	if err := sandbox.CheckWorkspace(run.Workspace); err != nil {
+		return fmt.Errorf("kubernetes: run %s: %w", run.ID, err)
 	}
 	if run.Network != sandbox.NetworkBridge && run.Network != sandbox.NetworkNone {
 		return fmt.Errorf("kubernetes: run %s: unknown network mode %q", run.ID, run.Network)

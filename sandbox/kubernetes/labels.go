@@ -56,7 +56,7 @@ func labelValue(s string) string {
 }
 
 // objectMeta returns the metadata of an object of run: the sandbox labels
-// (managed, instance, run; they win over run.Labels of the same key) plus
+// (managed, instance, run, workspace when set; they win over run.Labels of the same key) plus
 // extra, every value made label-safe, with the raw value of each changed
 // one in an annotation.
 func objectMeta(name string, run *sandbox.RunSpec, extra map[string]string) metav1.ObjectMeta {
@@ -66,6 +66,10 @@ func objectMeta(name string, run *sandbox.RunSpec, extra map[string]string) meta
 	raw[sandbox.LabelManaged] = "true"
 	raw[sandbox.LabelInstance] = run.Instance
 	raw[sandbox.LabelRun] = run.ID
+	delete(raw, sandbox.LabelWorkspace)
+	if run.Workspace != "" {
+		raw[sandbox.LabelWorkspace] = run.Workspace
+	}
 	labels := make(map[string]string, len(raw))
 	var annotations map[string]string
 	for k, v := range raw {

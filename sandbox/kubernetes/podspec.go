@@ -143,7 +143,7 @@ func (k *Kubernetes) podSpec(run *sandbox.RunSpec, node string, c corev1.Contain
 		Volumes: []corev1.Volume{{
 			Name: "workspace",
 			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-				ClaimName: claimName(run.ID),
+				ClaimName: claimName(run),
 			}},
 		}},
 	}
@@ -183,6 +183,9 @@ func (k *Kubernetes) stepPod(ctx context.Context, run *sandbox.RunSpec, step *sa
 		Env:             env,
 		WorkingDir:      workDir,
 		Resources:       resources(step.Limits),
+		// An empty pipe, closed by StartStep's attach (see closeStdin).
+		Stdin:     true,
+		StdinOnce: true,
 	}
 	meta := stepMeta(podName(run.ID, step.Index), run, step, "step")
 	if run.Network == sandbox.NetworkNone || step.NoNetwork {

@@ -15,9 +15,10 @@ import (
 	"github.com/kod-forge/kod/sandbox"
 )
 
-// SetupRun creates the run's workspace claim kod-<run>-ws (ReadWriteOnce,
-// Config.StorageClass, Config.WorkspaceSize) and its NetworkPolicy
-// kod-<run>: the run's pods accept traffic only from each other, and with
+// SetupRun creates the workspace claim kod-<key>-ws (ReadWriteOnce,
+// Config.StorageClass, Config.WorkspaceSize; <key> as in the package doc)
+// and its NetworkPolicy kod-<key>: the workspace's pods accept traffic only
+// from each other, and with
 // sandbox.NetworkNone (or on steps with NoNetwork) send none. A
 // NetworkPolicy is enforced only by a CNI plugin that implements them.
 // Objects left by an earlier attempt for the same run are reused.
@@ -26,7 +27,7 @@ func (k *Kubernetes) SetupRun(ctx context.Context, run *sandbox.RunSpec) error {
 		return err
 	}
 	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: objectMeta(claimName(run.ID), run, nil),
+		ObjectMeta: objectMeta(claimName(run), run, nil),
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
@@ -43,18 +44,18 @@ func (k *Kubernetes) SetupRun(ctx context.Context, run *sandbox.RunSpec) error {
 	}
 	_, err = k.cs.NetworkingV1().NetworkPolicies(k.cfg.Namespace).Create(ctx, runPolicy(run), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return apiErr("create network policy "+policyName(run.ID), err)
+		return apiErr("create network policy "+policyName(run), err)
 	}
 	return nil
 }
 
-// runPolicy isolates the pods of run: ingress only from pods of the same
-// run; egress nowhere for pods labelled with labelNetwork=none (all pods of
-// a run with sandbox.NetworkNone).
+// runPolicy isolates the pods of run's workspace: ingress only from pods of
+// the same run and workspace; egress nowhere for pods labelled with
+// labelNetwork=none (all pods of a run with sandbox.NetworkNone).
 func runPolicy(run *sandbox.RunSpec) *networkingv1.NetworkPolicy {
-	sameRun := metav1.LabelSelector{MatchLabels: map[string]string{sandbox.LabelRun: run.ID}}
+	sameRun := metav1.LabelSelector{MatchLabels: workspaceLabels(run)}
 	return &networkingv1.NetworkPolicy{
-		ObjectMeta: objectMeta(policyName(run.ID), run, nil),
+		ObjectMeta: objectMeta(policyName(run), run, nil),
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: sameRun,
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
@@ -69,45 +70,64 @@ func runPolicy(run *sandbox.RunSpec) *networkingv1.NetworkPolicy {
 // labelNetwork=none. Policies add up, so this one wins for those pods.
 func noNetworkPolicy(run *sandbox.RunSpec) *networkingv1.NetworkPolicy {
 	p := &networkingv1.NetworkPolicy{
-		ObjectMeta: objectMeta(policyName(run.ID)+"-none", run, nil),
+		ObjectMeta: objectMeta(policyName(run)+"-none", run, nil),
 		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{sandbox.LabelRun: run.ID, labelNetwork: "none"}},
+			PodSelector: metav1.LabelSelector{MatchLabels: workspaceLabels(run, labelNetwork, "none")},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 		},
 	}
 	return p
 }
 
+// workspaceLabels selects the pods of run's workspace (by run only when
+// Workspace is ""), plus extra key/value pairs.
+func workspaceLabels(run *sandbox.RunSpec, extra ...string) map[string]string {
+	m := map[string]string{sandbox.LabelRun: run.ID}
+	if run.Workspace != "" {
+		m[sandbox.LabelWorkspace] = run.Workspace
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		m[extra[i]] = extra[i+1]
+	}
+	return m
+}
+
 // ensureNoNetworkPolicy creates noNetworkPolicy(run) once a pod needs it.
 func (k *Kubernetes) ensureNoNetworkPolicy(ctx context.Context, run *sandbox.RunSpec) error {
 	_, err := k.cs.NetworkingV1().NetworkPolicies(k.cfg.Namespace).Create(ctx, noNetworkPolicy(run), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return apiErr("create network policy "+policyName(run.ID)+"-none", err)
+		return apiErr("create network policy "+policyName(run)+"-none", err)
 	}
 	return nil
 }
 
 // DestroyRun removes every pod (at once, without grace: the runner stopped
 // the steps it cared about), Secret, NetworkPolicy and the workspace claim
-// of the run. Missing objects are not errors, so it is idempotent and safe
+// of the run's workspace; the run's other workspaces stay (objects without
+// sandbox.LabelWorkspace belong to workspace ""). Missing objects are not errors, so it is idempotent and safe
 // after a SetupRun that failed half-way; the failures of the removals that
 // did fail are joined.
 func (k *Kubernetes) DestroyRun(ctx context.Context, run *sandbox.RunSpec) error {
 	if err := checkRun(run); err != nil {
 		return err
 	}
-	k.forgetRun(run.ID)
+	k.forgetWorkspace(run)
 	sel := sandbox.LabelManaged + "=true," + sandbox.LabelRun + "=" + run.ID
 	if run.Instance != "" {
 		sel += "," + sandbox.LabelInstance + "=" + labelValue(run.Instance)
+	}
+	if run.Workspace != "" {
+		sel += "," + sandbox.LabelWorkspace + "=" + run.Workspace
+	} else {
+		sel += ",!" + sandbox.LabelWorkspace
 	}
 	_, err := k.removeSelected(ctx, sel, func(string) bool { return false })
 	// By name too: a claim or policy created without labels by someone
 	// else's retry is still this run's.
 	errs := []error{err}
-	errs = append(errs, k.deleteObject(ctx, kindClaim, claimName(run.ID)))
-	errs = append(errs, k.deleteObject(ctx, kindPolicy, policyName(run.ID)))
-	errs = append(errs, k.deleteObject(ctx, kindPolicy, policyName(run.ID)+"-none"))
+	errs = append(errs, k.deleteObject(ctx, kindClaim, claimName(run)))
+	errs = append(errs, k.deleteObject(ctx, kindPolicy, policyName(run)))
+	errs = append(errs, k.deleteObject(ctx, kindPolicy, policyName(run)+"-none"))
 	return errors.Join(errs...)
 }
 

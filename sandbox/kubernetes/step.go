@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,7 @@ import (
 // (scheduling, image pull, exit, node loss), another follows its log.
 type stepState struct {
 	pod    string
+	ws     string             // sandbox.RunSpec.Workspace of the step
 	cancel context.CancelFunc // ends both goroutines
 
 	started  chan struct{} // closed once the container ran (or the step ended first)
@@ -46,18 +49,21 @@ func (st *stepState) stop() {
 // workspace's first pod. mu is held while that first pod is being placed,
 // so a second pod of the run waits for the node instead of going anywhere.
 type pin struct {
-	mu   sync.Mutex
-	node string
+	mu    sync.Mutex
+	node  string
+	runID string // the run and workspace the pin is of
+	ws    string
 }
 
-// pinOf returns the pin of run id, creating it.
-func (k *Kubernetes) pinOf(runID string) *pin {
+// pinOf returns the pin of run's workspace, creating it.
+func (k *Kubernetes) pinOf(run *sandbox.RunSpec) *pin {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	p := k.pins[runID]
+	key := wsKey(run)
+	p := k.pins[key]
 	if p == nil {
-		p = &pin{}
-		k.pins[runID] = p
+		p = &pin{runID: run.ID, ws: run.Workspace}
+		k.pins[key] = p
 	}
 	return p
 }
@@ -86,10 +92,12 @@ func (k *Kubernetes) StartStep(ctx context.Context, run *sandbox.RunSpec, step *
 		return fmt.Errorf("kubernetes: step %d of run %s already started", step.Index, run.ID)
 	}
 	k.steps[key] = nil // reserved while starting
+	k.starting[key] = run.Workspace
 	k.mu.Unlock()
 
 	st, err := k.startStep(ctx, run, step, out)
 	k.mu.Lock()
+	delete(k.starting, key)
 	reserved, ok := k.steps[key]
 	if err == nil && (!ok || reserved != nil || k.closed) {
 		err = fmt.Errorf("kubernetes: step %d of run %s was destroyed while starting", step.Index, run.ID)
@@ -117,7 +125,7 @@ func (k *Kubernetes) startStep(ctx context.Context, run *sandbox.RunSpec, step *
 	if step.Image == "" {
 		return nil, &sandbox.StepError{Msg: "no image given"}
 	}
-	data, env, err := stepEnv(envName(run.ID, step.Index), step.Env)
+	data, env, err := stepEnv(envName(run.ID, step.Index), append(slices.Clone(sandbox.WorkspaceEnv), step.Env...))
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +142,7 @@ func (k *Kubernetes) startStep(ctx context.Context, run *sandbox.RunSpec, step *
 		return nil, err
 	}
 
-	p := k.pinOf(run.ID)
+	p := k.pinOf(run)
 	p.mu.Lock()
 	locked := true
 	defer func() {
@@ -157,6 +165,7 @@ func (k *Kubernetes) startStep(ctx context.Context, run *sandbox.RunSpec, step *
 		locked = false
 	}
 	st := k.follow(ctx, pod.Name, out)
+	st.ws = run.Workspace
 	// Until the container runs: the pod is placed, the image pulled.
 	select {
 	case <-st.started:
@@ -175,8 +184,38 @@ func (k *Kubernetes) startStep(ctx context.Context, run *sandbox.RunSpec, step *
 			return st, st.endErr
 		}
 	default:
+		k.closeStdin(ctx, pod.Name)
 	}
 	return st, nil
+}
+
+// stdinTimeout bounds the attach that closes a step's stdin.
+const stdinTimeout = 30 * time.Second
+
+// closeStdin attaches to the running step with an empty stdin, which the
+// runtime then closes (StdinOnce): the step's reads of stdin get EOF, from
+// a pipe, as on the Docker backend. Until then a read waits, so a failed
+// attach is tried twice more; a step that already ended refuses every
+// attach, which is fine.
+func (k *Kubernetes) closeStdin(ctx context.Context, pod string) {
+	actx, cancel := context.WithTimeout(ctx, stdinTimeout)
+	defer cancel()
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-actx.Done():
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			}
+		}
+		err = k.attach(actx, pod, stepContainer, strings.NewReader(""))
+		if err == nil || actx.Err() != nil || errors.Is(err, errNoREST) {
+			break
+		}
+	}
+	if err != nil {
+		k.log.Warn("could not close the step's stdin; a read of it waits until the step ends", "pod", pod, "err", err)
+	}
 }
 
 // createReplacing runs create and, if an object of that name exists (left

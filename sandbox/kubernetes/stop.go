@@ -141,20 +141,42 @@ func (k *Kubernetes) DestroyStep(ctx context.Context, run *sandbox.RunSpec, step
 	return k.removeStep(ctx, run, step)
 }
 
-// forgetRun stops following every step of the run and forgets its node.
+// forgetRun stops following every step of the run and forgets the nodes
+// of its workspaces.
 func (k *Kubernetes) forgetRun(runID string) {
+	k.forgetSteps(runID, func(string) bool { return true })
+}
+
+// forgetWorkspace stops following the steps of run's workspace and
+// forgets its node.
+func (k *Kubernetes) forgetWorkspace(run *sandbox.RunSpec) {
+	k.forgetSteps(run.ID, func(ws string) bool { return ws == run.Workspace })
+}
+
+// forgetSteps stops following the steps of run runID whose workspace
+// matches (steps still starting too: they notice their missing entry) and
+// forgets the node of each matching workspace.
+func (k *Kubernetes) forgetSteps(runID string, match func(ws string) bool) {
 	prefix := runID + "/"
 	var states []*stepState
 	k.mu.Lock()
 	for key, st := range k.steps {
-		if strings.HasPrefix(key, prefix) {
+		ws := k.starting[key]
+		if st != nil {
+			ws = st.ws
+		}
+		if strings.HasPrefix(key, prefix) && match(ws) {
 			delete(k.steps, key)
 			if st != nil {
 				states = append(states, st)
 			}
 		}
 	}
-	delete(k.pins, runID)
+	for key, p := range k.pins {
+		if p.runID == runID && match(p.ws) {
+			delete(k.pins, key)
+		}
+	}
 	k.mu.Unlock()
 	for _, st := range states {
 		st.stop()

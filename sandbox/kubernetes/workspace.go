@@ -22,7 +22,7 @@ import (
 const loaderContainer = "load"
 
 // LoadWorkspace extracts the tar stream (entries relative to the workspace
-// root) into the run's workspace claim. A loader pod kod-<run>-load runs
+// root) into the run's workspace claim. A loader pod kod-<key>-load runs
 // `tar -x` in image (which must have tar; the default step image does)
 // with the claim at sandbox.WorkspacePath; the stream goes to its stdin
 // through the attach API as it is read. As the first pod of the workspace it
@@ -43,12 +43,12 @@ func (k *Kubernetes) LoadWorkspace(ctx context.Context, run *sandbox.RunSpec, im
 		Stdin:           true,
 		StdinOnce:       true,
 	}
-	meta := objectMeta(loaderName(run.ID), run, map[string]string{labelRole: "workspace-loader"})
+	meta := objectMeta(loaderName(run), run, map[string]string{labelRole: "workspace-loader"})
 	meta.Labels[labelNetwork] = "none"
 	if err := k.ensureNoNetworkPolicy(ctx, run); err != nil {
 		return err
 	}
-	p := k.pinOf(run.ID)
+	p := k.pinOf(run)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	spec := k.podSpec(run, p.node, c)
