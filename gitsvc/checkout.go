@@ -251,8 +251,21 @@ func (g *Git) tagsInto(ctx context.Context, repoDir, commit string, h *history) 
 
 // writePack runs `git pack-objects` into dir for commit's history and the
 // tags, cut at the shallow commits, and returns the pack's path without
-// its .pack/.idx extension.
+// its .pack/.idx extension. pack-objects writes a temporary file in its
+// object directory and renames it to the path asked for, which fails
+// across file systems (a temporary directory on tmpfs, repositories on a
+// volume); so it runs with dir/objects as its object directory and the
+// repository's objects as an alternate it reads (and reuses packed data)
+// from.
 func (g *Git) writePack(ctx context.Context, repoDir, dir, commit string, tags []tag, shallow []string) (string, error) {
+	objects, err := filepath.Abs(filepath.Join(repoDir, "objects"))
+	if err != nil {
+		return "", err
+	}
+	scratch := filepath.Join(dir, "objects")
+	if err := os.MkdirAll(filepath.Join(scratch, "pack"), 0o700); err != nil {
+		return "", err
+	}
 	var in strings.Builder
 	in.WriteString(commit + "\n")
 	for _, t := range tags {
@@ -264,7 +277,8 @@ func (g *Git) writePack(ctx context.Context, repoDir, dir, commit string, tags [
 		in.WriteString("--shallow " + s + "\n")
 	}
 	out, err := g.Output(ctx, &Cmd{Dir: repoDir, Args: []string{"-c", "pack.compression=1", "pack-objects", "--revs", "--delta-base-offset", "--window=0", "-q", filepath.Join(dir, "pack")},
-		Stdin: strings.NewReader(in.String()), Timeout: -1})
+		Stdin: strings.NewReader(in.String()), Timeout: -1,
+		Env: []string{"GIT_OBJECT_DIRECTORY=" + scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES=" + objects}})
 	if err != nil {
 		return "", err
 	}

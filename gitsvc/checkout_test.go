@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -170,5 +171,21 @@ func TestCheckoutRefusesBadInput(t *testing.T) {
 		if err := (&Git{}).Checkout(context.Background(), bare, opt, &buf); err == nil || buf.Len() > 0 {
 			t.Errorf("Checkout(%+v) = %v with %d bytes written, want an error and nothing written", opt, err, buf.Len())
 		}
+	}
+}
+
+// The temporary directory may be on another file system than the
+// repositories (tmpfs /tmp in the server image): pack-objects' rename of
+// its temporary file must not cross it.
+func TestCheckoutWithTempDirOnAnotherFileSystem(t *testing.T) {
+	bare, tip := checkoutRepo(t)
+	var a, b syscall.Stat_t
+	if syscall.Stat(bare, &a) != nil || syscall.Stat("/dev/shm", &b) != nil || a.Dev == b.Dev {
+		t.Skip("needs /dev/shm on another file system than the test's temporary directory")
+	}
+	t.Setenv("TMPDIR", "/dev/shm")
+	dir := extract(t, bare, CheckoutOptions{Commit: tip, Branch: "main"})
+	if got := gitIn(t, dir)("status", "--porcelain"); got != "" {
+		t.Errorf("status %q", got)
 	}
 }

@@ -90,6 +90,7 @@ type Docker struct {
 	cli *client.Client
 	cfg Config
 	log *slog.Logger
+	svc serviceTable // started services (service.go)
 
 	// pullImage performs one pull; tests replace it to observe single-flight.
 	pullImage func(ctx context.Context, ref string) error
@@ -105,8 +106,6 @@ type Docker struct {
 	wg       sync.WaitGroup // pull and network holder goroutines
 	// holders are the network holders by wsKey (see netHolder).
 	holders map[string]*netHolder
-
-	svc serviceTable // started services (service.go)
 }
 
 // New connects a client to the engine described by cfg (without contacting

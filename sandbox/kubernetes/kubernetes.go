@@ -188,6 +188,9 @@ func New(rc *rest.Config, cfg Config, log *slog.Logger) (*Kubernetes, error) {
 	return k, nil
 }
 
+// errNoREST is attach's error on a backend made by NewForClient.
+var errNoREST = errors.New("kubernetes: attaching needs a REST configuration (use New)")
+
 // NewForClient is New over an existing clientset (e.g. client-go's fake).
 // Attaching to pods (LoadWorkspace) needs New's REST configuration; with
 // NewForClient it fails unless a test supplies it.
@@ -241,9 +244,7 @@ func NewForClient(cs kubernetes.Interface, cfg Config, log *slog.Logger) (*Kuber
 
 		starting: make(map[string]string),
 	}
-	k.attach = func(context.Context, string, string, io.Reader) error {
-		return errors.New("kubernetes: attaching needs a REST configuration (use New)")
-	}
+	k.attach = func(context.Context, string, string, io.Reader) error { return errNoREST }
 	k.openLog = func(ctx context.Context, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
 		return cs.CoreV1().Pods(k.cfg.Namespace).GetLogs(pod, opts).Stream(ctx)
 	}

@@ -194,13 +194,27 @@ const stdinTimeout = 30 * time.Second
 
 // closeStdin attaches to the running step with an empty stdin, which the
 // runtime then closes (StdinOnce): the step's reads of stdin get EOF, from
-// a pipe, as on the Docker backend. Until then a read waits. Best effort: a
-// step that already ended refuses the attach, which is fine.
+// a pipe, as on the Docker backend. Until then a read waits, so a failed
+// attach is tried twice more; a step that already ended refuses every
+// attach, which is fine.
 func (k *Kubernetes) closeStdin(ctx context.Context, pod string) {
 	actx, cancel := context.WithTimeout(ctx, stdinTimeout)
 	defer cancel()
-	if err := k.attach(actx, pod, stepContainer, strings.NewReader("")); err != nil {
-		k.log.Debug("closing step stdin", "pod", pod, "err", err)
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-actx.Done():
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			}
+		}
+		err = k.attach(actx, pod, stepContainer, strings.NewReader(""))
+		if err == nil || actx.Err() != nil || errors.Is(err, errNoREST) {
+			break
+		}
+	}
+	if err != nil {
+		k.log.Warn("could not close the step's stdin; a read of it waits until the step ends", "pod", pod, "err", err)
 	}
 }
 
