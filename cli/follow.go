@@ -185,6 +185,11 @@ func (l *logWriter) print(p []byte) error {
 			if bytes.HasSuffix(line, []byte("\n")) {
 				b.WriteByte('\n')
 			}
+		} else if name, ok := stepPrefix(line); ok && l.lineStart {
+			// A line of a step running beside others ("[name] text"):
+			// each step keeps its colour, so interleaved steps read apart.
+			b.WriteString(l.u.paint(prefixColor(name), "["+name+"]"))
+			b.Write(line[len(name)+2:])
 		} else {
 			b.Write(line)
 		}
@@ -193,6 +198,30 @@ func (l *logWriter) print(p []byte) error {
 	}
 	_, err := l.w.Write(b.Bytes())
 	return err
+}
+
+// stepPrefix returns the step name of a line the server prefixed with
+// "[name] " (steps running at once in a followed log).
+func stepPrefix(line []byte) (string, bool) {
+	if len(line) < 4 || line[0] != '[' {
+		return "", false
+	}
+	end := bytes.Index(line, []byte("] "))
+	if end < 2 || bytes.ContainsAny(line[1:end], "[]\n") {
+		return "", false
+	}
+	return string(line[1:end]), true
+}
+
+// prefixColor is the colour of a step's prefix: the same for a name
+// throughout a log.
+func prefixColor(name string) string {
+	palette := []string{"36", "35", "33", "32", "34", "96", "95", "93"}
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return palette[h%uint32(len(palette))]
 }
 
 // stepCounts returns how many steps passed, failed, were skipped, and

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +50,20 @@ func TestShowListsEveryPlannedStep(t *testing.T) {
 	old := &forge.Result{Steps: []forge.StepResult{{Name: "a", Success: true}, {Name: "b", Success: true, Skipped: true}, {Name: "c"}}}
 	if p, f, s, n := stepCounts(old); p != 1 || f != 1 || s != 1 || n != 0 {
 		t.Errorf("old record counts %d %d %d %d", p, f, s, n)
+	}
+}
+
+// TestFollowPaintsStepPrefixes: with colour, the "[name] " prefixes of
+// interleaved steps keep one colour per step; the text is unchanged.
+func TestFollowPaintsStepPrefixes(t *testing.T) {
+	var out bytes.Buffer
+	lw := newLogWriter(&ui{out: &out, color: true}, &out)
+	if _, err := lw.Write([]byte("==> unit\n==> lint\n[unit] ok 1\n[lint] ok 2\n[unit] ok 3\nplain [x] line\n")); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	unit := "\x1b[" + prefixColor("unit") + "m[unit]\x1b[0m"
+	if strings.Count(got, unit+" ok") != 2 || !strings.Contains(got, "m[lint]\x1b[0m ok 2\n") || !strings.Contains(got, "\nplain [x] line\n") {
+		t.Errorf("painted log:\n%q", got)
 	}
 }

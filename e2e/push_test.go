@@ -139,8 +139,8 @@ run = "echo should-not-run"
 		t.Fatalf("status %s, want failed", run.Status)
 	}
 	steps := run.Result.Steps
-	if len(steps) != 2 {
-		t.Fatalf("want the two steps that ran, got %+v", steps)
+	if len(steps) != 3 || steps[2].Status != forge.StepSkipped || steps[2].StartedAt != 0 || steps[2].Error != "needs 'breaks', which failed" {
+		t.Fatalf("want the two steps that ran and the third listed skipped, got %+v", steps)
 	}
 	if steps[0].Success || !strings.Contains(steps[0].Error, "exit code 3") {
 		t.Errorf("continue_on_error step: %+v", steps[0])
@@ -178,7 +178,7 @@ run = "echo should-not-run"
 		t.Fatalf("status %s, want failed", run.Status)
 	}
 	st := run.Result.Steps
-	if len(st) != 1 || st[0].Success || !strings.Contains(st[0].Error, "timed out after 2 s") {
+	if len(st) != 2 || st[0].Success || !strings.Contains(st[0].Error, "timed out after 2 s") || st[1].Status != forge.StepSkipped || st[1].StartedAt != 0 {
 		t.Fatalf("steps: %+v", st)
 	}
 	// At least the timeout; far less than the sleep (how much less is the

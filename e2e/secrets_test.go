@@ -181,7 +181,8 @@ func inspectRunning(t *testing.T, runID string) (env, cmd string) {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelRun+"="+runID))})
+	// Step containers only: a workflow's network holder carries no step label.
+	list, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelRun+"="+runID), filters.Arg("label", sandbox.LabelStep))})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("running containers of %s: %v %v", runID, list, err)
 	}

@@ -32,7 +32,7 @@ func FileState(run *Run, file string) CommitState {
 	}
 	seen := false
 	for _, st := range run.Result.Steps {
-		if st.Workflow != file {
+		if st.File() != file {
 			continue
 		}
 		seen = true
@@ -56,8 +56,8 @@ func RunFiles(run *Run, all []string) []string {
 	files := slices.Clone(all)
 	if run.Result != nil {
 		for _, st := range run.Result.Steps {
-			if st.Workflow != "" && !slices.Contains(files, st.Workflow) {
-				files = append(files, st.Workflow)
+			if f := st.File(); f != "" && !slices.Contains(files, f) {
+				files = append(files, f)
 			}
 		}
 	}

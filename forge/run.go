@@ -1,5 +1,7 @@
 package forge
 
+import "strings"
+
 // RunStatus is the state of a workflow run (Kod: queued|running|completed|
 // failed; cancelled is a deliberate addition).
 type RunStatus string
@@ -132,6 +134,22 @@ type StepResult struct {
 	// Reused: the step did not run in this run; its result, log and
 	// artifacts are those of the run this one re-runs (Run.RerunOf).
 	Reused bool `json:"reused,omitempty"`
+}
+
+// File is the workflow file of the step: Workflow without the matrix
+// values of its instance (".kod/workflows/ci.toml (GO=1.26)" ->
+// ".kod/workflows/ci.toml").
+func (s StepResult) File() string {
+	if i := strings.LastIndex(s.Workflow, ".toml ("); i >= 0 && strings.HasSuffix(s.Workflow, ")") {
+		return s.Workflow[:i+len(".toml")]
+	}
+	return s.Workflow
+}
+
+// Ran reports whether the step started (a skipped step counts as run: it
+// is done; one cancelled or pending before it started is not).
+func (s StepResult) Ran() bool {
+	return s.StartedAt != 0 || s.Skipped || s.Status == "" || s.Status == StepCompleted || s.Status == StepFailed
 }
 
 // UpgradeSteps fills the Status of step results stored before per-step

@@ -30,6 +30,9 @@ func (m *Metrics) RunDone(_ context.Context, run *forge.Run) {
 		return
 	}
 	for _, st := range run.Result.Steps {
+		if !st.Ran() {
+			continue // planned, never started (cancelled, or the run failed first)
+		}
 		outcome := "success"
 		switch {
 		case st.Skipped:

@@ -106,7 +106,10 @@ func (rec *recorder) StepStarted(step *plan.Step, at time.Time) io.Writer {
 	st.Status = forge.StepRunning
 	st.StartedAt = forge.Millis(at.UnixMilli())
 	rec.logs[idx] = so
-	rec.current = &forge.CurrentStep{Index: idx, Name: st.Name, Workflow: st.Workflow, StartedAt: st.StartedAt}
+	if rec.current == nil || st.StartedAt >= rec.current.StartedAt {
+		// Starts may reach the sink out of order: the latest start wins.
+		rec.current = &forge.CurrentStep{Index: idx, Name: st.Name, Workflow: st.Workflow, StartedAt: st.StartedAt}
+	}
 	now := rec.changedLocked(true)
 	v := rec.version
 	rec.mu.Unlock()

@@ -55,6 +55,10 @@ type RunSpec struct {
 	Instance  string            // id of the server instance that owns the run
 	Network   string            // NetworkBridge or NetworkNone
 	Labels    map[string]string // extra labels; LabelRun/LabelInstance are added by the backend
+	// Steps is how many steps the workspace is planned to run; 0 =
+	// unknown. A backend may skip per-workspace preparations that only
+	// pay off over several steps (sandbox/docker's network holder).
+	Steps int
 }
 
 // Limits caps the resources of one step container. Zero means "no limit".

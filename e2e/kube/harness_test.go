@@ -234,6 +234,13 @@ func (s *server) gitURL(repo string) string {
 // push creates repo (if new) and pushes a commit with the workflow to branch.
 func (s *server) push(repo, branch, workflow string) {
 	s.t.Helper()
+	s.pushFiles(repo, branch, map[string]string{"ci.toml": workflow})
+}
+
+// pushFiles is push with several workflow files, by name under
+// .kod/workflows.
+func (s *server) pushFiles(repo, branch string, workflows map[string]string) {
+	s.t.Helper()
 	if status, data := s.do("POST", "/repos", map[string]string{"name": repo}); status != http.StatusCreated && status != http.StatusConflict {
 		s.t.Fatalf("create repo: %d %s", status, data)
 	}
@@ -251,8 +258,10 @@ func (s *server) push(repo, branch, workflow string) {
 	if err := os.MkdirAll(filepath.Join(dir, ".kod/workflows"), 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ".kod/workflows/ci.toml"), []byte(workflow), 0o644); err != nil {
-		s.t.Fatal(err)
+	for name, workflow := range workflows {
+		if err := os.WriteFile(filepath.Join(dir, ".kod/workflows", name), []byte(workflow), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "README"), []byte(branch+"\n"), 0o644); err != nil {
 		s.t.Fatal(err)
@@ -402,11 +411,17 @@ type podWatch struct {
 	specs []corev1.Pod
 	stop  context.CancelFunc
 	done  chan struct{}
+
+	// workspace and claim of each pod: its sandbox.LabelWorkspace label
+	// and the workspace claim it mounts ("" for none).
+	workspaces map[string]string
+	claims     map[string]string
 }
 
 func (s *server) watchPods() *podWatch {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &podWatch{nodes: map[string]string{}, runs: map[string]string{}, stop: cancel, done: make(chan struct{})}
+	w := &podWatch{nodes: map[string]string{}, runs: map[string]string{}, workspaces: map[string]string{}, claims: map[string]string{},
+		stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for ctx.Err() == nil {
@@ -418,6 +433,12 @@ func (s *server) watchPods() *podWatch {
 						w.specs = append(w.specs, p)
 					}
 					w.runs[p.Name] = p.Labels[sandbox.LabelRun]
+					w.workspaces[p.Name] = p.Labels[sandbox.LabelWorkspace]
+					for _, v := range p.Spec.Volumes {
+						if v.PersistentVolumeClaim != nil {
+							w.claims[p.Name] = v.PersistentVolumeClaim.ClaimName
+						}
+					}
 					if p.Spec.NodeName != "" {
 						w.nodes[p.Name] = p.Spec.NodeName
 					}

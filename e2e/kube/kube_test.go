@@ -268,3 +268,120 @@ run = "cat a.txt"
 	}
 	t.Logf("nodes by run: %v", fmt.Sprint(byRun))
 }
+
+// TestParallelStepsOfTwoFiles: a run of two workflow files, each with two
+// steps that start at once (needs = []) and meet in the shared workspace
+// (each waits for the other's file), then a step that needs both. Each
+// file is a workspace of its own: its pods share one node and one claim,
+// the other file's claim is another, and neither sees the other's files.
+// The workspace is the git checkout (.git present) and stdin reads end of
+// file at once. Nothing of the run is left once it ended.
+func TestParallelStepsOfTwoFiles(t *testing.T) {
+	s := startServer(t)
+	pods := s.watchPods()
+	// meet touches $1.ready and waits (a hang bound of 2 minutes, not a
+	// timing assertion) for $2.ready: only two steps running at once on
+	// one volume both get past it.
+	const meet = `touch $1.ready; i=0; while [ ! -f $2.ready ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 9; sleep 0.1; done`
+	wf := func(file string) string {
+		return fmt.Sprintf(`
+[env]
+MEET = '%s'
+
+[[steps]]
+name = "left"
+needs = []
+run = "sh -c \"$MEET\" meet left right; echo %[2]s > mine.txt; test -d .git && echo has-git"
+
+[[steps]]
+name = "right"
+needs = []
+run = "sh -c \"$MEET\" meet right left; cat; echo stdin-at-eof"
+
+[[steps]]
+name = "join"
+needs = ["left", "right"]
+run = "echo saw-$(cat mine.txt)"
+`, meet, "from-"+file)
+	}
+	s.pushFiles("parallel", "main", map[string]string{"a.toml": wf("a"), "b.toml": wf("b")})
+	run := s.onlyRun("parallel")
+	done := s.waitRun("parallel", run.ID)
+	if done.Status != forge.RunCompleted || done.Result == nil || len(done.Result.Steps) != 6 {
+		t.Fatalf("run = %s %+v; want completed with 6 steps", done.Status, done.Result)
+	}
+	for _, st := range done.Result.Steps {
+		file := strings.TrimSuffix(strings.TrimPrefix(st.File(), ".kod/workflows/"), ".toml")
+		if !st.Success {
+			t.Errorf("step %s of %s failed: %+v", st.Name, file, st)
+		}
+		want := map[string]string{"left": "has-git", "right": "stdin-at-eof", "join": "saw-from-" + file}[st.Name]
+		if !strings.Contains(st.Output, want) {
+			t.Errorf("step %s of %s printed %q; want %q", st.Name, file, st.Output, want)
+		}
+	}
+	s.assertNothingLeft()
+	pods.end()
+	pods.mu.Lock()
+	defer pods.mu.Unlock()
+	nodes, claims := map[string]map[string]bool{}, map[string]map[string]bool{}
+	for pod, ws := range pods.workspaces {
+		if pods.runs[pod] != run.ID {
+			continue
+		}
+		if nodes[ws] == nil {
+			nodes[ws], claims[ws] = map[string]bool{}, map[string]bool{}
+		}
+		if n := pods.nodes[pod]; n != "" {
+			nodes[ws][n] = true
+		}
+		claims[ws][pods.claims[pod]] = true
+	}
+	if len(nodes) != 2 || nodes["a"] == nil || nodes["b"] == nil {
+		t.Fatalf("pods by workspace: %v; want workspaces a and b", nodes)
+	}
+	for ws := range nodes {
+		if len(nodes[ws]) != 1 || len(claims[ws]) != 1 {
+			t.Errorf("pods of workspace %s ran on nodes %v with claims %v; want one node, one claim", ws, nodes[ws], claims[ws])
+		}
+	}
+	if fmt.Sprint(claims["a"]) == fmt.Sprint(claims["b"]) {
+		t.Errorf("workspaces a and b share the claim %v", claims["a"])
+	}
+	t.Logf("nodes by workspace: %v; claims: %v", nodes, claims)
+}
+
+// TestFailFastStopsTheOtherInstance: with fail_fast, a failing step of one
+// matrix instance stops the running pod of the other instance (another
+// workspace): the run fails long before the other step's sleep ends, and
+// no pod, claim or Secret is left.
+func TestFailFastStopsTheOtherInstance(t *testing.T) {
+	s := startServer(t)
+	s.push("failfast", "main", `
+fail_fast = true
+
+[matrix]
+N = ["quick", "slow"]
+
+[[steps]]
+name = "work"
+run = 'if [ "$MATRIX_N" = quick ]; then sleep 5; echo quick-fails; exit 1; fi; echo slow-started; sleep 300; echo slow-finished'
+`)
+	run := s.onlyRun("failfast")
+	done := s.waitRun("failfast", run.ID) // hang bound 3 min < the 300 s sleep
+	if done.Status != forge.RunFailed || done.Result == nil || len(done.Result.Steps) != 2 {
+		t.Fatalf("run = %s %+v; want failed with 2 steps", done.Status, done.Result)
+	}
+	for _, st := range done.Result.Steps {
+		t.Logf("%s: %s %q, output %q", st.Workflow, st.Status, st.Error, st.Output)
+		switch {
+		case strings.Contains(st.Workflow, "N=quick"):
+			if st.Status != forge.StepFailed || st.ExitCode == nil || *st.ExitCode != 1 {
+				t.Errorf("quick instance: %+v; want exit code 1", st)
+			}
+		case strings.Contains(st.Output, "slow-finished") || st.Status == forge.StepCompleted:
+			t.Errorf("the slow instance was not stopped: %+v", st)
+		}
+	}
+	s.assertNothingLeft()
+}

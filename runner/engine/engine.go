@@ -77,6 +77,12 @@ type Options struct {
 	// removed: the caller stores the run's final state there, so people
 	// see it without waiting for the removal.
 	Finished func(Outcome)
+	// MaxWorkspaces bounds the workflow instances of the plan set up at
+	// once, each holding a workspace volume and a network (Docker's
+	// default address pools give a host about 30 bridge networks, and a
+	// matrix may have 64 instances); the others wait, pending, and start in
+	// plan order as earlier ones end. 0 = DefaultMaxWorkspaces.
+	MaxWorkspaces int
 	// Log receives what the engine cannot report to the sink (a container
 	// that could not be removed); nil = discarded.
 	Log *slog.Logger

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kod-forge/kod/runner/plan"
@@ -19,10 +20,15 @@ type execution struct {
 	opts Options
 
 	instances []*instance
-	// removals are the step containers being removed in the background;
-	// awaited before the workspaces go.
-	removals sync.WaitGroup
+	// admitted bounds the instances set up at once (Options.MaxWorkspaces);
+	// waiting counts those not admitted yet.
+	admitted chan struct{}
+	waiting  atomic.Int32
 }
+
+// DefaultMaxWorkspaces is Options.MaxWorkspaces when it is 0: workflow
+// instances of one run holding a workspace and network at once.
+const DefaultMaxWorkspaces = 8
 
 func (x *execution) log() *slog.Logger {
 	if x.opts.Log == nil {
@@ -60,22 +66,40 @@ func (e *FailFastError) Error() string {
 // steps that run after them.
 func Execute(ctx context.Context, p *plan.Plan, be sandbox.Backend, sink Sink, opts Options) Outcome {
 	x := &execution{p: p, be: be, sink: sink, opts: opts}
+	limit := opts.MaxWorkspaces
+	if limit <= 0 {
+		limit = DefaultMaxWorkspaces
+	}
+	x.admitted = make(chan struct{}, limit)
 	for _, wf := range p.Workflows {
 		x.instances = append(x.instances, &instance{x: x, wf: wf})
 	}
+	x.waiting.Store(int32(len(x.instances)))
 	for _, in := range x.instances {
 		in.ctx, in.cancel = context.WithCancelCause(ctx)
 	}
 	var wg sync.WaitGroup
 	for _, in := range x.instances {
-		wg.Go(in.run)
+		// In plan order, as slots for workspaces free up.
+		select {
+		case x.admitted <- struct{}{}:
+			x.waiting.Add(-1)
+			if in.ctx.Err() != nil { // cancelled as its turn came
+				<-x.admitted
+				in.endAll(context.Cause(in.ctx))
+				continue
+			}
+			wg.Go(in.run)
+		case <-in.ctx.Done():
+			x.waiting.Add(-1)
+			in.endAll(context.Cause(in.ctx))
+		}
 	}
 	wg.Wait()
 	out := x.outcome(ctx)
 	if opts.Finished != nil {
 		opts.Finished(out)
 	}
-	x.removals.Wait()
 	for _, in := range x.instances {
 		wg.Go(func() { in.destroy(ctx) })
 	}
@@ -124,20 +148,34 @@ type instance struct {
 	spec     *sandbox.RunSpec // set once SetupRun was called
 	setupErr error            // the workspace could not be prepared
 	failed   bool             // a step failed without continue_on_error
+	// removals are the step containers being removed in the background;
+	// awaited before the workspace goes.
+	removals  sync.WaitGroup
+	destroyed bool // destroy has run
 
 	services       []*startedService    // services asked for (services.go)
 	caches         []sandbox.CacheMount // how steps mount the restored caches
 	cachesRestored bool                 // RestoreCaches was called: EndCaches is due
 }
 
-// run sets up the instance's workspace and runs its steps.
+// run sets up the instance's workspace and runs its steps, holding one of
+// the Options.MaxWorkspaces turns Execute gave it. Its objects are removed
+// at once when other instances wait for a turn, else after every instance
+// ended.
 func (in *instance) run() {
 	ctx := in.ctx
 	x := in.x
+	defer func() {
+		if x.waiting.Load() > 0 {
+			in.destroy(ctx)
+		}
+		<-x.admitted
+	}()
 	if in.reuse() {
 		return
 	}
-	spec := &sandbox.RunSpec{ID: x.p.Trigger.RunID, Workspace: in.wf.Key, Instance: x.opts.Instance, Network: in.wf.Network}
+	spec := &sandbox.RunSpec{ID: x.p.Trigger.RunID, Workspace: in.wf.Key, Instance: x.opts.Instance, Network: in.wf.Network,
+		Steps: len(in.wf.Steps)}
 	in.spec = spec
 	err := x.be.SetupRun(ctx, spec)
 	if err != nil {
@@ -197,9 +235,11 @@ func (in *instance) endAll(err error) {
 // the engine refuses (it may be back a moment later; the periodic sweep is
 // the last line of defence, not the plan).
 func (in *instance) destroy(ctx context.Context) {
-	if in.spec == nil {
+	if in.spec == nil || in.destroyed {
 		return
 	}
+	in.destroyed = true
+	in.removals.Wait()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	in.endCaches(ctx)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kod-forge/kod/runner/engine"
 	"github.com/kod-forge/kod/runner/plan"
@@ -303,5 +304,80 @@ func TestFinishedBeforeRemoval(t *testing.T) {
 	out := execute(t, context.Background(), p, fake, s, opts)
 	if got != out || removedBefore != 0 {
 		t.Errorf("Finished got %+v (Execute returned %+v), %d workspaces removed before", got, out, removedBefore)
+	}
+}
+
+// A step's `if` sees the environment the step would get (matrix values
+// included), so a step can run in some matrix instances only.
+func TestIfSeesTheStepEnvironment(t *testing.T) {
+	fake := sandboxtest.New(nil)
+	var wfs []*plan.Workflow
+	for _, db := range []string{"pg", "sqlite"} {
+		st := step("migrate")
+		st.Env = []workflow.EnvVar{{Name: "MATRIX_DB", Value: db}}
+		st.If = cond(t, "env.MATRIX_DB == 'pg'")
+		wfs = append(wfs, instance("ci-"+db, "ci.toml", st))
+	}
+	s := newSink()
+	if out := execute(t, context.Background(), newPlan("r1", wfs...), fake, s, engine.Options{}); !out.Success {
+		t.Fatalf("outcome %+v", out)
+	}
+	s.want(t, "ci-pg.migrate", engine.StepCompleted, "")
+	s.want(t, "ci-sqlite.migrate", engine.StepSkipped, "")
+	if started := fake.Started(); len(started) != 1 || !slices.Contains(started[0].Env, "MATRIX_DB=pg") {
+		t.Errorf("started %+v", started)
+	}
+}
+
+// At most MaxWorkspaces instances hold a workspace at once; the others
+// start in plan order as earlier ones end and are removed, and a
+// cancellation ends the waiting ones without setting them up.
+func TestMaxWorkspaces(t *testing.T) {
+	fake := sandboxtest.New(sandboxtest.Steps(map[string]sandboxtest.Play{"s": {Sleep: 20 * time.Millisecond}}))
+	var wfs []*plan.Workflow
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		wfs = append(wfs, instance(k, k+".toml", step("s"), step("t", "s")))
+	}
+	s := newSink()
+	if out := execute(t, context.Background(), newPlan("r1", wfs...), fake, s, engine.Options{MaxWorkspaces: 2}); !out.Success {
+		t.Fatalf("outcome %+v", out)
+	}
+	held, most := 0, 0
+	var order []string
+	for _, e := range fake.Events() {
+		switch e.Kind {
+		case "setup":
+			held++
+			order = append(order, e.Workspace)
+		case "destroy-run":
+			held--
+		}
+		most = max(most, held)
+	}
+	slices.Sort(order)
+	if most != 2 || !slices.Equal(order, []string{"a", "b", "c", "d", "e"}) {
+		t.Errorf("%d workspaces at once, set up %v", most, order)
+	}
+
+	// fail_fast cancels a waiting instance before it is set up.
+	fake = sandboxtest.New(sandboxtest.Steps(map[string]sandboxtest.Play{"bad": {Exit: 1}}))
+	wfs = nil
+	for _, k := range []string{"m1", "m2", "m3"} {
+		wf := instance(k, "m.toml", step("bad"))
+		wf.FailFast, wf.Label = true, "m.toml ("+k+")"
+		wfs = append(wfs, wf)
+	}
+	s = newSink()
+	if out := execute(t, context.Background(), newPlan("r2", wfs...), fake, s, engine.Options{MaxWorkspaces: 1}); out.Success {
+		t.Fatalf("outcome %+v", out)
+	}
+	s.want(t, "m1.bad", engine.StepFailed, "step failed with exit code 1")
+	for _, id := range []string{"m2.bad", "m3.bad"} {
+		s.want(t, id, engine.StepCancelled, "cancelled: m.toml (m1) failed and its workflow has fail_fast")
+	}
+	for _, e := range fake.Events() {
+		if e.Kind == "setup" && e.Workspace != "m1" {
+			t.Errorf("%s was set up after the fail_fast cancellation", e.Workspace)
+		}
 	}
 }

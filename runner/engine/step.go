@@ -158,7 +158,7 @@ func interrupted(cause error, code *int, started time.Time) StepEnd {
 func (in *instance) runContainer(ctx context.Context, st *plan.Step, spec *sandbox.StepSpec, out io.Writer) (sandbox.ExitState, bool, error) {
 	x := in.x
 	be := x.be
-	defer x.destroyStep(ctx, in.spec, spec)
+	defer in.destroyStep(ctx, spec)
 	if err := be.StartStep(ctx, in.spec, spec, out); err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			return sandbox.ExitState{}, true, cause
@@ -186,6 +186,7 @@ func (in *instance) runContainer(ctx context.Context, st *plan.Step, spec *sandb
 	}
 	cause := context.Cause(stepCtx)
 	if cause == nil {
+		x.destroyNow(ctx, in.spec, spec)
 		return exit, false, fmt.Errorf("waiting for the step: %w", err)
 	}
 	grace := x.opts.StopGrace
@@ -194,15 +195,30 @@ func (in *instance) runContainer(ctx context.Context, st *plan.Step, spec *sandb
 	if err := be.StopStep(stopCtx, in.spec, spec, grace); err != nil {
 		x.log().Error("stopping a step", "run", in.spec.ID, "step", spec.Name, "err", err)
 	}
-	exit, _ = be.WaitStep(stopCtx, in.spec, spec)
+	exit, err = be.WaitStep(stopCtx, in.spec, spec)
+	if err != nil {
+		x.log().Error("waiting for a stopped step", "run", in.spec.ID, "step", spec.Name, "err", err)
+		x.destroyNow(ctx, in.spec, spec)
+	}
 	return exit, true, cause
 }
 
+// destroyNow removes a step whose exit is unknown before its end is
+// reported, so none of its output reaches the sink after StepEnded.
+func (x *execution) destroyNow(ctx context.Context, run *sandbox.RunSpec, spec *sandbox.StepSpec) {
+	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := x.be.DestroyStep(rmCtx, run, spec); err != nil {
+		x.log().Error("removing a step container", "run", run.ID, "step", spec.Name, "err", err)
+	}
+}
+
 // destroyStep removes the step container in the background.
-func (x *execution) destroyStep(ctx context.Context, run *sandbox.RunSpec, spec *sandbox.StepSpec) {
-	x.removals.Add(1)
+func (in *instance) destroyStep(ctx context.Context, spec *sandbox.StepSpec) {
+	x, run := in.x, in.spec
+	in.removals.Add(1)
 	go func() {
-		defer x.removals.Done()
+		defer in.removals.Done()
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		if err := x.be.DestroyStep(rmCtx, run, spec); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kod-forge/kod/runner/engine"
+	"github.com/kod-forge/kod/runner/plan"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/sandboxtest"
 )
@@ -188,4 +189,42 @@ func TestWorkflowTimeoutCancelsPending(t *testing.T) {
 	}
 	s.want(t, "ci.first", engine.StepFailed, "workflow timed out after 1 s")
 	s.want(t, "ci.second", engine.StepCancelled, "workflow timed out after 1 s")
+}
+
+// A step whose wait fails is removed before its end is reported, so none
+// of its output can follow StepEnded.
+func TestWaitFailureRemovesTheStepFirst(t *testing.T) {
+	started := make(chan string, 1)
+	fake := sandboxtest.New(blockUntilStopped(started))
+	fake.FailWait = func(st *sandbox.StepSpec) error {
+		<-started
+		return errors.New("engine lost the step")
+	}
+	var destroyedFirst bool
+	s := &endHook{sink: newSink(), ended: func() {
+		destroyedFirst = len(events(fake, "destroy-step", "lost")) > 0
+	}}
+	p := newPlan("r1", instance("ci", "ci.toml", step("lost")))
+	out := engine.Execute(context.Background(), p, fake, s, engine.Options{StopGrace: time.Second})
+	if out.Success {
+		t.Fatalf("outcome %+v", out)
+	}
+	s.sink.want(t, "ci.lost", engine.StepFailed, "waiting for the step: engine lost the step")
+	if !destroyedFirst {
+		t.Error("the step was reported ended before it was removed")
+	}
+	if left := fake.Leftovers(); len(left) != 0 {
+		t.Errorf("left: %v", left)
+	}
+}
+
+// endHook calls ended before passing StepEnded on.
+type endHook struct {
+	*sink
+	ended func()
+}
+
+func (h *endHook) StepEnded(st *plan.Step, end engine.StepEnd) {
+	h.ended()
+	h.sink.StepEnded(st, end)
 }

@@ -21,8 +21,10 @@ import (
 // endpoint as before, so steps running at the same time never share
 // localhost or ports. Steps that run one after another see the same
 // address and hostname. The holder is started in the background by
-// SetupRun; until it is up, or when it cannot start (Config.NetworkHolderImage
-// empty, not present, or without `sleep`), steps get their own endpoint.
+// SetupRun, unless the workspace is planned to run one step
+// (RunSpec.Steps); until it is up, or when it cannot start
+// (Config.NetworkHolderImage empty, not present, or without `sleep`),
+// steps get their own endpoint.
 type netHolder struct {
 	ready chan struct{} // closed once the start attempt ended
 	id    string        // the running holder; "" if it did not start
@@ -36,8 +38,8 @@ func holderName(run *sandbox.RunSpec) string { return "kod-" + wsKey(run) + "-ne
 // background; DestroyRun waits for the attempt to end before it lists the
 // workspace's containers, so the holder never outlives its workspace.
 func (d *Docker) startHolder(ctx context.Context, run *sandbox.RunSpec) {
-	if d.cfg.NetworkHolderImage == "" || run.Network == sandbox.NetworkNone {
-		return
+	if d.cfg.NetworkHolderImage == "" || run.Network == sandbox.NetworkNone || run.Steps == 1 {
+		return // nothing to share: a single step wires its own endpoint
 	}
 	h := &netHolder{ready: make(chan struct{})}
 	key := wsKey(run)

@@ -103,6 +103,22 @@ func TestNetworkHolder(t *testing.T) {
 		t.Fatalf("left after DestroyRun: %v", left)
 	}
 
+	// A workspace planned for one step gets no holder: nothing to share.
+	single := &sandbox.RunSpec{ID: dockertest.NewID(t), Instance: instance, Steps: 1}
+	if err := d.SetupRun(ctx, single); err != nil {
+		t.Fatal(err)
+	}
+	out, st = runStep(t, d, single, shStep(0, "grep -c eth0 /proc/net/dev"))
+	if st.ExitCode != 0 || out != "1\n" {
+		t.Errorf("the single step: %q %+v", out, st)
+	}
+	if left := dockertest.RunLeftovers(t, instance, single.ID); len(left) != 2 { // network and volume
+		t.Errorf("objects of a one-step workspace: %v", left)
+	}
+	if err := d.DestroyRun(ctx, single); err != nil {
+		t.Fatal(err)
+	}
+
 	none := &sandbox.RunSpec{ID: dockertest.NewID(t), Instance: instance, Network: sandbox.NetworkNone}
 	if err := d.SetupRun(ctx, none); err != nil {
 		t.Fatal(err)

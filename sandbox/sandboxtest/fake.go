@@ -43,6 +43,9 @@ type Fake struct {
 	// FailStart, when set, is StartStep's error for the steps it returns
 	// non-nil for (an image that cannot be pulled...).
 	FailStart func(step *sandbox.StepSpec) error
+	// FailWait, when set, is WaitStep's error for the steps it returns
+	// non-nil for (an engine that lost track of a running step).
+	FailWait func(step *sandbox.StepSpec) error
 }
 
 type fakeStep struct {
@@ -207,6 +210,11 @@ func (f *Fake) StartStep(ctx context.Context, run *sandbox.RunSpec, step *sandbo
 
 // WaitStep implements sandbox.Backend.
 func (f *Fake) WaitStep(ctx context.Context, run *sandbox.RunSpec, step *sandbox.StepSpec) (sandbox.ExitState, error) {
+	if f.FailWait != nil {
+		if err := f.FailWait(step); err != nil {
+			return sandbox.ExitState{}, err
+		}
+	}
 	f.mu.Lock()
 	st := f.steps[key(run, step)]
 	f.mu.Unlock()

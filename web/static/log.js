@@ -252,6 +252,9 @@
       this.start = Number(keep.dataset.off);
       this.controls({ first: Number(keep.querySelector('.n')?.textContent) || this.next });
       if (!follow) window.scrollBy(0, keep.getBoundingClientRect().top - y);
+      // The page got shorter: the browser may move the view up to fit. That
+      // is not the reader scrolling up (which stops following).
+      else lastY = window.scrollY;
     }
   }
 
