@@ -38,6 +38,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, c *call) error {
 	w.WriteHeader(http.StatusOK)
 	sum, err := backup.Write(r.Context(), w, backup.Source{
 		DB: snap.DB(), ReposDir: s.ReposDir, LogsDir: s.LogsDir, HostKeyPath: s.HostKeyPath, Mode: "online", Git: s.Git,
+		ArtifactsDir: s.artifactsDir(),
 	})
 	if err != nil {
 		s.log.Error("backup failed", "err", err, "token", c.p.TokenID)

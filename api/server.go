@@ -21,6 +21,8 @@ import (
 	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/repos"
 	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/artifact"
+	"github.com/kod-forge/kod/runner/cache"
 )
 
 // Deps are the collaborators of the API server.
@@ -45,6 +47,12 @@ type Deps struct {
 	// the bearer MetricsToken (KOD_METRICS_TOKEN; "" = admin tokens only).
 	Metrics      MetricsExporter
 	MetricsToken string
+	// Artifacts reads the stored artifact files of runs; nil = downloads
+	// answer 404.
+	Artifacts *artifact.Store
+	// Caches deletes caches with their backend layers; nil = only the
+	// records are deleted.
+	Caches *cache.Manager
 	// TokenRecheck is how often a long log stream checks that its token
 	// still exists and has not expired; 0 means 30 s.
 	TokenRecheck time.Duration
@@ -95,6 +103,7 @@ func New(d Deps) *Server {
 	s.protectionRoutes()
 	s.tokenRoutes()
 	s.workflowRoutes()
+	s.pipelineRoutes()
 	s.keyRoutes()
 	s.secretRoutes()
 	s.webhookRoutes()

@@ -38,6 +38,7 @@ const (
 	endName      = "kod-backup/end.json"      // always the last entry
 	dbName       = "data/kod.db"
 	logsPrefix   = "data/logs/"
+	artsPrefix   = "data/artifacts/"
 	reposPrefix  = "repos/"
 	hostKeyName  = "ssh/host_key"
 	hostPubName  = "ssh/host_key.pub"
@@ -61,12 +62,16 @@ type end struct {
 
 // Source is what Write archives.
 type Source struct {
-	DB          *bolt.DB // snapshotted inside one read transaction
-	ReposDir    string   // every <name>.git directory in it is archived
-	LogsDir     string   // step logs; "" or missing is skipped
-	HostKeyPath string   // SSH host key (and .pub); "" or missing is skipped
-	Mode        string   // recorded in the manifest
-	Git         *gitsvc.Git
+	DB       *bolt.DB // snapshotted inside one read transaction
+	ReposDir string   // every <name>.git directory in it is archived
+	LogsDir  string   // step logs; "" or missing is skipped
+	// ArtifactsDir holds the runs' artifact files (data/artifacts); "" or
+	// missing is skipped. Files a re-run shares with its original (hard
+	// links) are archived, and restored, once per run.
+	ArtifactsDir string
+	HostKeyPath  string // SSH host key (and .pub); "" or missing is skipped
+	Mode         string // recorded in the manifest
+	Git          *gitsvc.Git
 }
 
 // Summary is what Write archived.
@@ -109,6 +114,7 @@ func Write(ctx context.Context, w io.Writer, src Source) (*Summary, error) {
 			return nil
 		},
 		func() error { return aw.tree(ctx, src.LogsDir, logsPrefix) },
+		func() error { return aw.tree(ctx, src.ArtifactsDir, artsPrefix) },
 		func() error { return aw.hostKey(src.HostKeyPath, m.HostKey) },
 		func() error { return aw.json(endName, end{Files: aw.files, Bytes: aw.bytes}) },
 		aw.tw.Close,

@@ -75,6 +75,12 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(filepath.Join(f.data, "logs", "run1", "0.log"), []byte("step output\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Join(f.data, "artifacts", "run1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.data, "artifacts", "run1", "0f0f"), []byte("artifact bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(f.key, []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +115,7 @@ func (g goroutineT) Fatalf(format string, args ...any) {
 }
 
 func (f *fixture) source() Source {
-	return Source{DB: f.store.DB(), ReposDir: f.repos, LogsDir: filepath.Join(f.data, "logs"), HostKeyPath: f.key, Mode: "online"}
+	return Source{DB: f.store.DB(), ReposDir: f.repos, LogsDir: filepath.Join(f.data, "logs"), ArtifactsDir: filepath.Join(f.data, "artifacts"), HostKeyPath: f.key, Mode: "online"}
 }
 
 func (f *fixture) archive(t *testing.T) []byte {
@@ -166,6 +172,9 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(tg.DataDir, "logs", "run1", "0.log")); string(got) != "step output\n" {
 		t.Errorf("log: %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(tg.DataDir, "artifacts", "run1", "0f0f")); string(got) != "artifact bytes" {
+		t.Errorf("artifact: %q", got)
 	}
 	if fi, err := os.Stat(tg.HostKeyPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("host key: %v %v", fi, err)

@@ -28,6 +28,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		x.sawDB = true
 	case strings.HasPrefix(name, logsPrefix):
 		root, rel, private = x.data, "logs/"+strings.TrimPrefix(name, logsPrefix), true
+	case strings.HasPrefix(name, artsPrefix):
+		root, rel, private = x.data, "artifacts/"+strings.TrimPrefix(name, artsPrefix), true
 	case strings.HasPrefix(name, reposPrefix):
 		root, rel = x.repos, strings.TrimPrefix(name, reposPrefix)
 	case name == hostKeyName:

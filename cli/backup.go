@@ -144,6 +144,7 @@ func offlineBackup(ctx context.Context, cfg config.Config, w io.Writer) error {
 	defer db.Close()
 	_, err = backup.Write(ctx, w, backup.Source{
 		DB: db, ReposDir: cfg.ReposDir, LogsDir: filepath.Join(cfg.DataDir, "logs"), HostKeyPath: cfg.SSHHostKeyPath, Mode: "offline",
+		ArtifactsDir: filepath.Join(cfg.DataDir, "artifacts"),
 	})
 	return err
 }

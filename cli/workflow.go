@@ -23,6 +23,11 @@ const workflowLong = `Run workflows locally, or list, trigger, follow and cancel
   kod workflow show REPO ID      a run and its steps (--follow)
   kod workflow logs REPO ID      the full log (--follow, --step)
   kod workflow cancel REPO ID    stop a queued or running run
+  kod workflow rerun REPO ID     run the same commit again (--failed: only
+                                 the workflows that failed)
+  kod workflow artifacts REPO ID the files a run kept
+  kod workflow download REPO ID NAME  download one (-o FILE)
+  kod workflow caches REPO       a repository's caches (--delete KEY)
 
 With --follow, live output is printed with a "==> STEP" header per step and
 the command exits 0 only if the run succeeded.`
@@ -43,7 +48,8 @@ func newWorkflowCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().AddFlagSet(local.Flags())
 	cmd.AddCommand(local, newWorkflowStatusCmd(a), newWorkflowTriggerCmd(a), newWorkflowShowCmd(a),
-		newWorkflowLogsCmd(a), newWorkflowCancelCmd(a))
+		newWorkflowLogsCmd(a), newWorkflowCancelCmd(a), newWorkflowRerunCmd(a), newWorkflowArtifactsCmd(a),
+		newWorkflowDownloadCmd(a), newWorkflowCachesCmd(a))
 	return cmd
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/gitsvc/sshd"
 	"github.com/kod-forge/kod/netpolicy"
 	"github.com/kod-forge/kod/repos"
@@ -42,6 +43,8 @@ type Config struct {
 	StepCPUs          float64  // per step container; 0 = no limit
 	StepPIDs          int      // per step container; 0 = no limit
 	StepLogLimit      ByteSize // bytes of a step's log kept (first and last half)
+	CacheLimit        ByteSize // bytes of caches kept per repository (LRU eviction)
+	ArtifactLimit     ByteSize // bytes of artifacts one run may keep
 	PullPolicy        string   // if-not-present, always or never
 	RunRetention      int      // runs kept per repository; 0 = all
 	CancelSuperseded  bool     // a push cancels older queued runs of its branch
@@ -104,6 +107,8 @@ func Default(home string) Config {
 		StepCPUs:            2,
 		StepPIDs:            1024,
 		StepLogLimit:        16 << 20,
+		CacheLimit:          ByteSize(forge.DefaultCacheLimit),
+		ArtifactLimit:       ByteSize(forge.DefaultArtifactLimit),
 		PullPolicy:          "if-not-present",
 		RunRetention:        100,
 		CancelSuperseded:    true,
@@ -162,6 +167,8 @@ func serveSettings(c *Config) []setting {
 		{"stepCpus", []string{"KOD_STEP_CPUS"}, "step-cpus", "", "CPU limit of a step container (e.g. 1.5; 0 = none)", &c.StepCPUs},
 		{"stepPids", []string{"KOD_STEP_PIDS"}, "step-pids", "", "process limit of a step container (0 = none)", &c.StepPIDs},
 		{"stepLogLimit", []string{"KOD_STEP_LOG_LIMIT"}, "step-log-limit", "", "bytes of a step's log kept: its first and last half (e.g. 16m)", &c.StepLogLimit},
+		{"cacheLimit", []string{"KOD_CACHE_LIMIT"}, "cache-limit", "", "bytes of workflow caches kept per repository; the least recently used go first (e.g. 10g)", &c.CacheLimit},
+		{"artifactLimit", []string{"KOD_ARTIFACT_LIMIT"}, "artifact-limit", "", "bytes of artifacts one run may keep; over it the step fails (e.g. 1g)", &c.ArtifactLimit},
 		{"pullPolicy", []string{"KOD_PULL_POLICY"}, "pull-policy", "", "when step images are pulled: if-not-present, always or never", &c.PullPolicy},
 		{"runRetention", []string{"KOD_RUN_RETENTION"}, "run-retention", "", "runs kept per repository with their logs (0 = all)", &c.RunRetention},
 		{"cloneDepth", []string{"KOD_CLONE_DEPTH"}, "clone-depth", "", "commits of history in a run's workspace checkout (0 = all)", &c.CloneDepth},
@@ -408,6 +415,12 @@ func (c *Config) validateRunner() []error {
 	}
 	if c.StepPIDs < 0 {
 		errs = append(errs, fmt.Errorf("step PIDs (KOD_STEP_PIDS) must be 0 (no limit) or more, got %d", c.StepPIDs))
+	}
+	if c.CacheLimit <= 0 {
+		errs = append(errs, fmt.Errorf("cache limit (KOD_CACHE_LIMIT) must be positive, got %s", c.CacheLimit))
+	}
+	if c.ArtifactLimit <= 0 {
+		errs = append(errs, fmt.Errorf("artifact limit (KOD_ARTIFACT_LIMIT) must be positive, got %s", c.ArtifactLimit))
 	}
 	if c.StepLogLimit < 64<<10 {
 		errs = append(errs, fmt.Errorf("step log limit (KOD_STEP_LOG_LIMIT) must be at least 64k, got %s", c.StepLogLimit))

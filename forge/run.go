@@ -24,6 +24,7 @@ const (
 	TriggerPush     Trigger = "push"
 	TriggerManual   Trigger = "manual"
 	TriggerSchedule Trigger = "schedule"
+	TriggerRerun    Trigger = "rerun" // POST /repos/:name/workflows/:id/rerun
 )
 
 // Run is a workflow run record (Kod API: GET /repos/:name/workflows/:id).
@@ -61,6 +62,13 @@ type Run struct {
 	// TokenID is the token whose push or trigger created the run ("" for
 	// schedules).
 	TokenID string `json:"tokenId,omitempty"`
+	// RerunOf is the run this one re-runs (trigger "rerun").
+	RerunOf string `json:"rerunOf,omitempty"`
+	// Reuse names the workflow instances (keys: the part of a step id
+	// before its first '.') of RerunOf whose results this run takes as they
+	// were instead of running them again (a failed-only re-run); their
+	// steps are marked reused.
+	Reuse []string `json:"reuse,omitempty"`
 }
 
 // CurrentStep names a step a running run is executing. Index is its
@@ -123,6 +131,9 @@ type StepResult struct {
 	Duration int64  `json:"duration"` // ms
 	Skipped  bool   `json:"skipped,omitempty"`
 	ExitCode *int   `json:"exitCode,omitempty"`
+	// Reused: the step did not run in this run; its result, log and
+	// artifacts are those of the run this one re-runs (Run.RerunOf).
+	Reused bool `json:"reused,omitempty"`
 }
 
 // File is the workflow file of the step: Workflow without the matrix

@@ -111,5 +111,7 @@ type Store interface {
 	SecretStore
 	WebhookStore
 	DeliveryStore
+	CacheStore
+	ArtifactStore
 	Close() error
 }

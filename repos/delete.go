@@ -10,7 +10,8 @@ import (
 )
 
 // Delete removes repo: its runs are cancelled, then the record with
-// everything attached, then the bare directory and the runs' logs. Errors
+// everything attached, then the bare directory, the runs' logs and
+// artifacts and the repository's caches. Errors
 // are the store's; files that cannot be removed are logged, not returned
 // (the repository is gone for users either way). ctx should not be
 // cancelled with a client's request.
@@ -20,6 +21,10 @@ func (s *Service) Delete(ctx context.Context, repo *forge.Repo) error {
 		return err
 	}
 	s.cfg.Runs.CancelRepo(ctx, repo.Name)
+	dropCaches := func() {}
+	if s.cfg.Caches != nil {
+		dropCaches = s.cfg.Caches.ForgetRepo(ctx, repo.ID)
+	}
 	var errs []error
 	err = func() error {
 		s.namesMu.Lock()
@@ -35,9 +40,15 @@ func (s *Service) Delete(ctx context.Context, repo *forge.Repo) error {
 	if err != nil {
 		return err
 	}
+	dropCaches()
 	for _, run := range runs {
 		if err := os.RemoveAll(filepath.Join(s.cfg.LogsDir, run.ID)); err != nil {
 			errs = append(errs, err)
+		}
+		if s.cfg.ArtifactsDir != "" {
+			if err := os.RemoveAll(filepath.Join(s.cfg.ArtifactsDir, run.ID)); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -33,6 +33,13 @@ type Store interface {
 	ListRuns(ctx context.Context, repo string, limit int) ([]*forge.Run, error)
 }
 
+// CacheDropper removes the caches of a repository being deleted
+// (runner/cache.Manager): ForgetRepo reads what to remove before the
+// records go, and the returned func removes it once they are gone.
+type CacheDropper interface {
+	ForgetRepo(ctx context.Context, repoID string) (drop func())
+}
+
 // Runs is the runner as the lifecycle uses it (runner.Runner).
 type Runs interface {
 	// OnPush queues the runs of a push and returns them with lines for
@@ -59,6 +66,13 @@ type Config struct {
 	// ImportTimeout bounds one import's git clone; 0 means
 	// DefaultImportTimeout.
 	ImportTimeout time.Duration
+
+	// ArtifactsDir holds the runs' artifact files (<dir>/<run>), removed
+	// with their repository; "" = none.
+	ArtifactsDir string
+	// Caches removes a deleted repository's caches from the sandbox
+	// backend; nil = none.
+	Caches CacheDropper
 
 	Store    Store
 	Git      *gitsvc.Git

@@ -45,7 +45,10 @@ func (r *Runner) execute(ctx context.Context, run *forge.Run, stream *runStream)
 		x.end(ctx, status, reason)
 		return
 	}
+	x.rec.reused = x.reuse(ctx)
 	opts := engine.Options{
+		Keep:      &keeper{x: x},
+		Reuse:     x.reuses,
 		Instance:  r.cfg.Instance,
 		Secrets:   x.secretEnv(),
 		StopGrace: r.cfg.StopGrace,

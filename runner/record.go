@@ -42,6 +42,9 @@ type recorder struct {
 
 	storeMu sync.Mutex // one record write at a time
 	stored  uint64     // version the record holds
+
+	services map[*plan.Service]int    // index of each service's pseudo-step (pipeline.go)
+	reused   map[int]forge.StepResult // results a failed-only re-run takes, by step index
 }
 
 // stepOutput is the output chain of a running step: container -> secret
@@ -140,6 +143,9 @@ func (rec *recorder) StepEnded(step *plan.Step, end engine.StepEnd) {
 	rec.mu.Lock()
 	st := &rec.steps[idx]
 	rec.fill(st, so, end, logErr)
+	if end.Reused {
+		rec.fillReused(idx, st)
+	}
 	if rec.current != nil && rec.current.Index == idx {
 		rec.current = rec.latestRunning()
 	}

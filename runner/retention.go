@@ -38,6 +38,11 @@ func (r *Runner) prune(ctx context.Context, repo string) {
 		if err := os.RemoveAll(filepath.Join(r.cfg.LogsDir, run.ID)); err != nil {
 			r.log.Error("deleting the logs of an old run", "run", run.ID, "err", err)
 		}
+		if r.cfg.ArtifactsDir != "" {
+			if err := os.RemoveAll(filepath.Join(r.cfg.ArtifactsDir, run.ID)); err != nil {
+				r.log.Error("deleting the artifacts of an old run", "run", run.ID, "err", err)
+			}
+		}
 		deleted++
 	}
 	if deleted > 0 {
@@ -46,8 +51,8 @@ func (r *Runner) prune(ctx context.Context, repo string) {
 }
 
 // pruneAll applies the retention to every repository (the setting may have
-// changed since the last start) and removes log directories of runs that
-// no longer exist.
+// changed since the last start) and removes log and artifact directories
+// of runs that no longer exist.
 func (r *Runner) pruneAll(ctx context.Context) {
 	repos, err := r.store.ListRepos(ctx)
 	if err != nil {
@@ -57,10 +62,19 @@ func (r *Runner) pruneAll(ctx context.Context) {
 	for _, repo := range repos {
 		r.prune(ctx, repo.Name)
 	}
-	entries, err := os.ReadDir(r.cfg.LogsDir)
+	r.removeOrphans(ctx, r.cfg.LogsDir, "logs")
+	if r.cfg.ArtifactsDir != "" {
+		r.removeOrphans(ctx, r.cfg.ArtifactsDir, "artifacts")
+	}
+}
+
+// removeOrphans removes the per-run directories of dir whose run no longer
+// exists.
+func (r *Runner) removeOrphans(ctx context.Context, dir, what string) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			r.log.Error("listing log directories", "err", err)
+			r.log.Error("listing run directories", "dir", dir, "err", err)
 		}
 		return
 	}
@@ -72,8 +86,8 @@ func (r *Runner) pruneAll(ctx context.Context) {
 		if !errors.Is(err, forge.ErrNotFound) {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(r.cfg.LogsDir, e.Name())); err != nil {
-			r.log.Error("deleting orphan logs", "dir", e.Name(), "err", err)
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			r.log.Error("deleting orphan "+what, "dir", e.Name(), "err", err)
 		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner/artifact"
+	"github.com/kod-forge/kod/runner/cache"
 	"github.com/kod-forge/kod/runner/engine"
 	"github.com/kod-forge/kod/sandbox"
 	"github.com/kod-forge/kod/sandbox/faultpoint"
@@ -58,6 +60,16 @@ type Config struct {
 	// OnRunDone, if set, is called once for every run that reaches a final
 	// state (after it is stored). It must not block for long.
 	OnRunDone func(ctx context.Context, run *forge.Run)
+
+	// ArtifactsDir holds the artifact files of runs (<dir>/<run>/), removed
+	// with their run by the retention; "" = none.
+	ArtifactsDir string
+	// Artifacts keeps the artifacts of steps (in ArtifactsDir); nil = a
+	// step with artifacts fails saying the server keeps none.
+	Artifacts *artifact.Store
+	// Caches restores and saves workflow caches; nil (a backend without
+	// caches) = a workflow with caches fails saying so.
+	Caches *cache.Manager
 }
 
 func (c *Config) setDefaults() {

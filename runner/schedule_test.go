@@ -132,11 +132,12 @@ func countTrigger(t *testing.T, store interface {
 }
 
 // TestRetentionKeepsLastRuns: with Retention 2, older finished runs and
-// their log directories are deleted.
+// their log and artifact directories are deleted.
 func TestRetentionKeepsLastRuns(t *testing.T) {
 	t.Parallel()
 	logs := filepath.Join(t.TempDir(), "logs")
-	r, store, _, done := fakeRunner(t, runner.Config{Retention: 2, MaxConcurrent: 1, LogsDir: logs}, staticSource{twoSteps}, nil)
+	arts := filepath.Join(t.TempDir(), "artifacts")
+	r, store, _, done := fakeRunner(t, runner.Config{Retention: 2, MaxConcurrent: 1, LogsDir: logs, ArtifactsDir: arts}, staticSource{twoSteps}, nil)
 	ctx := context.Background()
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -145,6 +146,15 @@ func TestRetentionKeepsLastRuns(t *testing.T) {
 	for range 4 {
 		ids = append(ids, enqueue(t, r, "main").ID)
 		wait(t, done)
+		// What a step's artifacts leave (the run is pruned only after
+		// two more runs end).
+		dir := filepath.Join(arts, ids[len(ids)-1])
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "0123"), []byte("artifact"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Pruning follows the announcement: wait for it (a minute catches a
 	// pruning that never comes).
@@ -156,7 +166,7 @@ func TestRetentionKeepsLastRuns(t *testing.T) {
 		}
 		// A pruned run's record goes first, then its log directory.
 		_, err0 := os.Stat(filepath.Join(logs, ids[0]))
-		_, err1 := os.Stat(filepath.Join(logs, ids[1]))
+		_, err1 := os.Stat(filepath.Join(arts, ids[1]))
 		if len(runs) <= 2 && err0 != nil && err1 != nil || time.Now().After(deadline) {
 			break
 		}
@@ -168,6 +178,10 @@ func TestRetentionKeepsLastRuns(t *testing.T) {
 		_, err := os.Stat(filepath.Join(logs, id))
 		if exists := err == nil; exists != (i >= 2) {
 			t.Errorf("log dir of run %d exists=%v", i, exists)
+		}
+		_, err = os.Stat(filepath.Join(arts, id))
+		if exists := err == nil; exists != (i >= 2) {
+			t.Errorf("artifact dir of run %d exists=%v", i, exists)
 		}
 	}
 }

@@ -82,6 +82,9 @@ type StepSpec struct {
 	// NoNetwork gives the step no network even when its run has one (a
 	// workflow with network = "none" in a run with other workflows).
 	NoNetwork bool
+	// Caches are the run's restored caches (CacheStore.RestoreCache) this
+	// step mounts; empty = none.
+	Caches []CacheMount
 }
 
 // ExitState is how a step container ended.

@@ -53,6 +53,8 @@ type Server struct {
 	api      *api.Server
 	ssh      *sshd.Server // nil with SSH off
 
+	pipeline pipelineParts // artifacts and caches (pipeline.go)
+
 	meters      *metrics.Metrics
 	metricsLn   net.Listener                    // KOD_METRICS_ADDR; nil when unset
 	stopMetrics func(ctx context.Context) error // set by Start
@@ -129,6 +131,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.backend, err = newBackend(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	if s.pipeline, err = s.newPipelineParts(); err != nil {
+		return nil, err
+	}
 	git := &gitsvc.Git{OnServe: s.meters.GitOp}
 	if s.runner, err = s.newRunner(git, secretBox); err != nil {
 		return nil, err
@@ -142,11 +147,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		ReposDir: s.reposDir, LogsDir: s.logsDir(), HookBinary: s.hookBinary,
 		HostPolicy: importPolicy, ImportTimeout: cfg.ImportTimeout,
 		Store: s.store, Git: git, Runs: s.runner, Webhooks: s.webhooks, Log: log,
+		ArtifactsDir: s.artifactsDir(), Caches: s.pipeline.cacheDropper(),
 	})
 	s.hooks = gitsvc.NewHookServer(pushes, s.repos, log)
 	s.api = api.New(api.Deps{Store: s.store, Git: git, Repos: s.repos, Pushes: pushes, Runner: s.runner,
 		ReposDir: s.reposDir, LogsDir: s.logsDir(), Log: log, Secrets: secretBox, Webhooks: s.webhooks, HostKeyPath: cfg.SSHHostKeyPath,
-		HostPolicy: importPolicy, Metrics: s.meters, MetricsToken: cfg.MetricsToken})
+		HostPolicy: importPolicy, Metrics: s.meters, MetricsToken: cfg.MetricsToken,
+		Artifacts: s.pipeline.artifacts, Caches: s.pipeline.caches})
 	if s.ssh, err = newSSH(cfg, s.store, git, pushes, s.meters.SSHConn, s.reposDir, log); err != nil {
 		return nil, err
 	}
@@ -203,6 +210,9 @@ func (s *Server) newRunner(git *gitsvc.Git, secretBox *forge.SecretBox) (*runner
 			s.webhooks.RunDone(ctx, run)
 			s.meters.RunDone(ctx, run)
 		},
+		ArtifactsDir: s.artifactsDir(),
+		Artifacts:    s.pipeline.artifacts,
+		Caches:       s.pipeline.caches,
 	}, s.store, faultpoint.Wrap(s.meters.Backend(registry.Guard(s.backend, registries.CheckHost))), &repos.Source{Git: git, ReposDir: s.reposDir, PublicURL: publicURL(&s.cfg)}, s.log), nil
 }
 
@@ -254,6 +264,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.hooks.Start(); err != nil {
 		return err
 	}
+	s.pruneCaches(ctx)
 	if err := s.runner.Start(ctx); err != nil {
 		return err
 	}

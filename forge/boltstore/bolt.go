@@ -37,11 +37,14 @@ var (
 
 	bucketKeys   = []byte("ssh_keys")    // id -> SSHKey
 	bucketKeyFPs = []byte("ssh_key_fps") // fingerprint -> id
+
+	bucketCaches    = []byte("caches")    // repo id \x00 branch \x00 key -> Cache
+	bucketArtifacts = []byte("artifacts") // run id \x00 name -> Artifact
 )
 
 var allBuckets = [][]byte{bucketMeta, bucketRepos, bucketRepoNames, bucketTokens, bucketTokenHash, bucketRuns, bucketRunsByRepo, bucketQueue,
 	bucketSecrets, bucketWebhooks, bucketWebhooksByRepo, bucketDeliveries, bucketDeliveriesByHook, bucketDeliveriesDue,
-	bucketKeys, bucketKeyFPs}
+	bucketKeys, bucketKeyFPs, bucketCaches, bucketArtifacts}
 
 // Store is the bbolt implementation of forge.Store. It is safe for
 // concurrent use; bbolt serialises writers.

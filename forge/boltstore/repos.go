@@ -143,7 +143,7 @@ func (s *Store) RenameRepo(ctx context.Context, oldName, newName string) (*forge
 // repositories adds its own.
 type repoCascade func(tx *bolt.Tx, repoID string) error
 
-var repoCascades = []repoCascade{cascadeRuns, cascadeSecrets, cascadeWebhooks}
+var repoCascades = []repoCascade{cascadeRuns, cascadeSecrets, cascadeWebhooks, cascadeCaches}
 
 func repoPrefix(key string) []byte { return append([]byte(key), 0) }
 

@@ -212,6 +212,9 @@ func deleteRunTx(tx *bolt.Tx, id string) error {
 	if err := tx.Bucket(bucketRunsByRepo).Delete(runRepoKey(rec.RepoID, rec.Seq)); err != nil {
 		return err
 	}
+	if err := deleteArtifactsTx(tx, id); err != nil {
+		return err
+	}
 	return tx.Bucket(bucketRuns).Delete([]byte(id))
 }
 

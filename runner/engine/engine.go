@@ -33,6 +33,9 @@ type StepEnd struct {
 	ExitCode *int   // nil when the step never ran or its exit is unknown
 	Started  time.Time
 	Ended    time.Time
+	// Reused: the step did not run; its workflow is one Options.Reuse
+	// takes from the run this one re-runs (Status is StepCompleted).
+	Reused bool
 }
 
 // Sink receives what happens during Execute. Calls for one step come in
@@ -83,6 +86,38 @@ type Options struct {
 	// Log receives what the engine cannot report to the sink (a container
 	// that could not be removed); nil = discarded.
 	Log *slog.Logger
+	// Keep is the caller's side of caches and artifacts; nil (local runs)
+	// = steps run without caches and nothing is kept.
+	Keep Keeper
+	// Reuse reports the workflow instances a failed-only re-run takes as
+	// they were (Run.Reuse): nothing of them runs, each of their steps
+	// ends at once with StepEnd.Reused. nil = none.
+	Reuse func(wf *plan.Workflow) bool
+}
+
+// Keeper keeps what outlives a workflow's steps. Execute calls
+// RestoreCaches once the workspace is loaded and its services are ready,
+// KeepArtifacts when a step with artifacts ended (as its ArtifactsWhen
+// says) and EndCaches once every step of the instance ended and its
+// containers are gone, before the workspace is removed.
+type Keeper interface {
+	// RestoreCaches prepares the workflow's caches (wf.Caches) in run and
+	// returns how every step mounts them.
+	RestoreCaches(ctx context.Context, run *sandbox.RunSpec, wf *plan.Workflow) ([]sandbox.CacheMount, error)
+	// EndCaches saves the caches (success) or drops what the run wrote.
+	EndCaches(ctx context.Context, run *sandbox.RunSpec, wf *plan.Workflow, success bool) error
+	// KeepArtifacts copies the artifacts of st out of the workspace; an
+	// error fails the step with its message.
+	KeepArtifacts(ctx context.Context, run *sandbox.RunSpec, st *plan.Step) error
+}
+
+// ServiceSink is implemented by sinks that keep the output of services
+// (Sink is asked for it by type assertion): ServiceStarted before the
+// service's container starts, ServiceEnded once it is removed, with why it
+// failed (nil when it served until the workflow ended).
+type ServiceSink interface {
+	ServiceStarted(wf *plan.Workflow, svc *plan.Service, at time.Time) io.Writer
+	ServiceEnded(wf *plan.Workflow, svc *plan.Service, err error)
 }
 
 // Outcome is how a whole plan ended.

@@ -152,6 +152,10 @@ type instance struct {
 	// awaited before the workspace goes.
 	removals  sync.WaitGroup
 	destroyed bool // destroy has run
+
+	services       []*startedService    // services asked for (services.go)
+	caches         []sandbox.CacheMount // how steps mount the restored caches
+	cachesRestored bool                 // RestoreCaches was called: EndCaches is due
 }
 
 // run sets up the instance's workspace and runs its steps, holding one of
@@ -167,6 +171,9 @@ func (in *instance) run() {
 		}
 		<-x.admitted
 	}()
+	if in.reuse() {
+		return
+	}
 	spec := &sandbox.RunSpec{ID: x.p.Trigger.RunID, Workspace: in.wf.Key, Instance: x.opts.Instance, Network: in.wf.Network,
 		Steps: len(in.wf.Steps)}
 	in.spec = spec
@@ -190,6 +197,24 @@ func (in *instance) run() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, in.wf.Timeout, &TimeoutError{"workflow", int(in.wf.Timeout / time.Second)})
 		defer cancel()
+	}
+	// Services and caches fail the workflow before any step runs; the
+	// error (a service's last lines) is every step's reason. Services go
+	// as soon as the steps ended, before the run's final state is told.
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		in.destroyServices(cctx)
+	}()
+	if err := in.startServices(ctx); err != nil {
+		in.endAll(err)
+		in.failed = true
+		return
+	}
+	if err := in.restoreCaches(ctx); err != nil {
+		in.endAll(err)
+		in.failed = true
+		return
 	}
 	newGraph(in).run(ctx)
 }
@@ -217,6 +242,8 @@ func (in *instance) destroy(ctx context.Context) {
 	in.removals.Wait()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
+	in.endCaches(ctx)
+	in.destroyServices(ctx)
 	wait := time.Second
 	for attempt := 1; ; attempt++ {
 		err := in.x.be.DestroyRun(ctx, in.spec)

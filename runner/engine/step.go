@@ -63,6 +63,7 @@ func (in *instance) stepSpec(st *plan.Step, vars workflow.Vars) *sandbox.StepSpe
 		WorkDir:   st.WorkDir,
 		Limits:    st.Limits,
 		NoNetwork: st.NoNetwork || in.wf.Network == sandbox.NetworkNone,
+		Caches:    in.caches,
 	}
 }
 
@@ -123,7 +124,7 @@ func (in *instance) runStep(ctx context.Context, st *plan.Step, spec *sandbox.St
 		code := exit.ExitCode
 		end.ExitCode = &code
 	}
-	return end
+	return in.keepArtifacts(ctx, st, end)
 }
 
 // interrupted is the end of a step stopped (or never started: zero

@@ -90,6 +90,7 @@ type Docker struct {
 	cli *client.Client
 	cfg Config
 	log *slog.Logger
+	svc serviceTable // started services (service.go)
 
 	// pullImage performs one pull; tests replace it to observe single-flight.
 	pullImage func(ctx context.Context, ref string) error

@@ -308,7 +308,7 @@ func (d *Docker) stepConfig(run *sandbox.RunSpec, step *sandbox.StepSpec) (*cont
 	}
 	hc := &container.HostConfig{
 		Init:        &useInit,
-		Mounts:      []mount.Mount{workspaceMount(run)},
+		Mounts:      append([]mount.Mount{workspaceMount(run)}, cacheMounts(run, step)...),
 		NetworkMode: networkMode,
 		SecurityOpt: secOpt,
 		CapDrop:     d.cfg.Security.CapDrop,
