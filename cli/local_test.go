@@ -12,9 +12,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kod-forge/kod/client"
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/engine"
 )
 
 // TestLocalArchive: the workspace of a local run is the working tree as it
@@ -152,25 +155,40 @@ func TestTableColour(t *testing.T) {
 	}
 }
 
-// TestSummaryListsStepsThatNeverRan: after a failure, the steps the run
-// never reached are listed as "not run" and counted (a step name used in
-// two workflows, or twice, is matched by workflow and count).
-func TestSummaryListsStepsThatNeverRan(t *testing.T) {
-	res := &forge.Result{Steps: []forge.StepResult{
-		{Name: "build", Workflow: "a.toml", Success: true},
-		{Name: "test", Workflow: "a.toml", Error: "step failed with exit code 1"},
-	}}
-	planned := []plannedStep{{"build", "a.toml"}, {"test", "a.toml"}, {"deploy", "a.toml"}, {"build", "b.toml"}}
-	got := notRunSteps(res, planned)
-	if len(got) != 2 || got[0] != (plannedStep{"deploy", "a.toml"}) || got[1] != (plannedStep{"build", "b.toml"}) {
-		t.Errorf("not run: %+v", got)
+// TestSummaryListsThePlansSteps: the summary of a local run lists exactly
+// the compiled plan's steps (matrix placeholders replaced, one row per
+// instance), those cancelled before they started as "not run".
+func TestSummaryListsThePlansSteps(t *testing.T) {
+	files := []runner.File{{Path: "pipe.toml", Data: []byte("[matrix]\nOS = [\"a\", \"b\"]\n\n[[steps]]\nname = \"build {matrix.OS}\"\nrun = \"true\"\n\n[[steps]]\nname = \"test {matrix.OS}\"\nrun = \"true\"\n")}}
+	run := &forge.Run{ID: "r1"}
+	p, err := compileLocal(run, "img", files)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	u := &ui{out: &out, errOut: &out}
-	printRunSummary(u, &client.Run{ID: "r1", Status: forge.RunFailed, Result: res}, planned...)
-	for _, want := range []string{"deploy", "not run", "1 passed, 1 failed, 0 skipped, 2 not run"} {
+	sink := newLocalSink(u, p)
+	now := time.Now()
+	for _, wf := range p.Workflows {
+		for _, st := range wf.Steps {
+			if st.Name == "test b" {
+				sink.StepEnded(st, engine.StepEnd{Status: engine.StepCancelled})
+				continue
+			}
+			sink.StepStarted(st, now)
+			sink.StepEnded(st, engine.StepEnd{Status: engine.StepCompleted, Started: now, Ended: now})
+		}
+	}
+	run.Result = &forge.Result{Steps: sink.results()}
+	out.Reset()
+	printRunSummary(u, &client.Run{ID: "r1", Status: forge.RunCancelled, Result: run.Result})
+	if strings.Contains(out.String(), "{matrix") || strings.Count(out.String(), "pipe.toml (OS=") != 4 {
+		t.Errorf("summary does not list the plan's 4 steps:\n%s", out.String())
+	}
+	for _, want := range []string{"test b", "not run", "3 passed, 0 failed, 0 skipped, 1 not run"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
 	}
 }
+

@@ -116,24 +116,9 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 			return err
 		}
 	} else {
-		printRunSummary(u, run, plannedSteps(files)...)
+		printRunSummary(u, run)
 	}
 	return runExit(run)
-}
-
-// plannedSteps lists the steps of files that parse, in run order.
-func plannedSteps(files []runner.File) []plannedStep {
-	var out []plannedStep
-	for _, f := range files {
-		wf, err := f.Parse(workflow.Options{})
-		if err != nil {
-			continue
-		}
-		for _, st := range wf.Steps {
-			out = append(out, plannedStep{Name: st.Name, Workflow: f.Path})
-		}
-	}
-	return out
 }
 
 // localInstance is the instance id of this local run's objects:
