@@ -192,3 +192,20 @@ func TestSummaryListsThePlansSteps(t *testing.T) {
 	}
 }
 
+// TestBannerImage: the local-run banner names the image the steps run in:
+// the file's own when it sets one, else the default; several are "images
+// per step".
+func TestBannerImage(t *testing.T) {
+	file := func(src string) []runner.File { return []runner.File{{Path: "a.toml", Data: []byte(src)}} }
+	cases := []struct{ name, src, want string }{
+		{"default", "[[steps]]\nname = \"a\"\nrun = \"true\"\n", "image def:1"},
+		{"the file's", "image = \"mine:2\"\n[[steps]]\nname = \"a\"\nrun = \"true\"\n", "image mine:2"},
+		{"per step", "image = \"mine:2\"\n[[steps]]\nname = \"a\"\nrun = \"true\"\n[[steps]]\nname = \"b\"\nimage = \"other:3\"\nrun = \"true\"\n", "images per step"},
+		{"matrix", "image = \"img:{matrix.V}\"\n[matrix]\nV = [\"1\", \"2\"]\n[[steps]]\nname = \"a\"\nrun = \"true\"\n", "images per step"},
+	}
+	for _, c := range cases {
+		if got := bannerImage(file(c.src), "def:1"); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -106,7 +106,7 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 	for _, f := range files {
 		names = append(names, f.Path)
 	}
-	u.notef("Running %s locally (repo %s, branch %s, image %s)\n", strings.Join(names, ", "), req.Repo, req.Branch, image)
+	u.notef("Running %s locally (repo %s, branch %s, %s)\n", strings.Join(names, ", "), req.Repo, req.Branch, bannerImage(files, image))
 	run, err := executeLocal(ctx, u, o, image, src, req)
 	if err != nil {
 		return err
@@ -119,6 +119,33 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 		printRunSummary(u, run)
 	}
 	return runExit(run)
+}
+
+// bannerImage says which image the steps of files run in, resolved as the
+// compiler does (step, workflow, then def): "image NAME" when all use one,
+// else "images per step". Files that do not parse are left out (their
+// error comes with the run).
+func bannerImage(files []runner.File, def string) string {
+	seen := map[string]bool{}
+	for _, f := range files {
+		wf, err := f.Parse(workflow.Options{})
+		if err != nil {
+			continue
+		}
+		for _, st := range wf.Steps {
+			seen[firstOf(st.Image, wf.Image, def)] = true
+		}
+	}
+	if len(seen) > 1 {
+		return "images per step"
+	}
+	for img := range seen {
+		if !strings.Contains(img, "{matrix.") {
+			return "image " + img
+		}
+		return "images per step"
+	}
+	return "image " + def
 }
 
 // localInstance is the instance id of this local run's objects:
