@@ -345,5 +345,31 @@ func printRun(u *ui, run *client.Run) {
 	if run.Result != nil && len(run.Result.Steps) > 0 {
 		u.printf("\n")
 		stepTable(u, run.Result)
+		printFailedOutput(u, run.Result)
+	}
+}
+
+// failedOutputLines is how many last lines of a failed step's output
+// `kod workflow show` prints.
+const failedOutputLines = 20
+
+// printFailedOutput prints, for each failed step, the last lines of its
+// output as recorded (the tail the run record keeps, masked) under a
+// "==> name (workflow)" header.
+func printFailedOutput(u *ui, res *forge.Result) {
+	for _, s := range res.Steps {
+		if stepWord(s) != "failed" || s.Output == "" {
+			continue
+		}
+		lines := strings.Split(strings.TrimSuffix(s.Output, "\n"), "\n")
+		head := "==> " + s.Name
+		if s.Workflow != "" {
+			head += " (" + s.Workflow + ")"
+		}
+		if len(lines) > failedOutputLines {
+			head += fmt.Sprintf(", last %d lines", failedOutputLines)
+			lines = lines[len(lines)-failedOutputLines:]
+		}
+		u.printf("\n%s\n%s\n", u.paint(colBold, head), strings.Join(lines, "\n"))
 	}
 }
