@@ -22,7 +22,8 @@ import (
 
 // TestLocalArchive: the workspace of a local run is the working tree as it
 // is: tracked files with uncommitted changes, untracked files not ignored,
-// no deleted or ignored files, modes and symlinks kept, parents first.
+// no deleted or ignored files, modes and symlinks kept, parents first, and
+// a .git of HEAD in which git works (describe, status).
 func TestLocalArchive(t *testing.T) {
 	dir := t.TempDir()
 	run := func(args ...string) {
@@ -46,17 +47,19 @@ func TestLocalArchive(t *testing.T) {
 	write("gone.txt", "deleted later\n", 0o644)
 	run("add", "-A")
 	run("commit", "-q", "-m", "c")
+	run("tag", "-a", "-m", "v1", "v1.0.0")
 	write("src/main.sh", "echo changed\n", 0o755)
 	write("new/untracked.txt", "new\n", 0o644)
 	write("build/out.bin", "ignored\n", 0o644)
 	os.Remove(filepath.Join(dir, "gone.txt"))
 	os.Symlink("src/main.sh", filepath.Join(dir, "link"))
 
-	src := &localSource{root: dir, inGit: true}
+	src := &localSource{root: dir, inGit: true, branch: "main"}
 	var buf bytes.Buffer
 	if err := src.Archive(context.Background(), "", "", &buf); err != nil {
 		t.Fatal(err)
 	}
+	checkWorkspaceGit(t, bytes.NewReader(buf.Bytes()))
 	got := map[string]string{}
 	var order []string
 	tr := tar.NewReader(&buf)
@@ -85,13 +88,57 @@ func TestLocalArchive(t *testing.T) {
 	if got["src/main.sh"] != "echo changed\n" || got["new/untracked.txt"] != "new\n" {
 		t.Errorf("content: %v", got)
 	}
-	for _, absent := range []string{"gone.txt", "build/out.bin", ".git/HEAD"} {
+	for _, absent := range []string{"gone.txt", "build/out.bin"} {
 		if _, ok := got[absent]; ok {
 			t.Errorf("%s is in the workspace", absent)
 		}
 	}
 	if i, j := slices.Index(order, "src/"), slices.Index(order, "src/main.sh"); i < 0 || i > j {
 		t.Errorf("parent directory not first: %v", order)
+	}
+	// A linked work tree (git worktree add) gets the same .git.
+	linked := filepath.Join(t.TempDir(), "linked")
+	run("worktree", "add", "-q", "-b", "side", linked, "main")
+	if err := os.WriteFile(filepath.Join(linked, "src/main.sh"), []byte("echo changed\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(linked, "new"), 0o755)
+	os.WriteFile(filepath.Join(linked, "new/untracked.txt"), []byte("new\n"), 0o644)
+	buf.Reset()
+	if err := (&localSource{root: linked, inGit: true, branch: "main"}).Archive(context.Background(), "", "", &buf); err != nil {
+		t.Fatal(err)
+	}
+	checkWorkspaceGit(t, &buf)
+}
+
+// checkWorkspaceGit unpacks a workspace tar and checks that git works in
+// it as in a server's checkout: describe finds the tag, HEAD is on main,
+// and status shows the working tree's uncommitted changes.
+func checkWorkspaceGit(t *testing.T, r io.Reader) {
+	t.Helper()
+	ws := t.TempDir()
+	tar := exec.Command("tar", "-x", "-C", ws)
+	tar.Stdin = r
+	if out, err := tar.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", ws}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v in the workspace: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	if got := git("describe"); got != "v1.0.0-dirty\n" && got != "v1.0.0\n" {
+		t.Errorf("git describe: %q", got)
+	}
+	if got := git("rev-parse", "--abbrev-ref", "HEAD"); got != "main\n" {
+		t.Errorf("HEAD: %q", got)
+	}
+	if got := git("status", "--porcelain"); !strings.Contains(got, " M src/main.sh") || !strings.Contains(got, "?? new/") {
+		t.Errorf("git status: %q", got)
 	}
 }
 

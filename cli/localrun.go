@@ -88,7 +88,6 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	src := &localSource{root: root, files: files, inGit: inGit}
 	req := runner.Request{
 		Repo:    firstOf(o.repo, repoNameOf(root)),
 		Branch:  firstOf(o.branch, a.getenv("BRANCH"), gitOutput(ctx, root, "rev-parse", "--abbrev-ref", "HEAD"), gitsvc.DefaultBranch),
@@ -98,6 +97,7 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 	if req.Branch == "HEAD" { // detached
 		req.Branch = gitsvc.DefaultBranch
 	}
+	src := &localSource{root: root, files: files, inGit: inGit, branch: req.Branch}
 	if err := forge.ValidateRepoName(req.Repo); err != nil {
 		return fmt.Errorf("repository name %q: %w (use --repo)", req.Repo, err)
 	}
