@@ -22,15 +22,16 @@ const keepAlive = 15 * time.Second
 
 // runLogs is GET /repos/:name/workflows/:id/logs (workflow:read): the logs
 // of the run's steps in plan order, as text/plain with a "==> <name>" line
-// before each step (one that did not run says "(skipped: <reason>)" or
+// before each step ("==> <name> (<workflow>)" when several steps of the run
+// have the name; one that did not run says "(skipped: <reason>)" or
 // "(cancelled: <reason>)"), or only the step ?step=ID|NAME without those
 // lines.
 //
 // ?follow=true streams (chunked) while the run goes on: the backlog first,
 // then output as steps print it, ending when the run ends. While more than
 // one step runs at once their lines are interleaved, each line starting
-// with "[<name>] " (the step id when two open steps share a name); a
-// sequential run's stream is the plain log. A request with `Accept:
+// with "[<name>] " (the step id when several steps of the run have the
+// name); a sequential run's stream is the plain log. A request with `Accept:
 // text/event-stream` gets Server-Sent Events instead (always following;
 // see serveEventStream). Bytes dropped by the step log cap appear as one
 // runner.DropNote line. Errors: 404 for an unknown run, or a ?step the run
@@ -86,9 +87,13 @@ func (p *plainLog) runError(ctx context.Context, store forge.RunStore, id string
 	reason := run.Error
 	if reason == "" && run.Status == forge.RunFailed && run.Result != nil {
 		// A failed step failed the run: its error is the reason.
+		names := map[string]int{}
+		for _, st := range run.Result.Steps {
+			names[st.Name]++
+		}
 		for _, st := range run.Result.Steps {
 			if !st.Success && st.Error != "" {
-				reason = "step " + st.Name + ": " + st.Error
+				reason = "step " + stepTitle(st.Name, st.Workflow, names[st.Name] > 1) + ": " + st.Error
 			}
 		}
 	}
@@ -127,9 +132,10 @@ type plainLog struct {
 
 // openStep is a step of a followed stream that has not ended.
 type openStep struct {
-	name string
-	id   string
-	held []byte // the start of a line not ended yet (interleaved mode)
+	name   string
+	id     string
+	shared bool   // another step of the run has the same name
+	held   []byte // the start of a line not ended yet (interleaved mode)
 }
 
 func (p *plainLog) emit(ev *runner.LogEvent) error {
@@ -137,10 +143,10 @@ func (p *plainLog) emit(ev *runner.LogEvent) error {
 	switch ev.Kind {
 	case runner.LogStepStarted:
 		if p.headers {
-			err = p.write([]byte(fmt.Sprintf("%s==> %s%s\n", p.newline(), ev.Name, notRun(ev))))
+			err = p.write([]byte(fmt.Sprintf("%s==> %s%s\n", p.newline(), stepTitle(ev.Name, ev.Workflow, ev.Shared), notRun(ev))))
 		}
 		if !ev.NotRun && p.interleave {
-			p.open[ev.Step] = &openStep{name: ev.Name, id: ev.ID}
+			p.open[ev.Step] = &openStep{name: ev.Name, id: ev.ID, shared: ev.Shared}
 		}
 	case runner.LogOutput:
 		err = p.output(ev.Step, ev.Data)
@@ -162,6 +168,16 @@ func (p *plainLog) emit(ev *runner.LogEvent) error {
 		}
 	}
 	return err
+}
+
+// stepTitle names a step in a log: its name, followed by its workflow
+// (with the matrix values of its instance) when shared, i.e. another step
+// of the run has the same name: "left (pipe.toml (OS=b))".
+func stepTitle(name, workflow string, shared bool) string {
+	if !shared || workflow == "" {
+		return name
+	}
+	return name + " (" + workflow + ")"
 }
 
 // notRun is what a step header says of a step that never ran.
@@ -213,12 +229,16 @@ func (p *plainLog) output(i int, data []byte) error {
 	return p.write(append([]byte(p.newline()), b...))
 }
 
-// prefix is "[name] " of step i, or "[id] " when another open step has
-// the same name.
+// prefix is "[name] " of step i, or "[id] " when another step of the run
+// (or, in records without that knowledge, another open step) has the same
+// name.
 func (p *plainLog) prefix(i int) string {
 	o := p.open[i]
 	if o == nil {
 		return ""
+	}
+	if o.shared && o.id != "" {
+		return "[" + o.id + "] "
 	}
 	for j, other := range p.open {
 		if j != i && other.name == o.name && o.id != "" {

@@ -46,7 +46,8 @@ func (twoFiles) Archive(context.Context, string, string, io.Writer) error { retu
 
 // TestLogsOfParallelSteps: ?step takes an id or a name (a name two steps
 // have is 400 naming their ids); the plain log is in plan order with the
-// skipped step's reason; ?follow=true prefixes the lines of steps running
+// skipped step's reason, naming the workflow of a step whose name another
+// step has; ?follow=true prefixes the lines of steps running
 // at once, and SSE events carry step ids, with no line lost.
 func TestLogsOfParallelSteps(t *testing.T) {
 	t.Parallel()
@@ -177,9 +178,15 @@ func TestLogsOfParallelSteps(t *testing.T) {
 			headers = append(headers, line)
 		}
 	}
-	want := []string{"==> build", "==> unit", "==> lint", "==> test", "==> publish (skipped: needs 'test', which failed)", "==> test"}
-	if strings.Join(headers[:len(want)], "|") != strings.Join(want, "|") {
+	// "test" is a step of both files: its headers, and the run's failure
+	// reason, name the workflow.
+	want := []string{"==> build", "==> unit", "==> lint", "==> test (.kod/workflows/a.toml)", "==> publish (skipped: needs 'test', which failed)",
+		"==> test (.kod/workflows/b.toml)", "==> run failed: step test (.kod/workflows/a.toml): step failed with exit code 1"}
+	if strings.Join(headers, "|") != strings.Join(want, "|") {
 		t.Errorf("plain log headers %q, want %q", headers, want)
+	}
+	if strings.Count(followed, "==> test (.kod/workflows/") != 2 {
+		t.Errorf("the followed log does not name the workflow of each step test:\n%s", followed)
 	}
 	if strings.Contains(whole, "[unit]") || !strings.Contains(whole, "==> unit\nunit 0\nunit 1\n") {
 		t.Errorf("the plain log of a finished run has each step whole, without prefixes:\n%s", whole)

@@ -226,3 +226,29 @@ func TestSSEFinalUnterminatedLineAfterQuietPeriods(t *testing.T) {
 		t.Errorf("ids %q, want a partial piece's id to end with +", ids)
 	}
 }
+
+// TestPlainLogNamesSharedSteps: in a followed plain log, a step whose name
+// another step of the run has is headed with its workflow and its lines
+// prefixed with its id, also when the step sharing the name is not running
+// at the same time; other steps keep "==> name" and "[name] ".
+func TestPlainLogNamesSharedSteps(t *testing.T) {
+	var out bytes.Buffer
+	p := &plainLog{w: &out, headers: true, lastNL: true, open: map[int]*openStep{}, interleave: true}
+	evs := []runner.LogEvent{
+		{Kind: runner.LogStepStarted, Step: 0, ID: "pipe-os-a.left", Name: "left", Workflow: "pipe.toml (OS=a)", Shared: true},
+		{Kind: runner.LogStepStarted, Step: 1, ID: "other.right", Name: "right", Workflow: "other.toml"},
+		{Kind: runner.LogOutput, Step: 0, Data: []byte("l1\n")},
+		{Kind: runner.LogOutput, Step: 1, Data: []byte("r1\n")},
+		{Kind: runner.LogStepEnded, Step: 0},
+		{Kind: runner.LogStepEnded, Step: 1},
+	}
+	for i := range evs {
+		if err := p.emit(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "==> left (pipe.toml (OS=a))\n==> right\n[pipe-os-a.left] l1\n[right] r1\n"
+	if out.String() != want {
+		t.Errorf("plain log:\n%q\nwant\n%q", out.String(), want)
+	}
+}

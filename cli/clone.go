@@ -76,9 +76,9 @@ in the config file (mode 0600, key cloneCredentials) for that server only.`,
 				if err != nil {
 					return err
 				}
-				return configureHelper(cmd.Context(), dir, originOf(src), "--clone", id)
+				return configureHelper(cmd.Context(), dir, originOf(src), a.getenv, "--clone", id)
 			case ours:
-				return configureHelper(cmd.Context(), dir, s.Server)
+				return configureHelper(cmd.Context(), dir, s.Server, a.getenv)
 			}
 			return nil
 		},
@@ -196,16 +196,13 @@ func gitClone(cmd *cobra.Command, src, dir, token string) error {
 // configureHelper makes `kod git-credential` the only credential helper of
 // the clone in dir for URLs of server (the empty entry first drops helpers
 // from the user's config, so none of them stores the token).
-func configureHelper(ctx context.Context, dir, server string, helperArgs ...string) error {
+func configureHelper(ctx context.Context, dir, server string, getenv func(string) string, helperArgs ...string) error {
 	self, err := executablePath()
 	if err != nil {
 		return err
 	}
 	key := "credential." + server + ".helper"
-	helper := "!" + shellQuote(self) + " git-credential"
-	for _, arg := range helperArgs {
-		helper += " " + shellQuote(arg)
-	}
+	helper := credentialHelper(self, getenv, helperArgs...)
 	for _, v := range []string{"", helper} {
 		git := exec.CommandContext(ctx, "git", "-C", dir, "config", "--add", key, v)
 		if out, err := git.CombinedOutput(); err != nil {
@@ -213,6 +210,30 @@ func configureHelper(ctx context.Context, dir, server string, helperArgs ...stri
 		}
 	}
 	return nil
+}
+
+// credentialHelper is the value of credential.<server>.helper that runs
+// self as `kod git-credential args...` through git's shell ("!..."). The
+// KOD_HOME and KOD_CONFIG in effect now (as absolute paths, when set) are
+// set on the command, so a later fetch or push from a shell without them
+// reads the same config file: !KOD_HOME='/h' '/usr/bin/kod' git-credential.
+func credentialHelper(self string, getenv func(string) string, args ...string) string {
+	helper := "!"
+	for _, k := range []string{"KOD_HOME", "KOD_CONFIG"} {
+		v := getenv(k)
+		if v == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(v); err == nil {
+			v = abs
+		}
+		helper += k + "=" + shellQuote(v) + " "
+	}
+	helper += shellQuote(self) + " git-credential"
+	for _, arg := range args {
+		helper += " " + shellQuote(arg)
+	}
+	return helper
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

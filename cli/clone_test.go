@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -93,5 +96,38 @@ func TestGitCredentialAnswersOnlyForTheServer(t *testing.T) {
 	}
 	if res := runCLI(t, nil, env, "protocol=http\nhost=kod.example:3000\n\n", "git-credential", "store"); res.code != 0 || res.stdout != "" {
 		t.Errorf("store: %+v", res)
+	}
+}
+
+// TestCredentialHelperCarriesKodHome: the helper `kod clone` records runs
+// kod with the KOD_HOME and KOD_CONFIG it was set up with (quoted for the
+// shell git runs it with), so a later push from a shell without them
+// still finds the token; without them set, none is added.
+func TestCredentialHelperCarriesKodHome(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	self := filepath.Join(dir, "it's kod")
+	if err := os.WriteFile(self, []byte("#!/bin/sh\necho \"home=$KOD_HOME config=$KOD_CONFIG args=$*\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(dir, "a home's $dir")
+	env := map[string]string{"KOD_HOME": home, "KOD_CONFIG": filepath.Join(home, "c.json")}
+	helper := credentialHelper(self, func(k string) string { return env[k] }, "--clone", "c1")
+	if !strings.HasPrefix(helper, "!KOD_HOME=") {
+		t.Fatalf("helper %q does not set KOD_HOME", helper)
+	}
+	// git runs "!cmd" as: sh -c 'cmd "$@"' cmd get
+	sh := exec.Command("sh", "-c", helper[1:]+` "$@"`, helper[1:], "get")
+	sh.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := sh.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := "home=" + home + " config=" + env["KOD_CONFIG"] + " args=git-credential --clone c1 get\n"
+	if string(out) != want {
+		t.Errorf("helper %q printed %q, want %q", helper, out, want)
+	}
+	if got, want := credentialHelper("/bin/kod", func(string) string { return "" }), "!'/bin/kod' git-credential"; got != want {
+		t.Errorf("without KOD_HOME: %q, want %q", got, want)
 	}
 }

@@ -273,15 +273,12 @@ func stepWord(s forge.StepResult) string {
 }
 
 // printRunSummary prints the step table and one line with the outcome.
-// planned, when known (a local run), lists every step the run's workflows
-// have: those that never ran (after a failure, a cancellation) are listed
-// as "not run" and counted.
-func printRunSummary(u *ui, run *client.Run, planned ...plannedStep) {
+// The run's result lists every step of its plan, those that never ran
+// included (pending, or cancelled before they started: "not run").
+func printRunSummary(u *ui, run *client.Run) {
 	u.printf("\n")
-	notRun := notRunSteps(run.Result, planned)
-	stepTable(u, run.Result, notRun...)
+	stepTable(u, run.Result)
 	passed, failed, skipped, unrun := stepCounts(run.Result)
-	unrun += len(notRun)
 	dur := ""
 	if run.Result != nil && run.StartedAt != 0 {
 		dur = " in " + duration(run.Result.Duration)
@@ -297,38 +294,11 @@ func printRunSummary(u *ui, run *client.Run, planned ...plannedStep) {
 	}
 }
 
-// plannedStep is a step of a run's workflows, known before it runs.
-type plannedStep struct{ Name, Workflow string }
-
-// notRunSteps returns the planned steps that have no result: the result
-// holds the steps that ran in order, so what follows the last of them in
-// each workflow never ran.
-func notRunSteps(res *forge.Result, planned []plannedStep) []plannedStep {
-	ran := map[plannedStep]int{}
-	if res != nil {
-		for _, s := range res.Steps {
-			ran[plannedStep{s.Name, s.Workflow}]++
-		}
-	}
-	var out []plannedStep
-	for _, p := range planned {
-		if ran[p] > 0 {
-			ran[p]--
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
 // stepTable prints one row per step: name, workflow, status, duration,
-// error; then the steps that never ran.
-func stepTable(u *ui, res *forge.Result, notRun ...plannedStep) {
-	if (res == nil || len(res.Steps) == 0) && len(notRun) == 0 {
+// error.
+func stepTable(u *ui, res *forge.Result) {
+	if res == nil || len(res.Steps) == 0 {
 		return
-	}
-	if res == nil {
-		res = &forge.Result{}
 	}
 	var rows [][]cell
 	for _, s := range res.Steps {
@@ -342,9 +312,6 @@ func stepTable(u *ui, res *forge.Result, notRun ...plannedStep) {
 		}
 		rows = append(rows, []cell{{text: s.Name}, {text: orDash(s.Workflow)}, {text: status, color: statusColor(status)},
 			{text: dur}, {text: orDash(s.Error)}})
-	}
-	for _, p := range notRun {
-		rows = append(rows, []cell{{text: p.Name}, {text: orDash(p.Workflow)}, {text: "not run", color: colGray}, {text: "-"}, {text: "-"}})
 	}
 	u.table([]string{"STEP", "WORKFLOW", "STATUS", "DURATION", "ERROR"}, rows)
 }
@@ -378,5 +345,31 @@ func printRun(u *ui, run *client.Run) {
 	if run.Result != nil && len(run.Result.Steps) > 0 {
 		u.printf("\n")
 		stepTable(u, run.Result)
+		printFailedOutput(u, run.Result)
+	}
+}
+
+// failedOutputLines is how many last lines of a failed step's output
+// `kod workflow show` prints.
+const failedOutputLines = 20
+
+// printFailedOutput prints, for each failed step, the last lines of its
+// output as recorded (the tail the run record keeps, masked) under a
+// "==> name (workflow)" header.
+func printFailedOutput(u *ui, res *forge.Result) {
+	for _, s := range res.Steps {
+		if stepWord(s) != "failed" || s.Output == "" {
+			continue
+		}
+		lines := strings.Split(strings.TrimSuffix(s.Output, "\n"), "\n")
+		head := "==> " + s.Name
+		if s.Workflow != "" {
+			head += " (" + s.Workflow + ")"
+		}
+		if len(lines) > failedOutputLines {
+			head += fmt.Sprintf(", last %d lines", failedOutputLines)
+			lines = lines[len(lines)-failedOutputLines:]
+		}
+		u.printf("\n%s\n%s\n", u.paint(colBold, head), strings.Join(lines, "\n"))
 	}
 }

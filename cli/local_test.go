@@ -12,14 +12,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kod-forge/kod/client"
 	"github.com/kod-forge/kod/forge"
+	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/engine"
 )
 
 // TestLocalArchive: the workspace of a local run is the working tree as it
 // is: tracked files with uncommitted changes, untracked files not ignored,
-// no deleted or ignored files, modes and symlinks kept, parents first.
+// no deleted or ignored files, modes and symlinks kept, parents first, and
+// a .git of HEAD in which git works (describe, status).
 func TestLocalArchive(t *testing.T) {
 	dir := t.TempDir()
 	run := func(args ...string) {
@@ -43,17 +47,19 @@ func TestLocalArchive(t *testing.T) {
 	write("gone.txt", "deleted later\n", 0o644)
 	run("add", "-A")
 	run("commit", "-q", "-m", "c")
+	run("tag", "-a", "-m", "v1", "v1.0.0")
 	write("src/main.sh", "echo changed\n", 0o755)
 	write("new/untracked.txt", "new\n", 0o644)
 	write("build/out.bin", "ignored\n", 0o644)
 	os.Remove(filepath.Join(dir, "gone.txt"))
 	os.Symlink("src/main.sh", filepath.Join(dir, "link"))
 
-	src := &localSource{root: dir, inGit: true}
+	src := &localSource{root: dir, inGit: true, branch: "main"}
 	var buf bytes.Buffer
 	if err := src.Archive(context.Background(), "", "", &buf); err != nil {
 		t.Fatal(err)
 	}
+	checkWorkspaceGit(t, bytes.NewReader(buf.Bytes()))
 	got := map[string]string{}
 	var order []string
 	tr := tar.NewReader(&buf)
@@ -82,13 +88,57 @@ func TestLocalArchive(t *testing.T) {
 	if got["src/main.sh"] != "echo changed\n" || got["new/untracked.txt"] != "new\n" {
 		t.Errorf("content: %v", got)
 	}
-	for _, absent := range []string{"gone.txt", "build/out.bin", ".git/HEAD"} {
+	for _, absent := range []string{"gone.txt", "build/out.bin"} {
 		if _, ok := got[absent]; ok {
 			t.Errorf("%s is in the workspace", absent)
 		}
 	}
 	if i, j := slices.Index(order, "src/"), slices.Index(order, "src/main.sh"); i < 0 || i > j {
 		t.Errorf("parent directory not first: %v", order)
+	}
+	// A linked work tree (git worktree add) gets the same .git.
+	linked := filepath.Join(t.TempDir(), "linked")
+	run("worktree", "add", "-q", "-b", "side", linked, "main")
+	if err := os.WriteFile(filepath.Join(linked, "src/main.sh"), []byte("echo changed\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(linked, "new"), 0o755)
+	os.WriteFile(filepath.Join(linked, "new/untracked.txt"), []byte("new\n"), 0o644)
+	buf.Reset()
+	if err := (&localSource{root: linked, inGit: true, branch: "main"}).Archive(context.Background(), "", "", &buf); err != nil {
+		t.Fatal(err)
+	}
+	checkWorkspaceGit(t, &buf)
+}
+
+// checkWorkspaceGit unpacks a workspace tar and checks that git works in
+// it as in a server's checkout: describe finds the tag, HEAD is on main,
+// and status shows the working tree's uncommitted changes.
+func checkWorkspaceGit(t *testing.T, r io.Reader) {
+	t.Helper()
+	ws := t.TempDir()
+	tar := exec.Command("tar", "-x", "-C", ws)
+	tar.Stdin = r
+	if out, err := tar.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", ws}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v in the workspace: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	if got := git("describe"); got != "v1.0.0-dirty\n" && got != "v1.0.0\n" {
+		t.Errorf("git describe: %q", got)
+	}
+	if got := git("rev-parse", "--abbrev-ref", "HEAD"); got != "main\n" {
+		t.Errorf("HEAD: %q", got)
+	}
+	if got := git("status", "--porcelain"); !strings.Contains(got, " M src/main.sh") || !strings.Contains(got, "?? new/") {
+		t.Errorf("git status: %q", got)
 	}
 }
 
@@ -152,25 +202,57 @@ func TestTableColour(t *testing.T) {
 	}
 }
 
-// TestSummaryListsStepsThatNeverRan: after a failure, the steps the run
-// never reached are listed as "not run" and counted (a step name used in
-// two workflows, or twice, is matched by workflow and count).
-func TestSummaryListsStepsThatNeverRan(t *testing.T) {
-	res := &forge.Result{Steps: []forge.StepResult{
-		{Name: "build", Workflow: "a.toml", Success: true},
-		{Name: "test", Workflow: "a.toml", Error: "step failed with exit code 1"},
-	}}
-	planned := []plannedStep{{"build", "a.toml"}, {"test", "a.toml"}, {"deploy", "a.toml"}, {"build", "b.toml"}}
-	got := notRunSteps(res, planned)
-	if len(got) != 2 || got[0] != (plannedStep{"deploy", "a.toml"}) || got[1] != (plannedStep{"build", "b.toml"}) {
-		t.Errorf("not run: %+v", got)
+// TestSummaryListsThePlansSteps: the summary of a local run lists exactly
+// the compiled plan's steps (matrix placeholders replaced, one row per
+// instance), those cancelled before they started as "not run".
+func TestSummaryListsThePlansSteps(t *testing.T) {
+	files := []runner.File{{Path: "pipe.toml", Data: []byte("[matrix]\nOS = [\"a\", \"b\"]\n\n[[steps]]\nname = \"build {matrix.OS}\"\nrun = \"true\"\n\n[[steps]]\nname = \"test {matrix.OS}\"\nrun = \"true\"\n")}}
+	run := &forge.Run{ID: "r1"}
+	p, err := compileLocal(run, "img", files)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	u := &ui{out: &out, errOut: &out}
-	printRunSummary(u, &client.Run{ID: "r1", Status: forge.RunFailed, Result: res}, planned...)
-	for _, want := range []string{"deploy", "not run", "1 passed, 1 failed, 0 skipped, 2 not run"} {
+	sink := newLocalSink(u, p)
+	now := time.Now()
+	for _, wf := range p.Workflows {
+		for _, st := range wf.Steps {
+			if st.Name == "test b" {
+				sink.StepEnded(st, engine.StepEnd{Status: engine.StepCancelled})
+				continue
+			}
+			sink.StepStarted(st, now)
+			sink.StepEnded(st, engine.StepEnd{Status: engine.StepCompleted, Started: now, Ended: now})
+		}
+	}
+	run.Result = &forge.Result{Steps: sink.results()}
+	out.Reset()
+	printRunSummary(u, &client.Run{ID: "r1", Status: forge.RunCancelled, Result: run.Result})
+	if strings.Contains(out.String(), "{matrix") || strings.Count(out.String(), "pipe.toml (OS=") != 4 {
+		t.Errorf("summary does not list the plan's 4 steps:\n%s", out.String())
+	}
+	for _, want := range []string{"test b", "not run", "3 passed, 0 failed, 0 skipped, 1 not run"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestBannerImage: the local-run banner names the image the steps run in:
+// the file's own when it sets one, else the default; several are "images
+// per step".
+func TestBannerImage(t *testing.T) {
+	file := func(src string) []runner.File { return []runner.File{{Path: "a.toml", Data: []byte(src)}} }
+	cases := []struct{ name, src, want string }{
+		{"default", "[[steps]]\nname = \"a\"\nrun = \"true\"\n", "image def:1"},
+		{"the file's", "image = \"mine:2\"\n[[steps]]\nname = \"a\"\nrun = \"true\"\n", "image mine:2"},
+		{"per step", "image = \"mine:2\"\n[[steps]]\nname = \"a\"\nrun = \"true\"\n[[steps]]\nname = \"b\"\nimage = \"other:3\"\nrun = \"true\"\n", "images per step"},
+		{"matrix", "image = \"img:{matrix.V}\"\n[matrix]\nV = [\"1\", \"2\"]\n[[steps]]\nname = \"a\"\nrun = \"true\"\n", "images per step"},
+	}
+	for _, c := range cases {
+		if got := bannerImage(file(c.src), "def:1"); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
 }

@@ -101,13 +101,18 @@ func compileLocal(run *forge.Run, image string, files []runner.File) (*plan.Plan
 }
 
 // localPrepare loads each workflow instance's workspace with the working
-// tree (see localSource.Archive), carried by image.
+// tree and, in a git repository, a .git of HEAD with the instance's clone
+// depth (see localSource.archive), carried by image.
 func localPrepare(be sandbox.Backend, image string, src *localSource) func(context.Context, *sandbox.RunSpec, *plan.Workflow) error {
-	return func(ctx context.Context, spec *sandbox.RunSpec, _ *plan.Workflow) error {
+	return func(ctx context.Context, spec *sandbox.RunSpec, wf *plan.Workflow) error {
+		depth := 0
+		if wf != nil {
+			depth = wf.CloneDepth
+		}
 		pr, pw := io.Pipe()
 		archived := make(chan error, 1)
 		go func() {
-			err := src.Archive(ctx, "", "", pw)
+			err := src.archive(ctx, depth, pw)
 			pw.CloseWithError(err)
 			archived <- err
 		}()

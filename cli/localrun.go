@@ -88,7 +88,6 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	src := &localSource{root: root, files: files, inGit: inGit}
 	req := runner.Request{
 		Repo:    firstOf(o.repo, repoNameOf(root)),
 		Branch:  firstOf(o.branch, a.getenv("BRANCH"), gitOutput(ctx, root, "rev-parse", "--abbrev-ref", "HEAD"), gitsvc.DefaultBranch),
@@ -98,6 +97,7 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 	if req.Branch == "HEAD" { // detached
 		req.Branch = gitsvc.DefaultBranch
 	}
+	src := &localSource{root: root, files: files, inGit: inGit, branch: req.Branch}
 	if err := forge.ValidateRepoName(req.Repo); err != nil {
 		return fmt.Errorf("repository name %q: %w (use --repo)", req.Repo, err)
 	}
@@ -106,7 +106,7 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 	for _, f := range files {
 		names = append(names, f.Path)
 	}
-	u.notef("Running %s locally (repo %s, branch %s, image %s)\n", strings.Join(names, ", "), req.Repo, req.Branch, image)
+	u.notef("Running %s locally (repo %s, branch %s, %s)\n", strings.Join(names, ", "), req.Repo, req.Branch, bannerImage(files, image))
 	run, err := executeLocal(ctx, u, o, image, src, req)
 	if err != nil {
 		return err
@@ -116,24 +116,36 @@ func runLocal(cmd *cobra.Command, a *app, o localOptions, args []string) error {
 			return err
 		}
 	} else {
-		printRunSummary(u, run, plannedSteps(files)...)
+		printRunSummary(u, run)
 	}
 	return runExit(run)
 }
 
-// plannedSteps lists the steps of files that parse, in run order.
-func plannedSteps(files []runner.File) []plannedStep {
-	var out []plannedStep
+// bannerImage says which image the steps of files run in, resolved as the
+// compiler does (step, workflow, then def): "image NAME" when all use one,
+// else "images per step". Files that do not parse are left out (their
+// error comes with the run).
+func bannerImage(files []runner.File, def string) string {
+	seen := map[string]bool{}
 	for _, f := range files {
 		wf, err := f.Parse(workflow.Options{})
 		if err != nil {
 			continue
 		}
 		for _, st := range wf.Steps {
-			out = append(out, plannedStep{Name: st.Name, Workflow: f.Path})
+			seen[firstOf(st.Image, wf.Image, def)] = true
 		}
 	}
-	return out
+	if len(seen) > 1 {
+		return "images per step"
+	}
+	for img := range seen {
+		if !strings.Contains(img, "{matrix.") {
+			return "image " + img
+		}
+		return "images per step"
+	}
+	return "image " + def
 }
 
 // localInstance is the instance id of this local run's objects:

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kod-forge/kod/gitsvc"
 	"github.com/kod-forge/kod/runner"
 )
 
@@ -25,18 +26,31 @@ type localSource struct {
 	root  string        // top of the working tree
 	files []runner.File // the workflows to run
 	inGit bool          // root is a git work tree
+	// branch is the local branch the workspace's .git has HEAD on (the
+	// run's branch); "" leaves HEAD detached.
+	branch string
 }
 
 func (s *localSource) WorkflowFiles(context.Context, string, string) ([]runner.File, error) {
 	return s.files, nil
 }
 
-// Archive writes the workspace as a tar stream: in a git work tree, the
-// tracked files as they are on disk (uncommitted changes included, deleted
-// files left out) plus untracked files that .gitignore does not exclude;
-// elsewhere every file under root except .git. Symbolic links are kept as
-// links; sockets, devices and nested repositories are skipped.
+// Archive writes the workspace as a tar stream with all history (see
+// archive).
 func (s *localSource) Archive(ctx context.Context, _, _ string, w io.Writer) error {
+	return s.archive(ctx, 0, w)
+}
+
+// archive writes the workspace as a tar stream: in a git work tree, the
+// tracked files as they are on disk (uncommitted changes included, deleted
+// files left out) plus untracked files that .gitignore does not exclude,
+// then, when HEAD names a commit, a .git made as a server's checkout makes
+// it for HEAD (gitsvc.Git.Checkout: depth commits of history, 0 = all, the
+// tags in it, HEAD on s.branch, an index of HEAD's tree, so `git status`
+// shows the uncommitted changes and `git describe` works); elsewhere every
+// file under root except .git. Symbolic links are kept as links; sockets,
+// devices and nested repositories are skipped.
+func (s *localSource) archive(ctx context.Context, depth int, w io.Writer) error {
 	paths, err := s.list(ctx)
 	if err != nil {
 		return err
@@ -51,7 +65,63 @@ func (s *localSource) Archive(ctx context.Context, _, _ string, w io.Writer) err
 			return err
 		}
 	}
+	if head := gitOutput(ctx, s.root, "rev-parse", "--verify", "-q", "HEAD^{commit}"); s.inGit && head != "" {
+		if err := s.addGitDir(ctx, head, depth, tw); err != nil {
+			return fmt.Errorf("making the workspace's .git: %w", err)
+		}
+	}
 	return tw.Close()
+}
+
+// addGitDir writes to tw the .git entries of a server-style checkout of
+// commit head (its tree's entries are skipped: the working tree is already
+// in), read from the repository's common git directory (that of the main
+// work tree when root is a linked one).
+func (s *localSource) addGitDir(ctx context.Context, head string, depth int, tw *tar.Writer) error {
+	gitDir := gitOutput(ctx, s.root, "rev-parse", "--git-common-dir")
+	if gitDir == "" {
+		return fmt.Errorf("no git directory found for %s", s.root)
+	}
+	if !filepath.IsAbs(gitDir) { // relative to root
+		gitDir = filepath.Join(s.root, gitDir)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := (&gitsvc.Git{}).Checkout(ctx, gitDir, gitsvc.CheckoutOptions{Commit: head, Branch: s.branch, Depth: depth}, pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	copyErr := copyGitEntries(tw, tar.NewReader(pr))
+	if copyErr != nil {
+		cancel()
+		pr.CloseWithError(copyErr)
+	}
+	return errors.Join(copyErr, <-done)
+}
+
+// copyGitEntries copies the entries of tr under .git/ to tw.
+func copyGitEntries(tw *tar.Writer, tr *tar.Reader) error {
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(hdr.Name, ".git/") {
+			continue
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
 }
 
 // list returns the slash-separated paths to archive, relative to root.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -50,6 +51,35 @@ func TestShowListsEveryPlannedStep(t *testing.T) {
 	old := &forge.Result{Steps: []forge.StepResult{{Name: "a", Success: true}, {Name: "b", Success: true, Skipped: true}, {Name: "c"}}}
 	if p, f, s, n := stepCounts(old); p != 1 || f != 1 || s != 1 || n != 0 {
 		t.Errorf("old record counts %d %d %d %d", p, f, s, n)
+	}
+}
+
+// TestShowPrintsFailedOutput: `kod workflow show` prints, after the
+// table, the last 20 lines of each failed step's recorded output under a
+// header naming the step and its workflow; passed steps print none.
+func TestShowPrintsFailedOutput(t *testing.T) {
+	var long []string
+	for i := 1; i <= 25; i++ {
+		long = append(long, fmt.Sprintf("line %d", i))
+	}
+	run := &client.Run{ID: "run000000004", RepoName: "app", Branch: "main", Status: forge.RunFailed, Error: "step test: step failed with exit code 3",
+		Result: &forge.Result{Steps: []forge.StepResult{
+			{Name: "build", Workflow: "ci.toml", Status: forge.StepCompleted, Success: true, Output: "built ok\n"},
+			{Name: "test", Workflow: "ci.toml (OS=b)", Status: forge.StepFailed, Output: strings.Join(long, "\n") + "\n", Error: "step failed with exit code 3"},
+			{Name: "lint", Workflow: "ci.toml", Status: forge.StepFailed, Output: "token ***\nbad style", Error: "step failed with exit code 1"},
+		}}}
+	var out bytes.Buffer
+	printRun(&ui{out: &out, errOut: &out, now: time.Now()}, run)
+	got := out.String()
+	want := "\n==> test (ci.toml (OS=b)), last 20 lines\nline 6\n"
+	if !strings.Contains(got, want) || !strings.Contains(got, "line 25\n") || strings.Contains(got, "line 5\n") {
+		t.Errorf("show lacks the failed step's last 20 lines %q:\n%s", want, got)
+	}
+	if !strings.Contains(got, "\n==> lint (ci.toml)\ntoken ***\nbad style\n") || strings.Contains(got, "built ok") {
+		t.Errorf("show prints other output than the failed steps':\n%s", got)
+	}
+	if strings.Index(got, "==> test") < strings.Index(got, "STEP ") {
+		t.Errorf("the output comes before the table:\n%s", got)
 	}
 }
 

@@ -49,6 +49,10 @@ N = ["1", "2"]
 [[steps]]
 name = "show"
 run = "echo n=$MATRIX_N; test ! -e out"
+
+[[steps]]
+name = "after {matrix.N}"
+run = "true"
 `,
 	})
 	res := c.run(p.Dir, "", "workflow", "pipe.toml", "matrix.toml")
@@ -56,7 +60,7 @@ run = "echo n=$MATRIX_N; test ! -e out"
 		t.Fatalf("exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
 	for _, want := range []string{"[unit] unit line 1\n", "[unit] unit line 2\n", "[unit] unit line 3\n",
-		"[lint] lint line 1\n", "[lint] lint line 2\n", "[lint] lint line 3\n", "[package] app\n", "6 passed, 0 failed, 0 skipped"} {
+		"[lint] lint line 1\n", "[lint] lint line 2\n", "[lint] lint line 3\n", "[package] app\n", "8 passed, 0 failed, 0 skipped\n"} {
 		if !strings.Contains(res.Stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, res.Stdout)
 		}
@@ -69,6 +73,12 @@ run = "echo n=$MATRIX_N; test ! -e out"
 	}
 	if !regexp.MustCompile(`\nshow +matrix\.toml \(N=2\) +passed`).MatchString(res.Stdout) {
 		t.Errorf("the summary lacks the matrix instance:\n%s", res.Stdout)
+	}
+	// The summary lists exactly the plan's steps: no row of a parsed,
+	// unexpanded step.
+	if strings.Contains(res.Stdout, "{matrix") || strings.Contains(res.Stdout, "not run") ||
+		!regexp.MustCompile(`\nafter 2 +matrix\.toml \(N=2\) +passed`).MatchString(res.Stdout) {
+		t.Errorf("the summary lists other steps than the plan's:\n%s", res.Stdout)
 	}
 	m := regexp.MustCompile(`Run ([a-z0-9]+) completed`).FindStringSubmatch(res.Stdout)
 	if m == nil {

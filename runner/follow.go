@@ -68,7 +68,11 @@ type LogEvent struct {
 	ID       string // the step's id ("" in records from before step ids)
 	Name     string // step name
 	Workflow string // workflow file of the step (with its matrix values)
-	Skipped  bool
+	// Shared: another step of the run has the same Name (a matrix's
+	// instances, or files with a step of the same name), so people need
+	// the Workflow or the ID to tell them apart.
+	Shared  bool
+	Skipped bool
 	// NotRun: the step never started (skipped, or cancelled before it
 	// ran); Reason says why.
 	NotRun  bool
@@ -119,10 +123,22 @@ func (r *Runner) StreamLogs(ctx context.Context, id string, opts LogOptions, emi
 
 // follower walks the steps of a run for one StreamLogs call.
 type follower struct {
-	opts LogOptions
-	emit func(*LogEvent) error
-	at   map[int]*stepCursor
-	buf  []byte
+	opts  LogOptions
+	emit  func(*LogEvent) error
+	at    map[int]*stepCursor
+	buf   []byte
+	names map[string]int // how many steps of the run have each name
+}
+
+// countNames notes how many of steps have each name (LogEvent.Shared).
+func (f *follower) countNames(steps []streamStep) {
+	if len(f.names) > 0 {
+		return // the plan's steps do not change once set
+	}
+	f.names = map[string]int{}
+	for _, st := range steps {
+		f.names[st.Name]++
+	}
 }
 
 // stepCursor is what a follower delivered of one step.
@@ -163,6 +179,7 @@ func followStream(ctx context.Context, s *runStream, opts LogOptions, emit func(
 	f := newFollower(opts, emit)
 	for {
 		steps, order, done, wake := s.snapshot()
+		f.countNames(steps)
 		if !opts.Follow {
 			// What exists now, in plan order: each step that began, as
 			// far as it goes.
@@ -228,7 +245,7 @@ type logSource interface {
 // nil: the step has no output, ended tells whether it is over) and
 // reports whether the step has ended, in which case its cursor says so.
 func (f *follower) deliver(ctx context.Context, i int, st streamStep, c *stepCursor, log logSource, ended bool) (bool, error) {
-	ev := LogEvent{Step: i, ID: st.ID, Name: st.Name, Workflow: st.Workflow, Skipped: st.Skipped, Status: st.Status}
+	ev := LogEvent{Step: i, ID: st.ID, Name: st.Name, Workflow: st.Workflow, Shared: f.names[st.Name] > 1, Skipped: st.Skipped, Status: st.Status}
 	ev.NotRun, ev.Reason = st.NotRun, st.Reason
 	if !c.started {
 		ev.Kind = LogStepStarted
@@ -282,6 +299,11 @@ func storedLogs(ctx context.Context, logsDir string, run *forge.Run, opts LogOpt
 		steps = run.Result.Steps
 	}
 	f := newFollower(opts, emit)
+	recorded := make([]streamStep, len(steps))
+	for i, r := range steps {
+		recorded[i].Name = r.Name
+	}
+	f.countNames(recorded)
 	for i := 0; ; i++ {
 		st := streamStep{Name: "(interrupted step)", Status: forge.StepFailed}
 		if i < len(steps) {

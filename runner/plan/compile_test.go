@@ -196,6 +196,29 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// TestCompileMatrixNeeds: a needs name is a step name as written, matrix
+// placeholders included, and means that step of the same instance.
+func TestCompileMatrixNeeds(t *testing.T) {
+	wf, err := workflow.Parse(".kod/workflows/ci.toml", []byte("[matrix]\nOS = [\"a\", \"b\"]\n[[steps]]\nname = \"build {matrix.OS}\"\nrun = \"true\"\n[[steps]]\nname = \"lint\"\nrun = \"true\"\n[[steps]]\nname = \"test {matrix.OS}\"\nneeds = [\"build {matrix.OS}\"]\nrun = \"true\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile([]*workflow.Workflow{wf}, testTrigger, Defaults{Image: "img"}, Inputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlan(t, p)
+	for i, os := range []string{"a", "b"} {
+		steps := p.Workflows[i].Steps
+		if steps[2].Name != "test "+os || len(steps[2].Needs) != 1 || steps[2].Needs[0] != steps[0].ID || steps[0].Name != "build "+os {
+			t.Errorf("instance %s: %s needs %v, want [%s (%s)]", os, steps[2].Name, steps[2].Needs, steps[0].ID, steps[0].Name)
+		}
+	}
+	if _, err := workflow.Parse("ci.toml", []byte("[matrix]\nOS = [\"a\"]\n[[steps]]\nname = \"build {matrix.OS}\"\nrun = \"true\"\n[[steps]]\nname = \"t\"\nneeds = [\"build a\"]\nrun = \"true\"\n")); err == nil {
+		t.Error("needs naming an expanded name parsed")
+	}
+}
+
 // TestCompileStepLimit: a matrix multiplies steps; beyond Defaults.MaxSteps
 // the compile fails, naming the count.
 func TestCompileStepLimit(t *testing.T) {

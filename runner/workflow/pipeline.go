@@ -236,12 +236,23 @@ func findCycle(deps [][]int) []int {
 	return nil
 }
 
-// suggest names the step a mistyped name most likely meant.
+// suggest names the step a mistyped name most likely meant: one equal but
+// for case, else the closest within an edit distance of 2 ("lnit" for
+// "lint"); without one, the steps' names when there are at most 8.
 func suggest(n string, steps []Step) string {
 	for _, s := range steps {
 		if strings.EqualFold(s.Name, n) {
 			return fmt.Sprintf(" (did you mean %q?)", clip(s.Name))
 		}
+	}
+	best, bestD := "", 3
+	for _, s := range steps {
+		if d := editDistance(strings.ToLower(n), strings.ToLower(s.Name)); d < bestD {
+			best, bestD = s.Name, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", clip(best))
 	}
 	names := make([]string, 0, len(steps))
 	for _, s := range steps {
@@ -339,4 +350,35 @@ func cleanArtifact(pat string) (string, error) {
 		clean += "/"
 	}
 	return clean, nil
+}
+
+// editDistance is the optimal string alignment distance between a and b in
+// runes: insertions, deletions, substitutions and swaps of two neighbouring
+// runes each count 1.
+func editDistance(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	if len(x) > 64 || len(y) > 64 {
+		return max(len(x), len(y))
+	}
+	d := make([][]int, len(x)+1)
+	for i := range d {
+		d[i] = make([]int, len(y)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(x)][len(y)]
 }

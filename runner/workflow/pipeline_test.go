@@ -35,6 +35,8 @@ func TestPipelineErrors(t *testing.T) {
 		want string
 	}{
 		{"needs unknown", "[[steps]]\nname = \"a\"\nrun = \"x\"\n[[steps]]\nname = \"b\"\nrun = \"x\"\nneeds = [\"A\"]\n", 7, `step "b" needs "A", which is not a step of this workflow (did you mean "a"?)`},
+		{"needs misspelt", "[[steps]]\nname = \"lint\"\nrun = \"x\"\n[[steps]]\nname = \"test\"\nrun = \"x\"\nneeds = [\"lnit\"]\n", 7, `step "test" needs "lnit", which is not a step of this workflow (did you mean "lint"?)`},
+		{"needs far off", "[[steps]]\nname = \"lint\"\nrun = \"x\"\n[[steps]]\nname = \"test\"\nrun = \"x\"\nneeds = [\"deploy\"]\n", 7, `step "test" needs "deploy", which is not a step of this workflow; the steps are "lint", "test"`},
 		{"needs self", "[[steps]]\nname = \"a\"\nneeds = [\"a\"]\nrun = \"x\"\n", 3, `step "a" needs itself`},
 		{"needs twice", "[[steps]]\nname = \"a\"\nrun = \"x\"\n[[steps]]\nname = \"b\"\nneeds = [\"a\", \"a\"]\nrun = \"x\"\n", 6, `needs names "a" twice`},
 		{"needs not array", "[[steps]]\nname = \"a\"\nneeds = \"b\"\nrun = \"x\"\n", 3, `needs must be an array of step names`},
