@@ -174,23 +174,10 @@ func newLocalSink(u *ui, p *plan.Plan) *localSink {
 			if names[st.Name] > 1 {
 				s.labels[st] = st.ID
 			}
-			s.steps = append(s.steps, forge.StepResult{ID: st.ID, Name: st.Name, Workflow: recordLabel(wf), Needs: st.Needs, Status: forge.StepPending})
+			s.steps = append(s.steps, forge.StepResult{ID: st.ID, Name: st.Name, Workflow: wf.FileLabel(), Needs: st.Needs, Status: forge.StepPending})
 		}
 	}
 	return s
-}
-
-// recordLabel names wf in step results as the server's run records do:
-// the file, with the instance's matrix values.
-func recordLabel(wf *plan.Workflow) string {
-	if len(wf.Matrix) == 0 {
-		return wf.File
-	}
-	parts := make([]string, len(wf.Matrix))
-	for i, m := range wf.Matrix {
-		parts[i] = m.Name + "=" + m.Value
-	}
-	return wf.File + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // isChain reports whether p is one workflow whose steps run one after

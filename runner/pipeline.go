@@ -149,7 +149,7 @@ func (rec *recorder) ServiceStarted(wf *plan.Workflow, svc *plan.Service, at tim
 	rec.mu.Lock()
 	idx := len(rec.steps)
 	rec.steps = append(rec.steps, forge.StepResult{
-		ID: serviceStepID(wf, svc), Name: "service: " + svc.Name, Workflow: workflowLabel(wf),
+		ID: serviceStepID(wf, svc), Name: "service: " + svc.Name, Workflow: wf.FileLabel(),
 		Status: forge.StepRunning, StartedAt: forge.Millis(at.UnixMilli()),
 	})
 	rec.logs = append(rec.logs, nil)
@@ -169,7 +169,7 @@ func (rec *recorder) ServiceStarted(wf *plan.Workflow, svc *plan.Service, at tim
 	v := rec.version
 	rec.mu.Unlock()
 	rec.store(v)
-	x.stream.addStep(streamStep{ID: serviceStepID(wf, svc), Name: "service: " + svc.Name, Workflow: workflowLabel(wf)}, idx, log)
+	x.stream.addStep(streamStep{ID: serviceStepID(wf, svc), Name: "service: " + svc.Name, Workflow: wf.FileLabel()}, idx, log)
 	if err != nil {
 		return io.Discard
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,26 +60,13 @@ func newRecorder(x *execution, p *plan.Plan) *recorder {
 	for _, wf := range p.Workflows {
 		for _, st := range wf.Steps {
 			rec.steps = append(rec.steps, forge.StepResult{
-				ID: st.ID, Name: st.Name, Workflow: workflowLabel(wf), Needs: slices.Clone(st.Needs),
+				ID: st.ID, Name: st.Name, Workflow: wf.FileLabel(), Needs: slices.Clone(st.Needs),
 				Status: forge.StepPending, Output: "",
 			})
 		}
 	}
 	rec.logs = make([]*stepOutput, len(rec.steps))
 	return rec
-}
-
-// workflowLabel is what records and logs call a workflow instance: its
-// file, with the matrix values of the instance.
-func workflowLabel(wf *plan.Workflow) string {
-	if len(wf.Matrix) == 0 {
-		return wf.File
-	}
-	parts := make([]string, len(wf.Matrix))
-	for i, m := range wf.Matrix {
-		parts[i] = m.Name + "=" + m.Value
-	}
-	return wf.File + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // streamSteps returns the planned steps as the live stream starts them.

@@ -5,6 +5,7 @@
 package plan
 
 import (
+	"strings"
 	"time"
 
 	"github.com/kod-forge/kod/runner/workflow"
@@ -120,4 +121,18 @@ type Cache struct {
 	Path string // absolute path in the step containers
 	// Key is the resolved key: {hash:FILES} and {branch} already replaced.
 	Key string
+}
+
+// FileLabel is what run records and logs call the instance: its file path,
+// with the instance's matrix values, e.g. ".kod/workflows/ci.toml (GO=1.26,
+// DB=pg)"; just the path without a matrix.
+func (wf *Workflow) FileLabel() string {
+	if len(wf.Matrix) == 0 {
+		return wf.File
+	}
+	parts := make([]string, len(wf.Matrix))
+	for i, m := range wf.Matrix {
+		parts[i] = m.Name + "=" + m.Value
+	}
+	return wf.File + " (" + strings.Join(parts, ", ") + ")"
 }
