@@ -14,6 +14,7 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/workflow"
 )
 
 // keepAlive is how long a followed stream may stay silent before a
@@ -365,11 +366,16 @@ func resolveStep(run *forge.Run, want string) (string, error) {
 	return want, nil // not planned yet: the stream filters by name
 }
 
+// maxLogIndex bounds the log indexes of a run: its steps and, after them,
+// its services' pseudo-steps.
+const maxLogIndex = runner.MaxRunSteps * (1 + workflow.MaxServices)
+
 // parseEventID reads an SSE id this server sent: a cursor of
 // comma-separated entries "<step>:<offset>" (with "+" after an offset
 // that ends a partial line piece; partial lists those steps) and at most
 // one "<N" (steps below N not listed were delivered; default: the first
-// entry's step), or "end" (done is true). See runner.LogCursor.
+// entry's step), or "end" (done is true). See runner.LogCursor. Step
+// indexes and N above maxLogIndex are refused (not ok).
 func parseEventID(id string) (cur runner.LogCursor, partial map[int]bool, done, ok bool) {
 	if id == "end" {
 		return cur, nil, true, true
@@ -379,7 +385,7 @@ func parseEventID(id string) (cur runner.LogCursor, partial map[int]bool, done, 
 	for i, part := range strings.Split(id, ",") {
 		if b, isBelow := strings.CutPrefix(part, "<"); isBelow {
 			n, err := strconv.Atoi(b)
-			if err != nil || n < 0 || below >= 0 || strings.HasPrefix(b, "+") {
+			if err != nil || n < 0 || n > maxLogIndex || below >= 0 || strings.HasPrefix(b, "+") {
 				return cur, nil, false, false
 			}
 			below = n
@@ -389,7 +395,7 @@ func parseEventID(id string) (cur runner.LogCursor, partial map[int]bool, done, 
 		a, b, found := strings.Cut(part, ":")
 		step, err1 := strconv.Atoi(a)
 		off, err2 := strconv.ParseInt(b, 10, 64)
-		if !found || err1 != nil || err2 != nil || step < 0 || off < 0 || strings.HasPrefix(a, "+") || strings.HasPrefix(b, "+") || i > runner.MaxRunSteps {
+		if !found || err1 != nil || err2 != nil || step < 0 || step >= maxLogIndex || off < 0 || strings.HasPrefix(a, "+") || strings.HasPrefix(b, "+") || i > runner.MaxRunSteps {
 			return cur, nil, false, false
 		}
 		cur.At = append(cur.At, runner.LogPosition{Step: step, Offset: off})

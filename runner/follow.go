@@ -122,7 +122,11 @@ type follower struct {
 	opts LogOptions
 	emit func(*LogEvent) error
 	at   map[int]*stepCursor
-	buf  []byte
+	// below: steps of index below it not in at were delivered whole
+	// (opts.From.Below; kept as a bound, not one entry per step, since it
+	// comes from a client).
+	below int
+	buf   []byte
 }
 
 // stepCursor is what a follower delivered of one step.
@@ -135,9 +139,7 @@ type stepCursor struct {
 func newFollower(opts LogOptions, emit func(*LogEvent) error) *follower {
 	f := &follower{opts: opts, emit: emit, at: map[int]*stepCursor{}, buf: make([]byte, logChunk)}
 	if c := opts.From; c != nil {
-		for i := range c.Below {
-			f.at[i] = &stepCursor{started: true, ended: true}
-		}
+		f.below = c.Below
 		for _, p := range c.At {
 			f.at[p.Step] = &stepCursor{off: p.Offset, started: true}
 		}
@@ -149,6 +151,9 @@ func (f *follower) cursor(i int) *stepCursor {
 	c := f.at[i]
 	if c == nil {
 		c = &stepCursor{}
+		if i < f.below {
+			c.started, c.ended = true, true
+		}
 		f.at[i] = c
 	}
 	return c
