@@ -47,8 +47,7 @@ const maxEventLine = 32 << 10
 // Last-Event-ID resumes after it (after a partial piece, the line is
 // continued and ended), and one reconnecting after "end" gets 204, which
 // tells EventSource to stop. Comments keep idle connections alive.
-func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r *http.Request, run *forge.Run, step string) error {
-	opts := runner.LogOptions{Step: step, Follow: true}
+func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r *http.Request, run *forge.Run, opts runner.LogOptions) error {
 	var (
 		resume  runner.LogCursor
 		partial map[int]bool
