@@ -14,6 +14,7 @@ import (
 
 	"github.com/kod-forge/kod/forge"
 	"github.com/kod-forge/kod/runner"
+	"github.com/kod-forge/kod/runner/workflow"
 )
 
 // keepAlive is how long a followed stream may stay silent before a
@@ -47,14 +48,14 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 	if err != nil {
 		return forge.Invalid("Invalid follow value: use true or false")
 	}
-	step, err := resolveStep(run, q.Get("step"))
+	step, byName, err := resolveStep(run, q.Get("step"))
 	if err != nil {
 		return err
 	}
 	ctx, stop := s.streamContext(r.Context(), c.p)
 	defer stop()
 	if wantsEventStream(r) {
-		return s.serveEventStream(ctx, w, r, run, step)
+		return s.serveEventStream(ctx, w, r, run, runner.LogOptions{Step: step, StepByName: byName, Follow: true})
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -68,7 +69,7 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request, c *call) error 
 			p.flusher.Flush() // the client learns at once that the stream is on
 		}
 	}
-	err = s.Runner.StreamLogs(ctx, run.ID, runner.LogOptions{Step: step, Follow: follow}, p.emit)
+	err = s.Runner.StreamLogs(ctx, run.ID, runner.LogOptions{Step: step, StepByName: byName, Follow: follow}, p.emit)
 	if err == nil && p.headers {
 		err = p.runError(ctx, s.Store, run.ID)
 	}
@@ -348,12 +349,14 @@ func wantsEventStream(r *http.Request) bool {
 }
 
 // resolveStep returns what ?step selects in run: a step id, a name only
-// one step has (its id, when the record has ids), or "" for every step.
+// one step has (its id, when the record has ids), or "" for every step;
+// byName when it could not be resolved yet (the run is not planned: the
+// stream resolves it once it is).
 // Errors: 404 when the run (planned, or finished) has no such step; 400
 // when several steps have that name, listing their ids.
-func resolveStep(run *forge.Run, want string) (string, error) {
+func resolveStep(run *forge.Run, want string) (step string, byName bool, err error) {
 	if want == "" {
-		return "", nil
+		return "", false, nil
 	}
 	var steps []forge.StepResult
 	if run.Result != nil {
@@ -363,7 +366,7 @@ func resolveStep(run *forge.Run, want string) (string, error) {
 	found := false
 	for _, st := range steps {
 		if st.ID != "" && st.ID == want {
-			return want, nil
+			return want, false, nil
 		}
 		if st.Name == want {
 			found = true
@@ -374,22 +377,27 @@ func resolveStep(run *forge.Run, want string) (string, error) {
 	}
 	switch {
 	case len(ids) > 1:
-		return "", forge.Invalid(fmt.Sprintf("Several steps are named %q: ask for one by id (%s)", want, strings.Join(ids, ", ")))
+		return "", false, forge.Invalid(fmt.Sprintf("Several steps are named %q: ask for one by id (%s)", want, strings.Join(ids, ", ")))
 	case len(ids) == 1:
-		return ids[0], nil
+		return ids[0], false, nil
 	case found:
-		return want, nil // a record from before step ids
+		return want, false, nil // a record from before step ids
 	case run.Status.Done() || len(steps) > 0:
-		return "", forge.NotFound("Step not found")
+		return "", false, forge.NotFound("Step not found")
 	}
-	return want, nil // not planned yet: the stream filters by name
+	return want, true, nil // not planned yet: the stream filters by name
 }
+
+// maxLogIndex bounds the log indexes of a run: its steps and, after them,
+// its services' pseudo-steps.
+const maxLogIndex = runner.MaxRunSteps * (1 + workflow.MaxServices)
 
 // parseEventID reads an SSE id this server sent: a cursor of
 // comma-separated entries "<step>:<offset>" (with "+" after an offset
 // that ends a partial line piece; partial lists those steps) and at most
 // one "<N" (steps below N not listed were delivered; default: the first
-// entry's step), or "end" (done is true). See runner.LogCursor.
+// entry's step), or "end" (done is true). See runner.LogCursor. Step
+// indexes and N above maxLogIndex are refused (not ok).
 func parseEventID(id string) (cur runner.LogCursor, partial map[int]bool, done, ok bool) {
 	if id == "end" {
 		return cur, nil, true, true
@@ -399,7 +407,7 @@ func parseEventID(id string) (cur runner.LogCursor, partial map[int]bool, done, 
 	for i, part := range strings.Split(id, ",") {
 		if b, isBelow := strings.CutPrefix(part, "<"); isBelow {
 			n, err := strconv.Atoi(b)
-			if err != nil || n < 0 || below >= 0 || strings.HasPrefix(b, "+") {
+			if err != nil || n < 0 || n > maxLogIndex || below >= 0 || strings.HasPrefix(b, "+") {
 				return cur, nil, false, false
 			}
 			below = n
@@ -409,7 +417,7 @@ func parseEventID(id string) (cur runner.LogCursor, partial map[int]bool, done, 
 		a, b, found := strings.Cut(part, ":")
 		step, err1 := strconv.Atoi(a)
 		off, err2 := strconv.ParseInt(b, 10, 64)
-		if !found || err1 != nil || err2 != nil || step < 0 || off < 0 || strings.HasPrefix(a, "+") || strings.HasPrefix(b, "+") || i > runner.MaxRunSteps {
+		if !found || err1 != nil || err2 != nil || step < 0 || step >= maxLogIndex || off < 0 || strings.HasPrefix(a, "+") || strings.HasPrefix(b, "+") || i > runner.MaxRunSteps {
 			return cur, nil, false, false
 		}
 		cur.At = append(cur.At, runner.LogPosition{Step: step, Offset: off})

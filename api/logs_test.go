@@ -250,6 +250,18 @@ func TestLogsFollowAndEventStream(t *testing.T) {
 	if res := logRequest(t, srv, base, "Accept", "text/event-stream", "Last-Event-ID", "end"); res.StatusCode != http.StatusNoContent {
 		t.Errorf("reconnect after end: %d, want 204", res.StatusCode)
 	}
+	// A cursor beyond the run's steps: 400, not an empty stream an
+	// EventSource would reconnect to forever (nor one entry per step).
+	for _, id := range []string{"<9223372036854775807", "<50", "7:0", "0:0,<5"} {
+		if res := logRequest(t, srv, base, "Accept", "text/event-stream", "Last-Event-ID", id); res.StatusCode != http.StatusBadRequest {
+			t.Errorf("Last-Event-ID %q: %d, want 400", id, res.StatusCode)
+		}
+	}
+	var tail []string
+	readEvents(t, logRequest(t, srv, base, "Accept", "text/event-stream", "Last-Event-ID", "<3").Body, func(ev sseEvent) { tail = append(tail, ev.Name) })
+	if strings.Join(tail, ",") != "end" {
+		t.Errorf("resumed after every step: %v, want the end event", tail)
+	}
 	resumed := logRequest(t, srv, base, "Accept", "text/event-stream", "Last-Event-ID", "2:0")
 	var names []string
 	readEvents(t, resumed.Body, func(ev sseEvent) { names = append(names, ev.Name) })

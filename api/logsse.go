@@ -47,8 +47,7 @@ const maxEventLine = 32 << 10
 // Last-Event-ID resumes after it (after a partial piece, the line is
 // continued and ended), and one reconnecting after "end" gets 204, which
 // tells EventSource to stop. Comments keep idle connections alive.
-func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r *http.Request, run *forge.Run, step string) error {
-	opts := runner.LogOptions{Step: step, Follow: true}
+func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r *http.Request, run *forge.Run, opts runner.LogOptions) error {
 	var (
 		resume  runner.LogCursor
 		partial map[int]bool
@@ -61,6 +60,9 @@ func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r 
 		if done {
 			w.WriteHeader(http.StatusNoContent)
 			return nil
+		}
+		if !cursorFits(run, cur) {
+			return forge.Invalid("Invalid Last-Event-ID: the run has no such step")
 		}
 		resume, partial = cur, part
 		opts.From = &resume
@@ -95,6 +97,31 @@ func (s *Server) serveEventStream(ctx context.Context, w http.ResponseWriter, r 
 		end["error"] = final.Error
 	}
 	return s.streamEnded(r, e.event("end", "end", end), true)
+}
+
+// cursorFits reports whether every step cur names exists in the record
+// of run, when the run is over (a live run's record may not list a
+// service that just started; its stream ends with "end" anyway): a cursor
+// beyond a finished run would get an empty stream the client reconnects
+// to forever.
+func cursorFits(run *forge.Run, cur runner.LogCursor) bool {
+	if !run.Status.Done() {
+		return true
+	}
+	n := 0
+	if run.Result != nil {
+		n = len(run.Result.Steps)
+	}
+	n++ // a record from before per-step state may have one interrupted step's log after its steps
+	if cur.Below > n {
+		return false
+	}
+	for _, p := range cur.At {
+		if p.Step >= n {
+			return false
+		}
+	}
+	return true
 }
 
 // sseLog writes a log stream as Server-Sent Events.

@@ -15,3 +15,17 @@ func HasControl(s string) bool {
 	}
 	return false
 }
+
+// HasHidden reports whether s holds a control character (HasControl) or a
+// Unicode format character (category Cf: bidirectional overrides such as
+// U+202E, zero-width spaces and joiners, the soft hyphen): the latter
+// print nothing yet reorder or hide what a reader sees, so a name holding
+// one can pass for another ("build" and "bu\u200bild").
+func HasHidden(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return true
+		}
+	}
+	return false
+}

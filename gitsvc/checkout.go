@@ -78,11 +78,16 @@ func (g *Git) Checkout(ctx context.Context, repoDir string, opt CheckoutOptions,
 	if len(commit) == 64 {
 		format = "sha256"
 	}
-	tmp, err := os.MkdirTemp("", "kod-checkout-")
+	tmp, err := os.MkdirTemp("", checkoutTempPrefix)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	unlock, err := holdTemp(tmp)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, checkoutTimeout)
 	defer cancel()

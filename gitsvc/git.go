@@ -114,7 +114,10 @@ func (g *Git) Command(ctx context.Context, c *Cmd) (*exec.Cmd, context.CancelFun
 	// git runs helpers of its own (git-remote-https, pack-objects, hooks);
 	// on timeout or cancellation the whole process group goes, so no
 	// helper outlives its command holding a connection or a lock.
+	// When the server dies without cleaning up (kill -9), the kernel
+	// kills the git it started (Linux).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(cmd.SysProcAttr)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	return cmd, cancel
 }

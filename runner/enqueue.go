@@ -164,7 +164,7 @@ func displayPaths(paths []string) string {
 	out := make([]string, len(paths))
 	for i, p := range paths {
 		out[i] = p
-		if forge.HasControl(p) {
+		if forge.HasHidden(p) {
 			out[i] = strconv.Quote(p)
 		}
 	}

@@ -12,10 +12,13 @@ import (
 
 // LogOptions selects what StreamLogs delivers.
 type LogOptions struct {
-	// Step limits the stream to the step with this id, or to the steps of
-	// this name ("" = every step). A run of several workflow files may
-	// have several steps of one name.
+	// Step limits the stream to the step with this id ("" = every step);
+	// steps without an id (records from before step ids) match by name.
 	Step string
+	// StepByName: Step may also be a step name (asked before the run was
+	// planned); once a step with id Step exists, only it matches. A run
+	// of several workflow files may have several steps of one name.
+	StepByName bool
 	// Follow waits for more output until the run ends (waiting first for
 	// a queued run to start). Without it StreamLogs delivers what exists
 	// now and returns.
@@ -123,11 +126,16 @@ func (r *Runner) StreamLogs(ctx context.Context, id string, opts LogOptions, emi
 
 // follower walks the steps of a run for one StreamLogs call.
 type follower struct {
-	opts  LogOptions
-	emit  func(*LogEvent) error
-	at    map[int]*stepCursor
-	buf   []byte
-	names map[string]int // how many steps of the run have each name
+	opts LogOptions
+	emit func(*LogEvent) error
+	at   map[int]*stepCursor
+	// below: steps of index below it not in at were delivered whole
+	// (opts.From.Below; kept as a bound, not one entry per step, since it
+	// comes from a client).
+	below  int
+	byName bool // opts.StepByName until resolve finds the id
+	buf    []byte
+	names  map[string]int // how many steps of the run have each name
 }
 
 // countNames notes how many of steps have each name (LogEvent.Shared).
@@ -149,11 +157,9 @@ type stepCursor struct {
 }
 
 func newFollower(opts LogOptions, emit func(*LogEvent) error) *follower {
-	f := &follower{opts: opts, emit: emit, at: map[int]*stepCursor{}, buf: make([]byte, logChunk)}
+	f := &follower{opts: opts, emit: emit, at: map[int]*stepCursor{}, byName: opts.StepByName && opts.Step != "", buf: make([]byte, logChunk)}
 	if c := opts.From; c != nil {
-		for i := range c.Below {
-			f.at[i] = &stepCursor{started: true, ended: true}
-		}
+		f.below = c.Below
 		for _, p := range c.At {
 			f.at[p.Step] = &stepCursor{off: p.Offset, started: true}
 		}
@@ -165,6 +171,9 @@ func (f *follower) cursor(i int) *stepCursor {
 	c := f.at[i]
 	if c == nil {
 		c = &stepCursor{}
+		if i < f.below {
+			c.started, c.ended = true, true
+		}
 		f.at[i] = c
 	}
 	return c
@@ -172,7 +181,20 @@ func (f *follower) cursor(i int) *stepCursor {
 
 // wants reports whether the stream includes st.
 func (f *follower) wants(st streamStep) bool {
-	return f.opts.Step == "" || st.Name == f.opts.Step || st.ID != "" && st.ID == f.opts.Step
+	return f.opts.Step == "" || st.ID == f.opts.Step || (st.ID == "" || f.byName) && st.Name == f.opts.Step
+}
+
+// resolve stops matching steps by name once steps has one of id opts.Step.
+func (f *follower) resolve(steps []streamStep) {
+	if !f.byName {
+		return
+	}
+	for _, st := range steps {
+		if st.ID == f.opts.Step {
+			f.byName = false
+			return
+		}
+	}
 }
 
 func followStream(ctx context.Context, s *runStream, opts LogOptions, emit func(*LogEvent) error) error {
@@ -180,6 +202,7 @@ func followStream(ctx context.Context, s *runStream, opts LogOptions, emit func(
 	for {
 		steps, order, done, wake := s.snapshot()
 		f.countNames(steps)
+		f.resolve(steps)
 		if !opts.Follow {
 			// What exists now, in plan order: each step that began, as
 			// far as it goes.
@@ -304,6 +327,11 @@ func storedLogs(ctx context.Context, logsDir string, run *forge.Run, opts LogOpt
 		recorded[i].Name = r.Name
 	}
 	f.countNames(recorded)
+	for _, st := range steps {
+		if f.byName && st.ID == opts.Step {
+			f.byName = false
+		}
+	}
 	for i := 0; ; i++ {
 		st := streamStep{Name: "(interrupted step)", Status: forge.StepFailed}
 		if i < len(steps) {

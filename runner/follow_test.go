@@ -122,12 +122,14 @@ func TestFollowBacklogThenLive(t *testing.T) {
 	if after.String() != want {
 		t.Errorf("finished run:\n%q\nwant\n%q", after.String(), want)
 	}
-	var one collector
-	if err := r.StreamLogs(ctx, run.ID, runner.LogOptions{Step: "second"}, one.emit); err != nil {
-		t.Fatal(err)
-	}
-	if one.String() != "==> second\nsecond step\n" {
-		t.Errorf("step=second: %q", one.String())
+	for _, opts := range []runner.LogOptions{{Step: final.Result.Steps[1].ID}, {Step: "second", StepByName: true}} {
+		var one collector
+		if err := r.StreamLogs(ctx, run.ID, opts, one.emit); err != nil {
+			t.Fatal(err)
+		}
+		if one.String() != "==> second\nsecond step\n" {
+			t.Errorf("%+v: %q", opts, one.String())
+		}
 	}
 	var resumed collector
 	if err := r.StreamLogs(ctx, run.ID, runner.LogOptions{From: runner.CursorAt(runner.LogPosition{Step: 0, Offset: int64(len("backlog 1\nbacklog 2\n"))})}, resumed.emit); err != nil {

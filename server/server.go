@@ -78,6 +78,7 @@ type Server struct {
 // is closed again.
 func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: log}
+	started := time.Now()
 	if s.dataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -98,6 +99,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	cfg = s.cfg
 	if err := s.makeDirs(); err != nil {
 		return nil, err
+	}
+	// A server killed mid-checkout left its temporary folder (its git
+	// children died with it).
+	if n, err := gitsvc.SweepCheckoutTemps(started); err != nil {
+		log.Warn("removing leftover checkout folders", "removed", n, "err", err)
+	} else if n > 0 {
+		log.Info("removed leftover checkout folders", "removed", n)
 	}
 	if s.hookBinary, err = executablePath(); err != nil {
 		return nil, err

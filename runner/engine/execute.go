@@ -219,15 +219,12 @@ func (in *instance) run() {
 	newGraph(in).run(ctx)
 }
 
-// endAll ends every step of an instance that could not start: cancelled
-// when the run was, skipped with the reason otherwise.
+// endAll ends every step of an instance that could not start (the run
+// was cancelled, or its workspace, services or caches failed): cancelled,
+// with the reason. Not skipped: a skipped step counts as a success.
 func (in *instance) endAll(err error) {
-	status := StepSkipped
-	if context.Cause(in.ctx) != nil {
-		status = StepCancelled
-	}
 	for _, st := range in.wf.Steps {
-		in.x.sink.StepEnded(st, StepEnd{Status: status, Error: err.Error()})
+		in.x.sink.StepEnded(st, StepEnd{Status: StepCancelled, Error: err.Error()})
 	}
 }
 

@@ -261,8 +261,10 @@ func TestSetupFailure(t *testing.T) {
 	if out.Success || out.Err == nil || out.Err.Error() != "preparing the workspace: no space" {
 		t.Fatalf("outcome %+v", out)
 	}
-	s.want(t, "ci.a", engine.StepSkipped, "preparing the workspace: no space")
-	s.want(t, "ci.b", engine.StepSkipped, "preparing the workspace: no space")
+	// Steps that never ran because their workflow failed first are
+	// cancelled (a skipped step counts as a success).
+	s.want(t, "ci.a", engine.StepCancelled, "preparing the workspace: no space")
+	s.want(t, "ci.b", engine.StepCancelled, "preparing the workspace: no space")
 
 	fake = sandboxtest.New(nil)
 	s = newSink()
@@ -277,7 +279,7 @@ func TestSetupFailure(t *testing.T) {
 		t.Fatalf("outcome %+v", out)
 	}
 	s.want(t, "a.a", engine.StepCompleted, "")
-	s.want(t, "b.b", engine.StepSkipped, "archiving commit c0ffee: gone")
+	s.want(t, "b.b", engine.StepCancelled, "archiving commit c0ffee: gone")
 }
 
 // Finished sees the outcome once every step ended and before any workspace

@@ -177,8 +177,8 @@ func TestServiceNotReady(t *testing.T) {
 		t.Error("succeeded")
 	}
 	msg := "service db exited with code 1 before it was ready; its last output:\nFATAL"
-	s.want(t, "ci.a", engine.StepSkipped, msg)
-	s.want(t, "ci.b", engine.StepSkipped, msg)
+	s.want(t, "ci.a", engine.StepCancelled, msg)
+	s.want(t, "ci.b", engine.StepCancelled, msg)
 	for _, l := range j.all() {
 		if strings.HasPrefix(l, "step") || strings.HasPrefix(l, "restore") {
 			t.Errorf("after a service failed: %s", l)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,12 +48,24 @@ type Inputs struct {
 func Compile(files []*workflow.Workflow, t Trigger, d Defaults, in Inputs) (*Plan, error) {
 	c := &compiler{t: t, d: d, in: in, keys: map[string]bool{}, hashes: map[string][]byte{}}
 	p := &Plan{Trigger: t}
-	for _, f := range files {
+	expanded := make([][][]workflow.EnvVar, len(files))
+	steps, instances := 0, 0
+	for i, f := range files {
 		combos := f.Matrix.Combinations()
 		if combos == nil {
 			combos = [][]workflow.EnvVar{nil}
 		}
-		for _, m := range combos {
+		expanded[i] = combos
+		steps += len(combos) * len(f.Steps)
+		instances += len(combos)
+	}
+	// Counted before any step is built: a small file can ask for far more
+	// steps (each with its own env) than the limit.
+	if d.MaxSteps > 0 && steps > d.MaxSteps {
+		return nil, &StepLimitError{Steps: steps, Instances: instances, Max: d.MaxSteps}
+	}
+	for i, f := range files {
+		for _, m := range expanded[i] {
 			wf, err := c.workflow(f, m)
 			if err != nil {
 				return nil, err
@@ -86,6 +99,24 @@ type compiler struct {
 	keys   map[string]bool   // workflow keys used so far
 	index  int               // next step index
 	hashes map[string][]byte // file -> bytes, read once per Compile
+
+	sharedKey envKey            // whose env shared is
+	shared    []workflow.EnvVar // the env of steps adding none of their own
+}
+
+// envKey names a workflow env and matrix combination by their slices.
+type envKey struct {
+	env  *workflow.EnvVar
+	n    int
+	cell *workflow.EnvVar
+}
+
+// firstOf returns &m[0], or nil for an empty m.
+func firstOf(m []workflow.EnvVar) *workflow.EnvVar {
+	if len(m) == 0 {
+		return nil
+	}
+	return &m[0]
 }
 
 // workflow compiles one instance of f: m is its matrix combination (nil
@@ -173,7 +204,21 @@ func (c *compiler) step(f *workflow.Workflow, st *workflow.Step, wf *Workflow, m
 // env is a step's environment: the workflow's env, the matrix values as
 // MATRIX_<AXIS>, the step's env, then KOD_CPUS; a name set twice keeps the
 // later value, in the place of the later one.
+//
+// A step that adds nothing to its workflow's env shares one slice (capacity
+// clipped: appending copies) with the other such steps of its workflow
+// instance.
 func (c *compiler) env(wfEnv, m, stepEnv []workflow.EnvVar) []workflow.EnvVar {
+	if len(stepEnv) == 0 && len(wfEnv) > 0 {
+		if k := (envKey{&wfEnv[0], len(wfEnv), firstOf(m)}); c.sharedKey != k {
+			c.sharedKey, c.shared = k, slices.Clip(c.buildEnv(wfEnv, m, nil))
+		}
+		return c.shared
+	}
+	return c.buildEnv(wfEnv, m, stepEnv)
+}
+
+func (c *compiler) buildEnv(wfEnv, m, stepEnv []workflow.EnvVar) []workflow.EnvVar {
 	var all []workflow.EnvVar
 	all = append(all, wfEnv...)
 	for _, v := range m {

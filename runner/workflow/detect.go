@@ -41,8 +41,8 @@ func (o Options) minScheduleInterval() time.Duration {
 
 // Parse is the package's Parse with o.
 func (o Options) Parse(file string, data []byte) (*Workflow, error) {
-	if forge.HasControl(file) {
-		return nil, &ParseError{File: strconv.Quote(file), Msg: "the file name contains control characters (such as tab, newline or ESC); rename the file"}
+	if forge.HasHidden(file) {
+		return nil, &ParseError{File: strconv.Quote(file), Msg: "the file name contains control or invisible format characters (such as tab, newline, ESC, a zero-width space or a bidirectional override); rename the file"}
 	}
 	wf, perr := parse(data, o)
 	if perr != nil {

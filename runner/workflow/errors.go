@@ -35,7 +35,7 @@ type ParseError struct {
 // a push's output, a run record or `kod workflow show`.
 func (e *ParseError) Error() string {
 	file := e.File
-	if forge.HasControl(file) {
+	if forge.HasHidden(file) {
 		file = strconv.Quote(file)
 	}
 	if e.Line <= 0 {

@@ -50,7 +50,7 @@ func TestFileNameWithControlCharacters(t *testing.T) {
 	name := Dir + "/\x1b[2Jci.toml"
 	_, err := Parse(name, []byte("[[steps]]\nname = \"a\"\nrun = \"x\"\n"))
 	var pe *ParseError
-	if !errors.As(err, &pe) || strings.ContainsRune(err.Error(), 0x1b) || !strings.Contains(err.Error(), `"`+Dir+`/\x1b[2Jci.toml": the file name contains control characters`) {
+	if !errors.As(err, &pe) || strings.ContainsRune(err.Error(), 0x1b) || !strings.Contains(err.Error(), `"`+Dir+`/\x1b[2Jci.toml": the file name contains control or invisible format characters`) {
 		t.Fatalf("got %v", err)
 	}
 	// Non-ASCII names are fine.

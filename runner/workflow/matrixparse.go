@@ -114,8 +114,8 @@ func matrixValue(v any) (string, error) {
 	switch {
 	case strings.TrimSpace(s) == "":
 		return "", fmt.Errorf("a value is empty")
-	case forge.HasControl(s):
-		return "", fmt.Errorf("value %q contains control characters", clip(s))
+	case forge.HasHidden(s):
+		return "", fmt.Errorf("value %q contains control or invisible format characters (such as a zero-width space or a bidirectional override)", clip(s))
 	}
 	return s, nil
 }

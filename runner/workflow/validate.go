@@ -143,11 +143,12 @@ func shortDuration(d time.Duration) string {
 // step is a container and an entry of the run record.
 const MaxSteps = 100
 
-// checkStepName refuses what a terminal would interpret in a step name:
-// names are printed in `==> name` log headers and CLI tables.
+// checkStepName refuses what a terminal would interpret, and characters
+// that print nothing, in a step name: names are printed in `==> name` log
+// headers and CLI tables.
 func checkStepName(name string) error {
-	if forge.HasControl(name) {
-		return fmt.Errorf("step name %q contains control characters (such as tab, newline or ESC); use plain text", clip(name))
+	if forge.HasHidden(name) {
+		return fmt.Errorf("step name %q contains control or invisible format characters (such as tab, newline, ESC, a zero-width space or a bidirectional override); use plain text", clip(name))
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -192,10 +193,27 @@ func (d *Docker) Ping(ctx context.Context) (apiVersion string, err error) {
 // sandbox.ErrUnavailable so callers can tell "engine down" from "step bad".
 func engineErr(op string, err error) error {
 	if client.IsErrConnectionFailed(err) {
-		return fmt.Errorf("docker: %s: %w: %w", op, sandbox.ErrUnavailable, err)
+		return fmt.Errorf("docker: %s: %w: %w", op, sandbox.ErrUnavailable, connErr{err})
 	}
 	return fmt.Errorf("docker: %s: %w", op, err)
 }
+
+// connErr is a failed connection to the engine told without the SDK's
+// "error during connect: Put http://%2Fvar%2Frun%2Fdocker.sock/v1.41/...":
+// the request URL (the socket path escaped, an API path) says nothing a
+// reader can act on; the network error does ("dial unix ...: connect:
+// no such file or directory").
+type connErr struct{ err error }
+
+func (e connErr) Error() string {
+	var ue *url.Error
+	if errors.As(e.err, &ue) && ue.Err != nil {
+		return ue.Err.Error()
+	}
+	return e.err.Error()
+}
+
+func (e connErr) Unwrap() error { return e.err }
 
 // Object names. Run ids are [a-z0-9]+ and workspaces [a-z0-9-] with an
 // alphanumeric at both ends (checked by checkRun), and step indexes are

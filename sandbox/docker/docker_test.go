@@ -392,3 +392,35 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A workspace tar whose producer fails midway (git refusing a tree, a
+// broken upload) is reported as that failure, not as the engine being
+// unavailable (the request body stopping looked like a failed connection,
+// with the socket's URL in the message).
+func TestWorkspaceTarFailsMidway(t *testing.T) {
+	t.Parallel()
+	d := dockertest.Require(t)
+	run := testRun(t, d, sandbox.NetworkBridge)
+	ctx := t.Context()
+
+	cause := errors.New("git read-tree: refusing to check out .git/config")
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := tw.WriteHeader(&tar.Header{Name: "README", Mode: 0o644, Size: 1 << 20})
+		if err == nil {
+			_, err = pw.Write(bytes.Repeat([]byte("x"), 64<<10))
+		}
+		if err == nil {
+			err = cause
+		}
+		pw.CloseWithError(err)
+	}()
+	err := d.LoadWorkspace(ctx, run, dockertest.Image, pr)
+	if !errors.Is(err, cause) {
+		t.Fatalf("LoadWorkspace = %v, want the tar producer's error", err)
+	}
+	if errors.Is(err, sandbox.ErrUnavailable) || strings.Contains(err.Error(), "docker.sock") || strings.Contains(err.Error(), "error during connect") {
+		t.Errorf("LoadWorkspace = %v: a failing tar is reported as an engine failure", err)
+	}
+}

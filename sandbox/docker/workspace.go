@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
@@ -57,11 +58,43 @@ func (d *Docker) LoadWorkspace(ctx context.Context, run *sandbox.RunSpec, image 
 		defer cancel()
 		err = errors.Join(err, d.removeContainer(cctx, created.ID))
 	}()
-	err = d.cli.CopyToContainer(ctx, created.ID, sandbox.WorkspacePath, tar, container.CopyToContainerOptions{})
+	src := &readErrs{r: tar}
+	err = d.cli.CopyToContainer(ctx, created.ID, sandbox.WorkspacePath, src, container.CopyToContainerOptions{})
+	if rerr := src.failed(); rerr != nil {
+		// The tar's producer failed (git refusing a tree, a broken upload):
+		// that is the cause, not the engine the request body stopped for.
+		return fmt.Errorf("docker: load workspace of run %s: reading the workspace: %w", run.ID, rerr)
+	}
 	if err != nil {
 		return engineErr("copy workspace into run "+run.ID, err)
 	}
 	return nil
+}
+
+// readErrs is a reader that keeps the first error of r other than io.EOF
+// (read by the HTTP transport's goroutine).
+type readErrs struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error
+}
+
+func (e *readErrs) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.mu.Lock()
+		if e.err == nil {
+			e.err = err
+		}
+		e.mu.Unlock()
+	}
+	return n, err
+}
+
+func (e *readErrs) failed() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }
 
 // workspaceMount mounts the run's volume at sandbox.WorkspacePath. NoCopy
