@@ -127,7 +127,11 @@ func TestComposeImageOffline(t *testing.T) {
 			out, _ := exec.Command("docker", "logs", name).CombinedOutput()
 			t.Logf("container log:\n%s", out)
 		}
+		// A failed run can leave its step objects behind when kod is
+		// killed here: remove whatever carries one of its instance ids.
+		logs, _ := exec.Command("docker", "logs", name).CombinedOutput()
 		exec.Command("docker", "rm", "-f", name).Run()
+		removeInstanceObjects(string(logs))
 		for _, v := range volumes {
 			exec.Command("docker", "volume", "rm", "-f", v).Run()
 		}
@@ -200,5 +204,29 @@ func TestComposeImageOffline(t *testing.T) {
 	}
 	if refs := p.git("ls-remote", s.gitURL("composed", token)); !strings.Contains(refs, "refs/heads/main") {
 		t.Errorf("refs after a restart: %s", refs)
+	}
+}
+
+// removeInstanceObjects removes the containers, volumes and networks of every
+// kod instance named in logs (`instance=<id>` of "kod is listening").
+func removeInstanceObjects(logs string) {
+	for _, m := range regexp.MustCompile(`instance=([a-z0-9]+)`).FindAllStringSubmatch(logs, -1) {
+		filter := "label=dev.kod.instance=" + m[1]
+		for _, kind := range []string{"container", "volume", "network"} {
+			ls := []string{kind, "ls", "-q", "--filter", filter}
+			if kind == "container" {
+				ls = append(ls, "-a")
+			}
+			out, _ := exec.Command("docker", ls...).Output()
+			ids := strings.Fields(string(out))
+			if len(ids) == 0 {
+				continue
+			}
+			rm := []string{kind, "rm"}
+			if kind != "network" {
+				rm = append(rm, "-f")
+			}
+			exec.Command("docker", append(rm, ids...)...).Run()
+		}
 	}
 }
