@@ -280,6 +280,11 @@ func (p *tomlParser) step(i int, t map[string]any) (Step, *ParseError) {
 	if s.Run, perr = p.nonEmpty(v, i, "run", fmt.Sprintf("step %q", s.Name)); perr != nil {
 		return s, perr
 	}
+	if strings.ContainsRune(s.Run, 0) {
+		// An argument cannot hold NUL: the container runtime would refuse
+		// the step with a message of its own.
+		return s, errAt(p.keys.line(i, "steps", "run"), "step %q: run must not contain a NUL character (\u0000)", s.Name)
+	}
 	if v, ok := t["image"]; ok {
 		if s.Image, perr = p.image(v, i, "steps", "image"); perr != nil {
 			return s, perr
@@ -417,6 +422,9 @@ func (p *tomlParser) env(v any, step int, path ...string) ([]EnvVar, *ParseError
 			s = strconv.FormatBool(val)
 		default:
 			return nil, errAt(line, "env %s must be a string, integer or boolean, got %s (quote it)", name, typeName(val))
+		}
+		if strings.ContainsRune(s, 0) {
+			return nil, errAt(line, "env %s must not contain a NUL character (\u0000)", name)
 		}
 		out = append(out, EnvVar{Name: name, Value: s})
 	}
