@@ -52,6 +52,7 @@ const (
 	DefaultPullTimeout     = 5 * time.Minute
 	DefaultScheduleTimeout = 10 * time.Minute
 	DefaultNodeLostTimeout = 40 * time.Second
+	DefaultConfigTimeout   = time.Minute
 	DefaultMaxStepDuration = 24 * time.Hour
 	DefaultWorkspaceSize   = 1 << 30
 )
@@ -81,6 +82,12 @@ type Config struct {
 	// DefaultPullTimeout. Errors that cannot heal (InvalidImageName,
 	// ErrImageNeverPull) fail the step at once.
 	PullTimeout time.Duration
+	// ConfigTimeout is how long a step pod's container may stay
+	// CreateContainerConfigError before the step fails; 0 means
+	// DefaultConfigTimeout. The kubelet retries it: the usual cause is the
+	// step's own Secret not yet in the kubelet's secret cache ("failed to
+	// sync secret cache"), which heals within seconds.
+	ConfigTimeout time.Duration
 	// ScheduleTimeout is how long a pod may stay unschedulable before the
 	// step fails with the scheduler's reason; 0 means DefaultScheduleTimeout.
 	ScheduleTimeout time.Duration
@@ -196,7 +203,7 @@ var errNoREST = errors.New("kubernetes: attaching needs a REST configuration (us
 // NewForClient it fails unless a test supplies it.
 func NewForClient(cs kubernetes.Interface, cfg Config, log *slog.Logger) (*Kubernetes, error) {
 	for name, d := range map[string]time.Duration{
-		"StopGrace": cfg.StopGrace, "PullTimeout": cfg.PullTimeout, "ScheduleTimeout": cfg.ScheduleTimeout,
+		"StopGrace": cfg.StopGrace, "PullTimeout": cfg.PullTimeout, "ScheduleTimeout": cfg.ScheduleTimeout, "ConfigTimeout": cfg.ConfigTimeout,
 		"NodeLostTimeout": cfg.NodeLostTimeout, "MaxStepDuration": cfg.MaxStepDuration,
 	} {
 		if d < 0 {
@@ -223,6 +230,7 @@ func NewForClient(cs kubernetes.Interface, cfg Config, log *slog.Logger) (*Kuber
 	setDefault(&cfg.StopGrace, DefaultStopGrace)
 	setDefault(&cfg.PullTimeout, DefaultPullTimeout)
 	setDefault(&cfg.ScheduleTimeout, DefaultScheduleTimeout)
+	setDefault(&cfg.ConfigTimeout, DefaultConfigTimeout)
 	setDefault(&cfg.NodeLostTimeout, DefaultNodeLostTimeout)
 	setDefault(&cfg.MaxStepDuration, DefaultMaxStepDuration)
 	if cfg.WorkspaceSize == 0 {

@@ -30,6 +30,7 @@ type podEval struct {
 	created time.Time
 
 	pullSince     time.Time // first seen failing to pull
+	configSince   time.Time // first seen failing to be configured
 	notReadySince time.Time // first seen not ready while running
 	ran           bool      // the container was seen running or ended
 	startedClosed bool
@@ -109,7 +110,8 @@ func (w *podEval) unschedulable(pod *corev1.Pod, now time.Time) bool {
 }
 
 // waiting fails a container that cannot start: at once for errors that
-// cannot heal, after Config.PullTimeout for failing pulls.
+// cannot heal, after Config.PullTimeout for failing pulls and
+// Config.ConfigTimeout for a container the kubelet cannot configure yet.
 func (w *podEval) waiting(s *corev1.ContainerStateWaiting, pod *corev1.Pod, now time.Time) bool {
 	image := pod.Spec.Containers[0].Image
 	switch s.Reason {
@@ -118,7 +120,16 @@ func (w *podEval) waiting(s *corev1.ContainerStateWaiting, pod *corev1.Pod, now 
 	case reasonErrImageNeverPull:
 		return w.fail(&sandbox.StepError{Msg: fmt.Sprintf("image %q is not present on node %s (pull policy never)", image, pod.Spec.NodeName)})
 	case reasonCreateConfigError:
-		return w.fail(&sandbox.StepError{Msg: "the step's container could not be configured: " + s.Message})
+		// Retried by the kubelet; usually the step's Secret not yet in
+		// its cache.
+		if w.configSince.IsZero() {
+			w.configSince = now
+		}
+		if now.Sub(w.configSince) >= w.k.cfg.ConfigTimeout {
+			return w.fail(&sandbox.StepError{Msg: fmt.Sprintf("the step's container could not be configured within %s: %s",
+				w.k.cfg.ConfigTimeout, s.Message)})
+		}
+		return false
 	case reasonErrImagePull, reasonImagePullBackOff:
 		if w.pullSince.IsZero() {
 			w.pullSince = now
@@ -129,6 +140,7 @@ func (w *podEval) waiting(s *corev1.ContainerStateWaiting, pod *corev1.Pod, now 
 		}
 	default:
 		w.pullSince = time.Time{}
+		w.configSince = time.Time{}
 	}
 	return false
 }
