@@ -160,13 +160,15 @@ type instance struct {
 
 // run sets up the instance's workspace and runs its steps, holding one of
 // the Options.MaxWorkspaces turns Execute gave it. Its objects are removed
-// at once when other instances wait for a turn, else after every instance
-// ended.
+// at once when other instances wait for a turn that only this one's end
+// can give (every turn is taken), else after every instance ended.
 func (in *instance) run() {
 	ctx := in.ctx
 	x := in.x
 	defer func() {
-		if x.waiting.Load() > 0 {
+		// An instance not yet admitted while turns are free will get
+		// one without this instance's: no reason to remove early.
+		if x.waiting.Load() > 0 && len(x.admitted) == cap(x.admitted) {
 			in.destroy(ctx)
 		}
 		<-x.admitted
