@@ -99,6 +99,13 @@ func NewID(t testing.TB) string {
 // sorted; tests assert it is empty once they have cleaned up.
 func Leftovers(t testing.TB, instance string) []string {
 	t.Helper()
+	return objects(t, filters.NewArgs(filters.Arg("label", sandbox.LabelInstance+"="+instance)))
+}
+
+// objects lists the containers, networks and volumes f selects, as
+// Leftovers names them, sorted.
+func objects(t testing.TB, f filters.Args) []string {
+	t.Helper()
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatalf("docker client: %v", err)
@@ -106,7 +113,6 @@ func Leftovers(t testing.TB, instance string) []string {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	f := filters.NewArgs(filters.Arg("label", sandbox.LabelInstance+"="+instance))
 	var out []string
 	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	if err != nil {
@@ -151,39 +157,8 @@ func Clean(t testing.TB, d *docker.Docker, instance string) {
 // RunLeftovers is Leftovers narrowed to the objects labelled with run.
 func RunLeftovers(t testing.TB, instance, run string) []string {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatalf("docker client: %v", err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	f := filters.NewArgs(
+	return objects(t, filters.NewArgs(
 		filters.Arg("label", sandbox.LabelInstance+"="+instance),
 		filters.Arg("label", sandbox.LabelRun+"="+run),
-	)
-	var out []string
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-	if err != nil {
-		t.Fatalf("list containers: %v", err)
-	}
-	for _, c := range cs {
-		out = append(out, "container/"+c.ID[:12])
-	}
-	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
-	if err != nil {
-		t.Fatalf("list networks: %v", err)
-	}
-	for _, n := range ns {
-		out = append(out, "network/"+n.Name)
-	}
-	vs, err := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
-	if err != nil {
-		t.Fatalf("list volumes: %v", err)
-	}
-	for _, v := range vs.Volumes {
-		out = append(out, "volume/"+v.Name)
-	}
-	slices.Sort(out)
-	return out
+	))
 }
